@@ -1,0 +1,1 @@
+"""A simulated TorBox API: living torrents, quirks, rate limits and fault injection."""
