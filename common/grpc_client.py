@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 
+from common import errors
 from common.grpc_server import MAX_MESSAGE_BYTES, REQUEST_ID_KEY
 from common.logs import request_id
 
@@ -31,3 +32,22 @@ def channel(address: str) -> grpc.aio.Channel:
 def metadata() -> tuple[tuple[str, str], ...]:
     """Metadata for an outgoing call: the current request id, so logs join across services."""
     return ((REQUEST_ID_KEY, request_id.get()),)
+
+
+def error_from_rpc(error: grpc.aio.AioRpcError) -> errors.AutomationError:
+    """Rebuild the domain error a peer raised from its status and trailing metadata."""
+    meta = {
+        key: value for key, value in (error.trailing_metadata() or ()) if isinstance(value, str)
+    }
+    status = error.code()
+    message = error.details() or status.name
+    code = meta.get(errors.CODE_KEY)
+    if status == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        retry = meta.get(errors.RETRY_KEY, "1")
+        return errors.RateLimited(message, retry_after=float(retry), code=code)
+    if code == errors.UserNotRegistered.default_code:
+        return errors.UserNotRegistered()
+    if status == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return errors.Unavailable(message, code=code or "TIMEOUT")
+    kind = errors.BY_STATUS.get(status.name, errors.AutomationError)
+    return kind(message, code=code, field=meta.get(errors.FIELD_KEY))

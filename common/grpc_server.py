@@ -32,15 +32,18 @@ SERVER_OPTIONS: tuple[tuple[str, Any], ...] = (
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
     """End the RPC with the status that the exception means (the one mapping of the project)."""
     if isinstance(exc, errors.AutomationError):
-        if exc.status == grpc.StatusCode.INTERNAL:
+        status = grpc.StatusCode[exc.status]
+        if status == grpc.StatusCode.INTERNAL:
             log.error("rpc failed: %s", exc.message)
-        await context.abort(exc.status, exc.message, errors.trailing_metadata(exc))
+        await context.abort(status, exc.message, errors.trailing_metadata(exc))
     log.exception("unexpected error in rpc", exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error", ((errors.CODE_KEY, "INTERNAL"),))
+    await context.abort(
+        grpc.StatusCode.INTERNAL, "internal error", ((errors.CODE_KEY, "INTERNAL"),)
+    )
 
 
 def _request_id_from(details: grpc.HandlerCallDetails) -> str:
-    for key, value in details.invocation_metadata or ():  # type: ignore[attr-defined]
+    for key, value in details.invocation_metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 64:
             return value
     return new_request_id()
@@ -51,9 +54,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -88,7 +93,7 @@ def _wrap_unary(inner: Any, rid: str) -> Any:
             raise
         except grpc.aio.AbortError:
             raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+        except Exception as exc:
             await _abort(context, exc)
         finally:
             request_id.reset(token)
@@ -106,7 +111,7 @@ def _wrap_stream(inner: Any, rid: str) -> Any:
             raise
         except grpc.aio.AbortError:
             raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+        except Exception as exc:
             await _abort(context, exc)
         finally:
             request_id.reset(token)

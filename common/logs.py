@@ -1,4 +1,4 @@
-"""Logging set-up shared by the services: JSON or text lines, each with the service and request id."""
+"""Logging shared by the services: JSON or text lines, each with the service and request id."""
 
 from __future__ import annotations
 
@@ -30,6 +30,23 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+_STANDARD = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
+    | {"message", "asctime", "service", "request_id"}
+)
+
+
+class _TextFormatter(logging.Formatter):
+    """Readable lines that still show the structured fields (``key=value``) after the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = " ".join(
+            f"{key}={value}" for key, value in record.__dict__.items() if key not in _STANDARD
+        )
+        return f"{line} {extras}" if extras else line
+
+
 def configure(service: str, *, fmt: str = "json", level: str = "INFO") -> None:
     """Send the root logger to stdout as JSON lines (or readable text) once per process."""
     handler = logging.StreamHandler(sys.stdout)
@@ -44,7 +61,7 @@ def configure(service: str, *, fmt: str = "json", level: str = "INFO") -> None:
         )
     else:
         handler.setFormatter(
-            logging.Formatter(
+            _TextFormatter(
                 "%(asctime)s %(levelname)-7s %(service)s %(name)s [%(request_id)s] %(message)s"
             )
         )

@@ -1,4 +1,4 @@
-"""Rendezvous (highest random weight) hashing: which userstore shard or scheduler replica owns a user.
+"""Rendezvous (highest random weight) hashing: the userstore shard and scheduler replica of a user.
 
 The scheduler and the gateway both route with :func:`owner_index`, so a user's snapshots and REST
 calls reach the same userstore shard. Nodes are named by position (``node-0`` ... ``node-N-1``), not

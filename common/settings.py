@@ -32,10 +32,8 @@ class EnvReader:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
         self._problems: list[str] = []
-        self.names: list[str] = []
 
     def _raw(self, name: str) -> str | None:
-        self.names.append(name)
         value = self._environ.get(name)
         if value is None or value.strip() == "":
             return None

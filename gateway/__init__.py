@@ -1,1 +1,1 @@
-"""REST gateway: turns TorBox Manager's REST calls into gRPC calls to the scheduler and userstores."""
+"""The REST gateway: TorBox Manager's REST calls turned into gRPC calls to the services."""

@@ -193,6 +193,7 @@ class PlannedAction(_message.Message):
     QUEUED_FIELD_NUMBER: _builtins.int
     RULE_ID_FIELD_NUMBER: _builtins.int
     RULE_NAME_FIELD_NUMBER: _builtins.int
+    NEEDS_MAGNET_FIELD_NUMBER: _builtins.int
     action_id: _builtins.int
     torrent_id: _builtins.int
     type: Global___ActionType.ValueType
@@ -200,6 +201,10 @@ class PlannedAction(_message.Message):
     """True when the torrent is a queued item (force_start and delete go to controlqueued)."""
     rule_id: _builtins.int
     rule_name: _builtins.str
+    needs_magnet: _builtins.bool
+    """Archive of a torrent TorBox listed without a magnet: fetch it (exportdata) before deleting,
+    and abandon the archive if that fails (a rebuilt magnet would lose a private tracker).
+    """
     def __init__(
         self,
         *,
@@ -209,10 +214,11 @@ class PlannedAction(_message.Message):
         queued: _builtins.bool = ...,
         rule_id: _builtins.int = ...,
         rule_name: _builtins.str = ...,
+        needs_magnet: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "queued", b"queued", "rule_id", b"rule_id", "rule_name", b"rule_name", "torrent_id", b"torrent_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "needs_magnet", b"needs_magnet", "queued", b"queued", "rule_id", b"rule_id", "rule_name", b"rule_name", "torrent_id", b"torrent_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -228,11 +234,17 @@ class ActionOutcome(_message.Message):
     SUCCESS_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    MAGNET_FIELD_NUMBER: _builtins.int
     action_id: _builtins.int
     success: _builtins.bool
     error_code: _builtins.str
     """TorBox's error code (BAD_TOKEN, ITEM_NOT_FOUND, ...) or one of ours (CONNECTION_ERROR, TIMEOUT)."""
     message: _builtins.str
+    completed_at: _builtins.float
+    """When the scheduler had TorBox's answer (seconds since the Unix epoch)."""
+    magnet: _builtins.str
+    """The magnet fetched for a needs_magnet archive."""
     def __init__(
         self,
         *,
@@ -240,11 +252,15 @@ class ActionOutcome(_message.Message):
         success: _builtins.bool = ...,
         error_code: _builtins.str = ...,
         message: _builtins.str = ...,
+        completed_at: _builtins.float = ...,
+        magnet: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_magnet", b"_magnet", "magnet", b"magnet"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "error_code", b"error_code", "message", b"message", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_magnet", b"_magnet", "action_id", b"action_id", "completed_at", b"completed_at", "error_code", b"error_code", "magnet", b"magnet", "message", b"message", "success", b"success"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__magnet: _TypeAlias = _typing.Literal["magnet"]  # noqa: Y015
+    _WhichOneofArgType__magnet: _TypeAlias = _typing.Literal["_magnet", b"_magnet"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__magnet) -> _WhichOneofReturnType__magnet | None: ...
 
 Global___ActionOutcome: _TypeAlias = ActionOutcome  # noqa: Y015

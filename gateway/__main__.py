@@ -1,0 +1,50 @@
+"""Run the gateway: `python -m gateway` (settings from the environment)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+from aiohttp import web
+
+from common import logs
+from common.grpc_server import wait_for_signal
+from common.settings import SettingsError
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+
+log = logging.getLogger("gateway")
+
+
+async def serve(settings: GatewaySettings) -> None:
+    """Serve until SIGTERM/SIGINT; in-flight requests get the grace period to finish."""
+    runner = web.AppRunner(
+        create_app(settings), access_log=None, shutdown_timeout=settings.shutdown_grace_seconds
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.bind_host, settings.port)
+        await site.start()
+        port = runner.addresses[0][1]
+        log.info("gateway serving", extra={"port": port})
+        await wait_for_signal()
+    finally:
+        await runner.cleanup()
+        log.info("gateway stopped")
+
+
+def main() -> None:
+    """Parse settings (failing fast), set up logging, serve."""
+    try:
+        settings = GatewaySettings.from_env(os.environ)
+    except SettingsError as error:
+        print(f"gateway: {error}", file=sys.stderr)  # noqa: T201 - before logging exists
+        sys.exit(2)
+    logs.configure("gateway", fmt=settings.log_format, level=settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

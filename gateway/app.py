@@ -1,0 +1,87 @@
+"""The gateway's app factory: routes, middlewares and the gRPC channels as a cleanup context."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from functools import partial
+
+from aiohttp import web
+
+from gateway import sse
+from gateway.clients import Backends
+from gateway.config import GatewaySettings
+from gateway.handlers import Handlers
+from gateway.middleware import cors_preflight, error_mapping, request_context, response_headers
+from gateway.openapi import document
+
+MAX_BODY_BYTES = 1024 * 1024
+HANDLERS: web.AppKey[Handlers] = web.AppKey("handlers")
+
+
+def routes(h: Handlers) -> list[web.RouteDef]:
+    """Every route of the REST API (the OpenAPI test compares this list with the document)."""
+    spec = document()
+
+    async def openapi(_request: web.Request) -> web.Response:
+        return web.json_response(spec)
+
+    return [
+        web.get("/health", h.health),
+        web.get("/openapi.json", openapi),
+        web.get("/api/backend/status", h.status),
+        web.post("/api/backend/api-key/ensure-db", h.ensure_db),
+        web.delete("/api/backend/api-key", h.remove_key),
+        web.post("/api/activity", h.activity),
+        web.get("/api/automation/rules", h.list_rules),
+        web.post("/api/automation/rules", h.save_rules),
+        web.post("/api/automation/rules/preview", h.preview_rule),
+        web.get("/api/automation/rules/{id}", h.get_rule),
+        web.put("/api/automation/rules/{id}", h.update_rule),
+        web.delete("/api/automation/rules/{id}", h.delete_rule),
+        web.get("/api/automation/rules/{id}/logs", h.rule_logs),
+        web.delete("/api/automation/rules/{id}/logs", h.clear_rule_logs),
+        web.post("/api/automation/rules/{id}/run", h.run_rule),
+        web.get("/api/automation/presets", h.presets),
+        web.get("/api/automation/events", partial(sse.events, h)),
+        web.get("/api/automation/torrents", h.torrents),
+        web.get("/api/automation/torrents/{torrent_id}/events", h.torrent_events),
+        web.get("/api/automation/torrents/{torrent_id}/limits", h.get_limits),
+        web.put("/api/automation/torrents/{torrent_id}/limits", h.set_limits),
+        web.delete("/api/automation/torrents/{torrent_id}/limits", h.clear_limits),
+        web.get("/api/archived-downloads", h.list_archived),
+        web.post("/api/archived-downloads", h.create_archived),
+        web.delete("/api/archived-downloads/{id}", h.delete_archived),
+        web.post("/api/archived-downloads/{id}/restore", h.restore_archived),
+        web.get("/api/downloads/protect", h.get_protected),
+        web.put("/api/downloads/protect", h.set_protected),
+    ]
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    """The gateway application (channels open on startup, close on cleanup)."""
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[request_context, error_mapping, cors_preflight(settings.frontend_urls)],
+    )
+    app[sse.STREAMS] = set[asyncio.Task[object]]()
+    app.on_response_prepare.append(response_headers(settings.frontend_urls))
+
+    async def backends(app: web.Application) -> AsyncIterator[None]:
+        b = Backends(
+            settings.userstore_addrs, settings.scheduler_addr, settings.grpc_timeout_seconds
+        )
+        handlers = Handlers(settings, b)
+        app[HANDLERS] = handlers
+        app.router.add_routes(routes(handlers))
+        yield
+        await b.close()
+
+    async def close_streams(app: web.Application) -> None:
+        streams = app[sse.STREAMS]
+        for task in list(streams):
+            task.cancel()
+
+    app.cleanup_ctx.append(backends)
+    app.on_shutdown.append(close_streams)
+    return app

@@ -1,0 +1,58 @@
+"""The gateway's gRPC clients: a stub per userstore shard (routed by auth id) and the scheduler."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict
+
+import grpc
+from torbox.automation.v1 import scheduler_service_pb2_grpc as scheduler_grpc
+from torbox.automation.v1 import userstore_service_pb2_grpc as userstore_grpc
+
+from common import grpc_client
+from common.routing import owner_index
+
+if TYPE_CHECKING:
+    from torbox.automation.v1.scheduler_service_pb2_grpc import (
+        SchedulerServiceAsyncStub as SchedulerStub,
+    )
+    from torbox.automation.v1.userstore_service_pb2_grpc import (
+        UserstoreServiceAsyncStub as UserstoreStub,
+    )
+
+
+class CallOptions(TypedDict):
+    """Keyword arguments every stub call gets."""
+
+    timeout: float
+    metadata: tuple[tuple[str, str], ...]
+
+
+class Backends:
+    """Channels to every shard and to the scheduler, opened once per gateway process."""
+
+    def __init__(
+        self, userstore_addrs: tuple[str, ...], scheduler_addr: str, timeout: float
+    ) -> None:
+        self.timeout = timeout
+        self._channels: list[grpc.aio.Channel] = []
+        self.shards: list[UserstoreStub] = []
+        for address in userstore_addrs:
+            channel = grpc_client.channel(address)
+            self._channels.append(channel)
+            self.shards.append(userstore_grpc.UserstoreServiceStub(channel))
+        channel = grpc_client.channel(scheduler_addr)
+        self._channels.append(channel)
+        self.scheduler: SchedulerStub = scheduler_grpc.SchedulerServiceStub(channel)
+
+    def userstore(self, auth_id: str) -> UserstoreStub:
+        """The stub of the shard that holds this user (the same routing as the scheduler's)."""
+        return self.shards[owner_index(auth_id, len(self.shards))]
+
+    def opts(self, timeout: float | None = None) -> CallOptions:
+        """Deadline and request-id metadata for one call (every call has a deadline)."""
+        return {"timeout": timeout or self.timeout, "metadata": grpc_client.metadata()}
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for channel in self._channels:
+            await channel.close()

@@ -1,0 +1,451 @@
+"""REST handlers: authenticate, convert the request, make one call, shape TBM's JSON answer."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from aiohttp import web
+from torbox.automation.v1 import scheduler_service_pb2 as spb
+from torbox.automation.v1 import userstore_service_pb2 as pb
+
+from common.errors import InvalidArgument, RateLimited
+from common.token_bucket import TokenBucket
+from gateway.auth import Caller, caller_of
+from gateway.clients import Backends
+from gateway.config import GatewaySettings
+from gateway.jsonview import iso, to_json
+
+VERSION = "0.1.0"
+MAX_IDS = 1000
+# Per-user buckets of users not seen for this long are dropped.
+BUCKET_IDLE_SECONDS = 600.0
+
+
+def ok(payload: dict[str, Any] | None = None, status: int = 200) -> web.Response:
+    """A success answer in TBM's shape."""
+    return web.json_response({"success": True, **(payload or {})}, status=status)
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is an empty object)."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidArgument("the body is not valid JSON", field="body") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument("the body must be a JSON object", field="body")
+    return value
+
+
+def positive_id(raw: str | None, field: str) -> int:
+    """A path or query id: a positive integer."""
+    if raw is None or not raw.isdigit() or int(raw) <= 0 or len(raw) > 18:
+        raise InvalidArgument(f"{field} must be a positive integer", field=field)
+    return int(raw)
+
+
+def int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter within bounds."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidArgument(f"{name} must be a whole number", field=name) from None
+    if not lo <= value <= hi:
+        raise InvalidArgument(f"{name} must be between {lo} and {hi}", field=name)
+    return value
+
+
+def _id_list(value: Any, field: str) -> list[int]:
+    if not isinstance(value, list) or len(value) > MAX_IDS:
+        raise InvalidArgument(f"must be a list of at most {MAX_IDS} ids", field=field)
+    ids = []
+    for item in value:
+        if isinstance(item, bool):
+            raise InvalidArgument("ids must be positive integers", field=field)
+        if isinstance(item, str) and item.isdigit():
+            item = int(item)
+        if not isinstance(item, int) or item <= 0 or item >= 2**63:
+            raise InvalidArgument("ids must be positive integers", field=field)
+        ids.append(item)
+    return ids
+
+
+def _optional_number(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgument("must be a number", field=name)
+    return float(value)
+
+
+def _optional_text(body: dict[str, Any], name: str, limit: int = 2000) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidArgument(f"must be a string of at most {limit} characters", field=name)
+    return value
+
+
+class Handlers:
+    """Every REST endpoint; state is only the backends and the per-user rate limits."""
+
+    def __init__(self, settings: GatewaySettings, backends: Backends) -> None:
+        self.settings = settings
+        self.b = backends
+        self.started = time.time()
+        self._buckets: dict[str, TokenBucket] = {}
+        self._last_sweep = time.monotonic()
+
+    async def caller(self, request: web.Request) -> Caller:
+        """Authenticate and apply the caller's rate limit."""
+        caller = await caller_of(request)
+        now = time.monotonic()
+        bucket = self._buckets.get(caller.auth_id)
+        if bucket is None:
+            bucket = self._buckets[caller.auth_id] = TokenBucket.full(
+                self.settings.rate_limit_per_minute / 60.0,
+                float(self.settings.rate_limit_burst),
+                now,
+            )
+        wait = bucket.wait_time(now)
+        if now - self._last_sweep > BUCKET_IDLE_SECONDS:
+            self._sweep(now)
+        if wait > 0:
+            raise RateLimited("Too many requests; slow down", retry_after=wait)
+        return caller
+
+    def _sweep(self, now: float) -> None:
+        self._last_sweep = now
+        for auth_id in [
+            a for a, b in self._buckets.items() if now - b.updated > BUCKET_IDLE_SECONDS
+        ]:
+            del self._buckets[auth_id]
+
+    # Health and status --------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        """Liveness: the gateway answers."""
+        return web.json_response({"status": "healthy", "timestamp": iso(time.time())})
+
+    async def status(self, request: web.Request) -> web.Response:
+        """TBM's availability probe, with our scheduler and pool figures."""
+        scheduler: dict[str, Any] | None = None
+        shards: list[dict[str, Any] | None] = []
+        available = True
+        try:
+            scheduler = to_json(
+                await self.b.scheduler.GetStatus(spb.GetStatusRequest(), **self.b.opts(3.0))
+            )
+        except Exception:
+            available = False
+        for stub in self.b.shards:
+            try:
+                shards.append(
+                    to_json(await stub.GetStats(pb.GetStatsRequest(), **self.b.opts(3.0)))
+                )
+            except Exception:
+                shards.append(None)
+                available = False
+        return web.json_response(
+            {
+                "available": available,
+                "mode": "selfhosted",
+                "version": VERSION,
+                "uptime": time.time() - self.started,
+                "scheduler": scheduler,
+                "userstores": shards,
+            }
+        )
+
+    # Keys -----------------------------------------------------------------------------------------
+
+    async def ensure_db(self, request: web.Request) -> web.Response:
+        """Validate the key with TorBox, register the user, create their database."""
+        caller = await self.caller(request)
+        result = await self.b.scheduler.EnsureUser(
+            spb.EnsureUserRequest(api_key=caller.api_key), **self.b.opts(30.0)
+        )
+        return ok(
+            {
+                "authId": result.auth_id,
+                "dbExists": result.db_exists,
+                "wasCreated": result.was_created,
+                "message": result.message,
+                "reactivated": result.reactivated,
+            }
+        )
+
+    async def remove_key(self, request: web.Request) -> web.Response:
+        """The user removes their key: registry row and database deleted, polling stops."""
+        caller = await self.caller(request)
+        result = await self.b.scheduler.RemoveKey(
+            spb.RemoveKeyRequest(auth_id=caller.auth_id), **self.b.opts()
+        )
+        return ok({"removed": result.removed})
+
+    async def activity(self, request: web.Request) -> web.Response:
+        """The web app says the user is around."""
+        caller = await self.caller(request)
+        await self.b.userstore(caller.auth_id).MarkActivity(
+            pb.MarkActivityRequest(auth_id=caller.auth_id), **self.b.opts()
+        )
+        return ok()
+
+    # Rules ----------------------------------------------------------------------------------------
+
+    async def list_rules(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        response = await self.b.userstore(caller.auth_id).ListRules(
+            pb.ListRulesRequest(auth_id=caller.auth_id), **self.b.opts()
+        )
+        return ok({"rules": [json.loads(r) for r in response.rules_json]})
+
+    async def save_rules(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        body = await json_object(request)
+        if "rules" not in body:
+            raise InvalidArgument("rules is required (the full list of rules)", field="rules")
+        response = await self.b.userstore(caller.auth_id).SaveRules(
+            pb.SaveRulesRequest(auth_id=caller.auth_id, rules_json=json.dumps(body["rules"])),
+            **self.b.opts(),
+        )
+        return ok(
+            {
+                "message": "Rules saved successfully",
+                "rules": [json.loads(r) for r in response.rules_json],
+            }
+        )
+
+    async def get_rule(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        rule_id = positive_id(request.match_info.get("id"), "id")
+        response = await self.b.userstore(caller.auth_id).GetRule(
+            pb.GetRuleRequest(auth_id=caller.auth_id, rule_id=rule_id), **self.b.opts()
+        )
+        return ok({"rule": json.loads(response.rule_json)})
+
+    async def update_rule(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        rule_id = positive_id(request.match_info.get("id"), "id")
+        body = await json_object(request)
+        patch = {k: v for k, v in body.items() if k not in ("apiKey", "authId")}
+        if not patch:
+            raise InvalidArgument(
+                "nothing to change (send enabled: true or false)", field="enabled"
+            )
+        response = await self.b.userstore(caller.auth_id).UpdateRule(
+            pb.UpdateRuleRequest(
+                auth_id=caller.auth_id, rule_id=rule_id, patch_json=json.dumps(patch)
+            ),
+            **self.b.opts(),
+        )
+        return ok({"message": "Rule updated successfully", "rule": json.loads(response.rule_json)})
+
+    async def delete_rule(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        rule_id = positive_id(request.match_info.get("id"), "id")
+        await self.b.userstore(caller.auth_id).DeleteRule(
+            pb.DeleteRuleRequest(auth_id=caller.auth_id, rule_id=rule_id), **self.b.opts()
+        )
+        return ok({"message": "Rule deleted successfully"})
+
+    async def rule_logs(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        rule_id = positive_id(request.match_info.get("id"), "id")
+        limit = int_query(request, "limit", 100, 1, 1000)
+        response = await self.b.userstore(caller.auth_id).ListRuleLogs(
+            pb.ListRuleLogsRequest(auth_id=caller.auth_id, rule_id=rule_id, limit=limit),
+            **self.b.opts(),
+        )
+        logs = []
+        for log in response.logs:
+            row = to_json(log)
+            row["success"] = 1 if log.success else 0  # TBM's frontend reads 0/1
+            logs.append(row)
+        return ok({"logs": logs})
+
+    async def clear_rule_logs(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        rule_id = positive_id(request.match_info.get("id"), "id")
+        await self.b.userstore(caller.auth_id).ClearRuleLogs(
+            pb.ClearRuleLogsRequest(auth_id=caller.auth_id, rule_id=rule_id), **self.b.opts()
+        )
+        return ok({"message": "Rule logs cleared successfully"})
+
+    async def run_rule(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        rule_id = positive_id(request.match_info.get("id"), "id")
+        started = time.monotonic()
+        result = await self.b.scheduler.RunRule(
+            spb.RunRuleRequest(auth_id=caller.auth_id, rule_id=rule_id),
+            **self.b.opts(self.settings.run_timeout_seconds),
+        )
+        payload = to_json(result, camel=True)
+        payload["executionTime"] = f"{time.monotonic() - started:.2f}"
+        if not payload.get("reason"):
+            payload.pop("reason", None)
+        return ok({"result": payload})
+
+    async def preview_rule(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        body = await json_object(request)
+        rule = body.get("rule", body)
+        response = await self.b.userstore(caller.auth_id).PreviewRule(
+            pb.PreviewRuleRequest(auth_id=caller.auth_id, rule_json=json.dumps(rule)),
+            **self.b.opts(),
+        )
+        return ok(to_json(response))
+
+    async def presets(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        response = await self.b.userstore(caller.auth_id).ListPresets(
+            pb.ListPresetsRequest(), **self.b.opts()
+        )
+        return ok({"presets": [json.loads(p) for p in response.presets_json]})
+
+    # Torrents -----------------------------------------------------------------------------------
+
+    async def torrents(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        include_removed = request.query.get("include_removed", "").lower() in ("1", "true", "yes")
+        response = await self.b.userstore(caller.auth_id).ListTorrents(
+            pb.ListTorrentsRequest(auth_id=caller.auth_id, include_removed=include_removed),
+            **self.b.opts(),
+        )
+        body = to_json(response)
+        return ok({"torrents": body["torrents"], "observed_at": body["observed_at"]})
+
+    async def torrent_events(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        torrent_id = positive_id(request.match_info.get("torrent_id"), "torrent_id")
+        limit = int_query(request, "limit", 100, 1, 1000)
+        response = await self.b.userstore(caller.auth_id).ListTorrentEvents(
+            pb.ListTorrentEventsRequest(auth_id=caller.auth_id, torrent_id=torrent_id, limit=limit),
+            **self.b.opts(),
+        )
+        return ok({"events": to_json(response)["events"]})
+
+    async def get_limits(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        torrent_id = positive_id(request.match_info.get("torrent_id"), "torrent_id")
+        response = await self.b.userstore(caller.auth_id).GetTorrentLimits(
+            pb.GetTorrentLimitsRequest(auth_id=caller.auth_id, torrent_id=torrent_id),
+            **self.b.opts(),
+        )
+        return ok({"limits": to_json(response)["limits"]})
+
+    async def set_limits(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        torrent_id = positive_id(request.match_info.get("torrent_id"), "torrent_id")
+        body = await json_object(request)
+        message = pb.SetTorrentLimitsRequest(auth_id=caller.auth_id, torrent_id=torrent_id)
+        for name in ("seed_ratio", "seed_time_hours"):
+            value = _optional_number(body, name)
+            if value is not None:
+                setattr(message, name, value)
+        response = await self.b.userstore(caller.auth_id).SetTorrentLimits(message, **self.b.opts())
+        return ok({"limits": to_json(response)["limits"]})
+
+    async def clear_limits(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        torrent_id = positive_id(request.match_info.get("torrent_id"), "torrent_id")
+        await self.b.userstore(caller.auth_id).SetTorrentLimits(
+            pb.SetTorrentLimitsRequest(auth_id=caller.auth_id, torrent_id=torrent_id, clear=True),
+            **self.b.opts(),
+        )
+        return ok({"limits": None})
+
+    # Archive and protection -----------------------------------------------------------------------
+
+    async def list_archived(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        page = int_query(request, "page", 1, 1, 1_000_000)
+        limit = int_query(request, "limit", 50, 1, 1000)
+        search = request.query.get("search", "")[:200]
+        response = await self.b.userstore(caller.auth_id).ListArchived(
+            pb.ListArchivedRequest(auth_id=caller.auth_id, page=page, limit=limit, search=search),
+            **self.b.opts(),
+        )
+        return ok(
+            {
+                "data": [to_json(item) for item in response.items],
+                "pagination": {
+                    "page": page,
+                    "limit": limit,
+                    "total": response.total,
+                    "totalPages": math.ceil(response.total / limit) if response.total else 0,
+                },
+            }
+        )
+
+    async def create_archived(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        body = await json_object(request)
+        raw_id = body.get("torrent_id")
+        torrent_id = positive_id(
+            str(raw_id) if isinstance(raw_id, int | str) and not isinstance(raw_id, bool) else None,
+            "torrent_id",
+        )
+        info_hash = _optional_text(body, "hash", 128)
+        if not info_hash:
+            raise InvalidArgument("hash is required", field="hash")
+        message = pb.CreateArchivedRequest(
+            auth_id=caller.auth_id,
+            torrent_id=torrent_id,
+            hash=info_hash,
+            name=_optional_text(body, "name") or "",
+        )
+        for name in ("tracker", "magnet"):
+            value = _optional_text(body, name)
+            if value is not None:
+                setattr(message, name, value)
+        response = await self.b.userstore(caller.auth_id).CreateArchived(message, **self.b.opts())
+        return ok({"data": to_json(response.item)})
+
+    async def delete_archived(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        archive_id = positive_id(request.match_info.get("id"), "id")
+        await self.b.userstore(caller.auth_id).DeleteArchived(
+            pb.DeleteArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id), **self.b.opts()
+        )
+        return ok({"message": "Archived download removed"})
+
+    async def restore_archived(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        archive_id = positive_id(request.match_info.get("id"), "id")
+        response = await self.b.scheduler.RestoreArchived(
+            spb.RestoreArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id),
+            **self.b.opts(30.0),
+        )
+        return ok({"data": to_json(response)})
+
+    async def get_protected(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        response = await self.b.userstore(caller.auth_id).GetProtected(
+            pb.GetProtectedRequest(auth_id=caller.auth_id), **self.b.opts()
+        )
+        return ok({"protected_ids": list(response.torrent_ids)})
+
+    async def set_protected(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        body = await json_object(request)
+        ids = _id_list(body.get("download_ids"), "download_ids")
+        protected = body.get("protected", True)
+        if not isinstance(protected, bool):
+            raise InvalidArgument("must be true or false", field="protected")
+        response = await self.b.userstore(caller.auth_id).SetProtected(
+            pb.SetProtectedRequest(auth_id=caller.auth_id, torrent_ids=ids, protected=protected),
+            **self.b.opts(),
+        )
+        return ok({"protected_ids": list(response.torrent_ids)})

@@ -1,0 +1,127 @@
+"""Middlewares: request ids and access logs, error mapping, security headers, CORS."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+import grpc
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from common import errors
+from common.logs import new_request_id, request_id
+from gateway.errors import domain_response, error_body, rpc_response
+
+log = logging.getLogger("gateway.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cross-Origin-Resource-Policy": "same-site",
+}
+ALLOWED_HEADERS = "Content-Type, x-api-key, Authorization, x-auth-id, x-request-id"
+ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id (kept from X-Request-Id when sane) and log one line for it."""
+    incoming = request.headers.get("X-Request-Id", "")
+    rid = incoming if _REQUEST_ID.fullmatch(incoming) else new_request_id()
+    token = request_id.set(rid)
+    started = time.monotonic()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = rid
+        response.headers["X-Correlation-Id"] = rid
+        return response
+    finally:
+        # The path only: query strings and headers may carry keys or auth ids.
+        log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={"status": status, "ms": round((time.monotonic() - started) * 1000, 1)},
+        )
+        request_id.reset(token)
+
+
+@web.middleware
+async def error_mapping(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes the contract's JSON error; nothing else ever reaches the client."""
+    try:
+        return await handler(request)
+    except errors.AutomationError as error:
+        return domain_response(error)
+    except grpc.aio.AioRpcError as error:
+        return rpc_response(error)
+    except web.HTTPRequestEntityTooLarge:
+        return web.json_response(
+            error_body("Request body too large (limit 1 MiB)", "PAYLOAD_TOO_LARGE"), status=413
+        )
+    except web.HTTPException as error:
+        if error.status == 404:
+            body = error_body("Endpoint not found", "ENDPOINT_NOT_FOUND")
+            body["path"] = request.path
+            return web.json_response(body, status=404)
+        if error.status == 405:
+            return web.json_response(
+                error_body(f"Method {request.method} not allowed here", "METHOD_NOT_ALLOWED"),
+                status=405,
+                headers={"Allow": error.headers.get("Allow", "")},
+            )
+        return web.json_response(
+            error_body(error.reason, f"HTTP_{error.status}"), status=error.status
+        )
+    except Exception:
+        logging.getLogger("gateway").exception("unhandled error")
+        return web.json_response(error_body("Internal error", "INTERNAL"), status=500)
+
+
+def cors_preflight(origins: tuple[str, ...]) -> Middleware:
+    """Answer CORS preflight requests for the configured frontend origins (``*``: any)."""
+    allow_any = "*" in origins
+    allowed = frozenset(origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            origin = request.headers.get("Origin")
+            permitted = origin is not None and (allow_any or origin in allowed)
+            return web.Response(status=204 if permitted else 403)
+        return await handler(request)
+
+    return middleware
+
+
+def response_headers(
+    origins: tuple[str, ...],
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An on_response_prepare hook: security and CORS headers on every answer, streams included."""
+    allow_any = "*" in origins
+    allowed = frozenset(origins)
+
+    async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Cache-Control", "no-store")
+        origin = request.headers.get("Origin")
+        if origin is not None and (allow_any or origin in allowed):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-Id, Retry-After"
+            response.headers["Access-Control-Max-Age"] = "600"
+
+    return hook

@@ -1,0 +1,339 @@
+"""The OpenAPI 3.1 document of the REST API (a test keeps it and the routes in step)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.handlers import VERSION
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_TORRENT_ID = {
+    "name": "torrent_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    *,
+    ok: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[int, ...] = (400, 401, 403, 404, 429, 503),
+    auth: bool = True,
+    tag: str = "automation",
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "success", **_json(ok or {"$ref": "#/components/schemas/Ok"})}
+    }
+    for status in errors:
+        responses[str(status)] = {"description": _REASONS[status], **_json(_ERROR)}
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if auth:
+        operation["security"] = [{"apiKey": []}, {"bearer": []}]
+    if params:
+        operation["parameters"] = params
+    if body is not None:
+        operation["requestBody"] = {"required": True, **_json(body)}
+    return operation
+
+
+_REASONS = {
+    400: "invalid input (the body names the field and the reason)",
+    401: "no API key",
+    403: "the declared auth id does not match the key",
+    404: "user not registered, or no such item",
+    409: "already exists",
+    413: "request body larger than 1 MiB",
+    429: "rate limited (see Retry-After)",
+    503: "a backend service is unavailable",
+    504: "a backend service did not answer in time",
+}
+
+_RULE = {"$ref": "#/components/schemas/Rule"}
+
+
+def document() -> dict[str, Any]:
+    """The whole API as an OpenAPI document."""
+    paths: dict[str, dict[str, Any]] = {
+        "/health": {"get": _op("Liveness", auth=False, errors=(), tag="system")},
+        "/openapi.json": {"get": _op("This document", auth=False, errors=(), tag="system")},
+        "/api/backend/status": {
+            "get": _op(
+                "Availability and service figures (TBM reads `available`)",
+                auth=False,
+                errors=(),
+                tag="system",
+            )
+        },
+        "/api/backend/api-key/ensure-db": {
+            "post": _op(
+                "Validate the key with TorBox, register the user, create their database",
+                ok={"$ref": "#/components/schemas/EnsureDb"},
+                tag="keys",
+            )
+        },
+        "/api/backend/api-key": {
+            "delete": _op(
+                "Remove the key: registry row and database deleted, polling stops", tag="keys"
+            )
+        },
+        "/api/activity": {"post": _op("Mark the user as recently seen", tag="keys")},
+        "/api/automation/rules": {
+            "get": _op(
+                "Every rule",
+                ok={"type": "object", "properties": {"rules": {"type": "array", "items": _RULE}}},
+            ),
+            "post": _op(
+                "Replace-all save: known ids updated, new rules inserted, missing ones deleted",
+                body={
+                    "type": "object",
+                    "required": ["rules"],
+                    "properties": {"rules": {"type": "array", "items": _RULE}},
+                },
+                ok={"type": "object", "properties": {"rules": {"type": "array", "items": _RULE}}},
+                errors=(400, 401, 403, 404, 413, 429, 503),
+            ),
+        },
+        "/api/automation/rules/preview": {
+            "post": _op(
+                "Evaluate an unsaved rule against the current state, explaining every condition",
+                body=_RULE,
+                ok={"$ref": "#/components/schemas/Preview"},
+            )
+        },
+        "/api/automation/rules/{id}": {
+            "get": _op(
+                "One rule", params=[_ID], ok={"type": "object", "properties": {"rule": _RULE}}
+            ),
+            "put": _op(
+                "Change fields of one rule (usually enabled)",
+                params=[_ID],
+                body={"type": "object", "properties": {"enabled": {"type": "boolean"}}},
+                ok={"type": "object", "properties": {"rule": _RULE}},
+            ),
+            "delete": _op("Delete a rule and its logs", params=[_ID]),
+        },
+        "/api/automation/rules/{id}/logs": {
+            "get": _op(
+                "The rule's execution log, newest first, with per-torrent action records",
+                params=[
+                    _ID,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                ok={
+                    "type": "object",
+                    "properties": {
+                        "logs": {"type": "array", "items": {"$ref": "#/components/schemas/RuleLog"}}
+                    },
+                },
+            ),
+            "delete": _op("Clear the rule's execution log", params=[_ID]),
+        },
+        "/api/automation/rules/{id}/run": {
+            "post": _op(
+                "Poll now, evaluate this rule, execute (or preview in dry run)",
+                params=[_ID],
+                ok={
+                    "type": "object",
+                    "properties": {"result": {"$ref": "#/components/schemas/RunResult"}},
+                },
+                errors=(400, 401, 403, 404, 429, 503, 504),
+            )
+        },
+        "/api/automation/presets": {
+            "get": _op(
+                "The built-in example rules",
+                ok={"type": "object", "properties": {"presets": {"type": "array", "items": _RULE}}},
+            )
+        },
+        "/api/automation/events": {
+            "get": {
+                **_op("Server-Sent Events: heartbeats, `changed` after a poll, synthetic events"),
+                "responses": {
+                    "200": {
+                        "description": "an event stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **{
+                        str(s): {"description": _REASONS[s], **_json(_ERROR)}
+                        for s in (401, 403, 404, 503)
+                    },
+                },
+            }
+        },
+        "/api/automation/torrents": {
+            "get": _op(
+                "Per-torrent automation status: derived telemetry, last action and why, protection",
+                params=[{"name": "include_removed", "in": "query", "schema": {"type": "boolean"}}],
+                ok={
+                    "type": "object",
+                    "properties": {
+                        "torrents": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/TorrentStatus"},
+                        }
+                    },
+                },
+                tag="torrents",
+            )
+        },
+        "/api/automation/torrents/{torrent_id}/events": {
+            "get": _op(
+                "One torrent's synthetic event history, newest first",
+                params=[
+                    _TORRENT_ID,
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                ],
+                ok={
+                    "type": "object",
+                    "properties": {
+                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}
+                    },
+                },
+                tag="torrents",
+            )
+        },
+        "/api/automation/torrents/{torrent_id}/limits": {
+            "get": _op("The torrent's own seeding limits", params=[_TORRENT_ID], tag="torrents"),
+            "put": _op(
+                "Set seeding limits that override rules until reached",
+                params=[_TORRENT_ID],
+                body={
+                    "type": "object",
+                    "properties": {
+                        "seed_ratio": {"type": "number"},
+                        "seed_time_hours": {"type": "number"},
+                    },
+                },
+                tag="torrents",
+            ),
+            "delete": _op(
+                "Remove the torrent's seeding limits", params=[_TORRENT_ID], tag="torrents"
+            ),
+        },
+        "/api/archived-downloads": {
+            "get": _op(
+                "Archived downloads, newest first",
+                params=[
+                    {"name": n, "in": "query", "schema": {"type": t}}
+                    for n, t in (("page", "integer"), ("limit", "integer"), ("search", "string"))
+                ],
+                ok={"$ref": "#/components/schemas/ArchivedPage"},
+                tag="archive",
+            ),
+            "post": _op(
+                "Archive a download by hand",
+                body={
+                    "type": "object",
+                    "required": ["torrent_id", "hash"],
+                    "properties": {
+                        k: {"type": "string"} for k in ("hash", "name", "tracker", "magnet")
+                    }
+                    | {"torrent_id": {"type": "integer"}},
+                },
+                errors=(400, 401, 403, 404, 409, 429, 503),
+                tag="archive",
+            ),
+        },
+        "/api/archived-downloads/{id}": {
+            "delete": _op("Remove an archive row (not the torrent)", params=[_ID], tag="archive")
+        },
+        "/api/archived-downloads/{id}/restore": {
+            "post": _op(
+                "Re-add the torrent to TorBox from its magnet, then remove the row",
+                params=[_ID],
+                tag="archive",
+            )
+        },
+        "/api/downloads/protect": {
+            "get": _op("Protected torrent ids", tag="archive"),
+            "put": _op(
+                "Protect or unprotect torrents (never stopped, archived or deleted by automation)",
+                body={
+                    "type": "object",
+                    "required": ["download_ids"],
+                    "properties": {
+                        "download_ids": {"type": "array", "items": {"type": "integer"}},
+                        "protected": {"type": "boolean"},
+                    },
+                },
+                tag="archive",
+            ),
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "TorBox automation backend",
+            "version": VERSION,
+            "description": "TorBox Manager's REST contract plus per-torrent automation status.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": _SCHEMAS,
+        },
+    }
+
+
+_SCHEMAS: dict[str, Any] = {
+    "Ok": {"type": "object", "required": ["success"], "properties": {"success": {"const": True}}},
+    "Error": {
+        "type": "object",
+        "required": ["success", "error", "code"],
+        "properties": {
+            "success": {"const": False},
+            "error": {"type": "string"},
+            "code": {"type": "string"},
+            "field": {"type": "string"},
+        },
+    },
+    "EnsureDb": {
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean"},
+            "authId": {"type": "string"},
+            "dbExists": {"type": "boolean"},
+            "wasCreated": {"type": "boolean"},
+            "message": {"type": "string"},
+        },
+    },
+    "Rule": {
+        "type": "object",
+        "required": ["name", "action"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "enabled": {"type": "boolean"},
+            "assetTypes": {"type": "array", "items": {"type": "string"}},
+            "trigger": {"type": "object"},
+            "logicOperator": {"enum": ["and", "or"]},
+            "groups": {"type": "array", "items": {"type": "object"}},
+            "action": {"type": "object", "properties": {"type": {"type": "string"}}},
+            "cooldown_minutes": {"type": ["number", "null"]},
+            "dry_run": {"type": "boolean"},
+            "max_actions_per_run": {"type": ["integer", "null"]},
+        },
+    },
+    "RuleLog": {"type": "object"},
+    "RunResult": {"type": "object"},
+    "Preview": {"type": "object"},
+    "TorrentStatus": {"type": "object"},
+    "Event": {"type": "object"},
+    "ArchivedPage": {"type": "object"},
+}

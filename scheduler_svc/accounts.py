@@ -1,0 +1,228 @@
+"""What the gateway asks of the scheduler: register a key, remove it, run a rule, restore."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import grpc
+from torbox.automation.v1 import userstore_service_pb2 as pb
+
+from common import grpc_client
+from common.auth import auth_id_for, is_valid_api_key, is_valid_auth_id
+from common.errors import (
+    AutomationError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    UserNotRegistered,
+)
+from scheduler_svc.directory import ACTIVE, AUTH_FAILED, Change, Directory, UserEntry
+from scheduler_svc.keys import KeyDecryptError
+from scheduler_svc.polling import Poller
+from scheduler_svc.torbox.client import TorBoxClient
+from scheduler_svc.torbox.errors import TorBoxAuthError, TorBoxError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Ensured:
+    """The answer to ensure-db."""
+
+    auth_id: str
+    was_created: bool
+    reactivated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """A manual run's result."""
+
+    summary: pb.RunSummary
+    success: int
+    errors: int
+    executed: bool
+
+
+class Accounts:
+    """User-facing operations that need TorBox or a key."""
+
+    def __init__(self, client: TorBoxClient, directory: Directory, poller: Poller, timeout: float):
+        self.client = client
+        self.directory = directory
+        self.poller = poller
+        self.timeout = timeout
+
+    async def _get_user(self, auth_id: str) -> pb.User | None:
+        stub = self.directory.shard_for(auth_id).stub
+        try:
+            response = await stub.GetUser(
+                pb.GetUserRequest(auth_id=auth_id),
+                timeout=self.timeout,
+                metadata=grpc_client.metadata(),
+            )
+        except grpc.aio.AioRpcError as error:
+            mapped = grpc_client.error_from_rpc(error)
+            if isinstance(mapped, NotFound):
+                return None
+            raise mapped from None
+        return response.user
+
+    async def ensure(self, api_key: str) -> Ensured:
+        """Validate a key (unless it is already known good), store it encrypted, register."""
+        if not is_valid_api_key(api_key):
+            raise InvalidArgument("Invalid API key format", code="INVALID_API_KEY", field="apiKey")
+        auth_id = auth_id_for(api_key)
+        known = await self._get_user(auth_id)
+        ciphertext: bytes | None = None
+        if known is not None and known.status == ACTIVE and known.key_ciphertext:
+            try:
+                if self.directory.keybox.decrypt(known.key_ciphertext, auth_id) == api_key:
+                    ciphertext = known.key_ciphertext
+            except KeyDecryptError:
+                ciphertext = None
+        if ciphertext is None:
+            try:
+                await self.client.user_me(auth_id, api_key)
+            except TorBoxAuthError:
+                raise InvalidArgument(
+                    "Invalid API key: TorBox refused it", code="INVALID_API_KEY", field="apiKey"
+                ) from None
+            except TorBoxError as error:
+                raise Unavailable(
+                    f"TorBox could not validate the key right now ({error.code})",
+                    code="TORBOX_UNAVAILABLE",
+                ) from None
+            ciphertext = self.directory.keybox.encrypt(api_key, auth_id)
+        stub = self.directory.shard_for(auth_id).stub
+        try:
+            response = await stub.RegisterUser(
+                pb.RegisterUserRequest(auth_id=auth_id, key_ciphertext=ciphertext),
+                timeout=self.timeout,
+                metadata=grpc_client.metadata(),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise grpc_client.error_from_rpc(error) from None
+        if self.directory.owns(auth_id):
+            user = pb.User(auth_id=auth_id, status=ACTIVE, key_ciphertext=ciphertext)
+            if known is not None:
+                user.has_enabled_rules = known.has_enabled_rules
+            change = self.directory.apply(user, self.directory.shard_index(auth_id))
+            entry = self.directory.users.get(auth_id)
+            if entry is not None:
+                entry.api_key = api_key
+                entry.health.consecutive_auth_failures = 0
+            if change is not None:
+                self.poller.apply_changes([change], startup=False)
+        return Ensured(
+            auth_id,
+            response.was_created,
+            response.reactivated or (known is not None and known.status == AUTH_FAILED),
+        )
+
+    async def remove(self, auth_id: str) -> bool:
+        """Stop polling and delete the user's registry row and database."""
+        _check(auth_id)
+        stub = self.directory.shard_for(auth_id).stub
+        try:
+            response = await stub.RemoveUser(
+                pb.RemoveUserRequest(auth_id=auth_id),
+                timeout=self.timeout,
+                metadata=grpc_client.metadata(),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise grpc_client.error_from_rpc(error) from None
+        entry = self.directory.users.pop(auth_id, None)
+        if entry is not None:
+            self.poller.apply_changes([Change("removed", entry)], startup=False)
+        return response.removed
+
+    async def _entry(self, auth_id: str) -> UserEntry:
+        _check(auth_id)
+        entry = self.directory.users.get(auth_id)
+        if entry is not None and entry.status == ACTIVE:
+            return entry
+        user = await self._get_user(auth_id)
+        if user is None or user.status == pb.USER_STATUS_REMOVED:
+            raise UserNotRegistered()
+        if user.status != ACTIVE:
+            raise FailedPrecondition(
+                "API key inactive: TorBox refused it; open the app to validate it again",
+                code="API_KEY_INACTIVE",
+            )
+        return entry if entry is not None else self.directory.transient(user)
+
+    async def run_rule(self, auth_id: str, rule_id: int) -> RunOutcome:
+        """Poll now with fresh data, evaluate one rule, execute (or preview) its actions."""
+        if rule_id <= 0:
+            raise InvalidArgument("rule id must be a positive integer", field="id")
+        entry = await self._entry(auth_id)
+        result = await self.poller.poll(entry, run_rule_id=rule_id)
+        if result.plan is None:
+            raise Unavailable(
+                f"could not poll TorBox for fresh data ({result.error})",
+                code=result.error or "UNAVAILABLE",
+            )
+        if not result.plan.HasField("run_summary"):
+            raise Unavailable("the snapshot was not applied; try again", code="NOT_APPLIED")
+        summary = result.plan.run_summary
+        if summary.reason == "rule not found":
+            raise NotFound(f"Rule {rule_id} not found", code="RULE_NOT_FOUND", field="id")
+        success = sum(1 for o in result.outcomes if o.success)
+        return RunOutcome(summary, success, len(result.outcomes) - success, bool(result.outcomes))
+
+    async def restore(self, auth_id: str, archive_id: int) -> dict[str, object]:
+        """Re-add an archived torrent from its magnet, then remove the archive row."""
+        entry = await self._entry(auth_id)
+        stub = self.directory.shard_for(auth_id).stub
+        try:
+            archived = (
+                await stub.GetArchived(
+                    pb.GetArchivedRequest(auth_id=auth_id, archive_id=archive_id),
+                    timeout=self.timeout,
+                    metadata=grpc_client.metadata(),
+                )
+            ).item
+        except grpc.aio.AioRpcError as error:
+            raise grpc_client.error_from_rpc(error) from None
+        magnet = archived.magnet if archived.HasField("magnet") else ""
+        if not magnet:
+            magnet = f"magnet:?xt=urn:btih:{archived.hash}&dn={quote(archived.name)}"
+        try:
+            created = await self.client.create_torrent(
+                auth_id, self.directory.api_key(entry), magnet, archived.name or None
+            )
+        except TorBoxAuthError:
+            raise FailedPrecondition(
+                "TorBox refused the API key", code="API_KEY_INACTIVE"
+            ) from None
+        except TorBoxError as error:
+            if error.retryable:
+                raise Unavailable(
+                    f"TorBox could not add the torrent ({error.code})", code=error.code
+                ) from None
+            raise FailedPrecondition(
+                f"TorBox refused to add the torrent: {error.message}", code=error.code
+            ) from None
+        try:
+            await stub.DeleteArchived(
+                pb.DeleteArchivedRequest(auth_id=auth_id, archive_id=archive_id),
+                timeout=self.timeout,
+                metadata=grpc_client.metadata(),
+            )
+        except grpc.aio.AioRpcError as error:
+            log.warning("restored, but the archive row could not be removed")
+            raise grpc_client.error_from_rpc(error) from None
+        self.poller._poll_soon(auth_id, 0.0)
+        return created
+
+
+def _check(auth_id: str) -> None:
+    if not is_valid_auth_id(auth_id):
+        raise InvalidArgument("auth_id must be 64 lowercase hex digits", field="auth_id")
+
+
+__all__ = ["Accounts", "AutomationError", "Ensured", "RunOutcome"]

@@ -1,0 +1,118 @@
+"""Sending a plan's actions to TorBox, with bounded concurrency, and reporting every outcome.
+
+The plan was made from the snapshot of this very poll, so nothing is re-checked here. Deleting a
+torrent that is already gone counts as done. An archive whose magnet TorBox did not list first
+fetches it (exportdata); if that fails the torrent is not deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from torbox.automation.v1 import torrent_pb2 as tpb
+
+from scheduler_svc.torbox.client import TorBoxClient
+from scheduler_svc.torbox.errors import TorBoxApiError, TorBoxError
+
+log = logging.getLogger(__name__)
+
+_CONTROL = {
+    tpb.ACTION_TYPE_STOP_SEEDING: "stop_seeding",
+    tpb.ACTION_TYPE_PAUSE: "pause",
+    tpb.ACTION_TYPE_RESUME: "resume",
+    tpb.ACTION_TYPE_REANNOUNCE: "reannounce",
+}
+GONE_CODES = frozenset({"ITEM_NOT_FOUND"})
+
+
+class ActionExecutor:
+    """Executes planned actions for one user at a time."""
+
+    def __init__(
+        self,
+        client: TorBoxClient,
+        *,
+        concurrency: int,
+        dry_run: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.concurrency = concurrency
+        self.dry_run = dry_run
+        self.clock = clock
+        self.sent = 0
+        self.failed = 0
+
+    async def run(
+        self, key_id: str, api_key: str, actions: Sequence[tpb.PlannedAction]
+    ) -> list[tpb.ActionOutcome]:
+        """Send every action (at most `concurrency` at once) and return their outcomes in order."""
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(action: tpb.PlannedAction) -> tpb.ActionOutcome:
+            async with gate:
+                return await self._execute(key_id, api_key, action)
+
+        return list(await asyncio.gather(*(one(a) for a in actions)))
+
+    async def _execute(
+        self, key_id: str, api_key: str, action: tpb.PlannedAction
+    ) -> tpb.ActionOutcome:
+        outcome = tpb.ActionOutcome(action_id=action.action_id)
+        if self.dry_run:
+            # A scheduler started with DRY_RUN sends nothing, whatever a userstore planned.
+            outcome.success = False
+            outcome.error_code = "DRY_RUN"
+            outcome.message = "the scheduler runs with DRY_RUN=true"
+            outcome.completed_at = self.clock()
+            return outcome
+        try:
+            magnet = await self._send(key_id, api_key, action)
+            outcome.success = True
+            if magnet is not None:
+                outcome.magnet = magnet
+            self.sent += 1
+        except TorBoxError as error:
+            if (
+                action.type in (tpb.ACTION_TYPE_DELETE, tpb.ACTION_TYPE_ARCHIVE)
+                and error.code in GONE_CODES
+            ):
+                outcome.success = True
+                outcome.message = "already gone"
+                self.sent += 1
+            else:
+                outcome.success = False
+                outcome.error_code = error.code
+                outcome.message = error.message[:500]
+                self.failed += 1
+        outcome.completed_at = self.clock()
+        return outcome
+
+    async def _send(self, key_id: str, api_key: str, action: tpb.PlannedAction) -> str | None:
+        """Perform one action; returns a fetched magnet for archives that needed one."""
+        kind = action.type
+        operation = _CONTROL.get(kind)
+        if operation is not None:
+            await self.client.control_torrent(key_id, api_key, action.torrent_id, operation)
+            return None
+        if kind == tpb.ACTION_TYPE_FORCE_START:
+            await self.client.control_queued(key_id, api_key, action.torrent_id, "start")
+            return None
+        if kind in (tpb.ACTION_TYPE_DELETE, tpb.ACTION_TYPE_ARCHIVE):
+            magnet = None
+            if kind == tpb.ACTION_TYPE_ARCHIVE and action.needs_magnet and not action.queued:
+                try:
+                    magnet = await self.client.export_magnet(key_id, api_key, action.torrent_id)
+                except TorBoxError as error:
+                    raise TorBoxApiError(
+                        "EXPORT_FAILED", f"could not fetch the magnet, not deleting: {error.code}"
+                    ) from None
+            if action.queued:
+                await self.client.control_queued(key_id, api_key, action.torrent_id, "delete")
+            else:
+                await self.client.control_torrent(key_id, api_key, action.torrent_id, "delete")
+            return magnet
+        raise TorBoxApiError("UNKNOWN_ACTION", f"action type {kind} is not supported")

@@ -1,0 +1,112 @@
+"""The SchedulerService gRPC servicer: convert, call one function, convert back."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+from torbox.automation.v1 import scheduler_service_pb2 as pb
+from torbox.automation.v1 import scheduler_service_pb2_grpc as pb_grpc
+
+from scheduler_svc.accounts import Accounts
+from scheduler_svc.executor import ActionExecutor
+from scheduler_svc.health import OutageBreaker
+from scheduler_svc.polling import Poller
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
+    """Thin adapter from gRPC to the scheduler's account operations and figures."""
+
+    def __init__(
+        self,
+        accounts: Accounts,
+        poller: Poller,
+        executor: ActionExecutor,
+        breaker: OutageBreaker,
+        *,
+        replica_index: int,
+        replicas: int,
+        dry_run: bool,
+    ) -> None:
+        self.accounts = accounts
+        self.poller = poller
+        self.executor = executor
+        self.breaker = breaker
+        self.replica_index = replica_index
+        self.replicas = replicas
+        self.dry_run = dry_run
+        self.started = time.time()
+
+    async def EnsureUser(
+        self, request: pb.EnsureUserRequest, context: Context
+    ) -> pb.EnsureUserResponse:
+        result = await self.accounts.ensure(request.api_key)
+        return pb.EnsureUserResponse(
+            auth_id=result.auth_id,
+            db_exists=True,
+            was_created=result.was_created,
+            message="User database created"
+            if result.was_created
+            else "User database already exists",
+            reactivated=result.reactivated,
+        )
+
+    async def RemoveKey(
+        self, request: pb.RemoveKeyRequest, context: Context
+    ) -> pb.RemoveKeyResponse:
+        return pb.RemoveKeyResponse(removed=await self.accounts.remove(request.auth_id))
+
+    async def RunRule(self, request: pb.RunRuleRequest, context: Context) -> pb.RunRuleResponse:
+        run = await self.accounts.run_rule(request.auth_id, request.rule_id)
+        s = run.summary
+        return pb.RunRuleResponse(
+            rule_id=s.rule_id,
+            rule_name=s.rule_name,
+            total_torrents=s.total_torrents,
+            matched_torrents=s.matched_torrents,
+            processed_torrents=s.processed_torrents,
+            success_count=run.success,
+            error_count=run.errors,
+            executed=run.executed,
+            skipped=s.skipped,
+            reason=s.reason,
+            dry_run=s.dry_run,
+            action_type=s.action_type,
+        )
+
+    async def RestoreArchived(
+        self, request: pb.RestoreArchivedRequest, context: Context
+    ) -> pb.RestoreArchivedResponse:
+        created = await self.accounts.restore(request.auth_id, request.archive_id)
+        response = pb.RestoreArchivedResponse(hash=str(created.get("hash") or ""))
+        for name in ("torrent_id", "queued_id"):
+            value = created.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                setattr(response, name, value)
+        return response
+
+    async def GetStatus(
+        self, request: pb.GetStatusRequest, context: Context
+    ) -> pb.GetStatusResponse:
+        stats = self.poller.stats
+        health = self.poller.health_counts()
+        return pb.GetStatusResponse(
+            replica_index=self.replica_index,
+            replicas=self.replicas,
+            users_scheduled=self.poller.scheduled,
+            polls_in_flight=stats.in_flight,
+            polls_total=stats.polls,
+            polls_failed=stats.failed,
+            actions_sent=self.executor.sent,
+            actions_failed=self.executor.failed,
+            breaker_state=self.breaker.state,
+            keys_healthy=health["healthy"],
+            keys_degraded=health["degraded"],
+            keys_failing=health["failing"],
+            keys_auth_failed=health["auth_failed"],
+            uptime_seconds=time.time() - self.started,
+            dry_run=self.dry_run,
+        )

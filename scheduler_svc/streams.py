@@ -1,0 +1,199 @@
+"""One long-lived Ingest stream per userstore shard, with reconnects and answers by poll id.
+
+Snapshots are never queued across a broken stream: a request made while the stream is down, or
+in flight when it breaks, fails at once (that poll is simply lost and the next one comes at its
+interval; the userstore ignores a replay, so nothing is ever applied twice). Outcomes are
+different: they are kept until a shard acknowledges them and resent after a reconnect, because
+they describe actions that really happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
+
+import grpc
+from torbox.automation.v1 import torrent_pb2 as tpb
+from torbox.automation.v1 import userstore_service_pb2 as pb
+from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
+
+from common import grpc_client
+from common.errors import BY_STATUS, AutomationError, Unavailable, UserNotRegistered
+
+if TYPE_CHECKING:
+    from torbox.automation.v1.userstore_service_pb2_grpc import (
+        UserstoreServiceAsyncStub as UserstoreAsyncStub,
+    )
+
+log = logging.getLogger(__name__)
+
+
+class IngestStream:
+    """The stream to one shard: send a request, await the answer that carries its poll id."""
+
+    def __init__(self, address: str, timeout: float) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc_client.channel(address)
+        self._stub: UserstoreAsyncStub = pb_grpc.UserstoreServiceStub(self._channel)
+        self._outbox: asyncio.Queue[pb.IngestRequest] | None = None
+        self._waiting: dict[str, asyncio.Future[pb.IngestResponse]] = {}
+        self._unacked: dict[str, pb.IngestRequest] = {}
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.reconnects = 0
+
+    @property
+    def stub(self) -> UserstoreAsyncStub:
+        """A unary stub on the same channel (registry sync, key registration)."""
+        return self._stub
+
+    def start(self) -> None:
+        """Begin connecting (in the background; reconnects forever until :meth:`close`)."""
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        """Stop the stream and the channel."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._fail_all("shutting down")
+        await self._channel.close()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait until the stream is up (True) or the timeout passes (False)."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def send_snapshot(self, snapshot: pb.Snapshot) -> pb.Plan:
+        """Apply a snapshot on the shard and return its plan (Unavailable if the stream is down)."""
+        response = await self._request(snapshot.poll_id, pb.IngestRequest(snapshot=snapshot))
+        if response.WhichOneof("kind") != "plan":
+            raise Unavailable("unexpected answer to a snapshot", code="BAD_ANSWER")
+        return response.plan
+
+    async def send_outcomes(
+        self, poll_id: str, auth_id: str, outcomes: Sequence[tpb.ActionOutcome]
+    ) -> bool:
+        """Deliver outcomes; on failure they are kept and resent after the next reconnect."""
+        request = pb.IngestRequest(
+            outcomes=pb.ActionOutcomes(poll_id=poll_id, auth_id=auth_id, outcomes=list(outcomes))
+        )
+        key = f"outcomes:{poll_id}"
+        self._unacked[key] = request
+        try:
+            await self._request(key, request)
+        except AutomationError:
+            log.warning("outcomes not acknowledged yet; will resend", extra={"shard": self.address})
+            return False
+        self._unacked.pop(key, None)
+        return True
+
+    async def _request(self, key: str, request: pb.IngestRequest) -> pb.IngestResponse:
+        outbox = self._outbox
+        if outbox is None or not self._connected.is_set():
+            raise Unavailable(
+                f"userstore {self.address} is not connected", code="SHARD_UNAVAILABLE"
+            )
+        future: asyncio.Future[pb.IngestResponse] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = future
+        try:
+            outbox.put_nowait(_keyed(request, key))
+            response = await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise Unavailable(
+                f"userstore {self.address} did not answer in time", code="TIMEOUT"
+            ) from None
+        finally:
+            self._waiting.pop(key, None)
+        if response.WhichOneof("kind") == "error":
+            error = response.error
+            raise _error_from_code(error.code, error.message)
+        return response
+
+    def _fail_all(self, reason: str) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(
+                    Unavailable(f"userstore stream lost: {reason}", code="SHARD_UNAVAILABLE")
+                )
+        self._waiting.clear()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            outbox: asyncio.Queue[pb.IngestRequest] = asyncio.Queue()
+            for request in self._unacked.values():
+                outbox.put_nowait(request)
+            call = self._stub.Ingest(_drain(outbox))
+            self._outbox = outbox
+            try:
+                await asyncio.wait_for(call.wait_for_connection(), 5.0)
+                self._connected.set()
+                if self.reconnects:
+                    log.info("ingest stream reconnected", extra={"shard": self.address})
+                backoff = 0.1
+                async for response in call:
+                    self._deliver(response)
+                reason = "stream ended"
+            except (grpc.aio.AioRpcError, TimeoutError) as error:
+                reason = error.code().name if isinstance(error, grpc.aio.AioRpcError) else "timeout"
+            finally:
+                self._connected.clear()
+                self._outbox = None
+                call.cancel()
+            self._fail_all(reason)
+            self.reconnects += 1
+            log.warning(
+                "ingest stream down; reconnecting", extra={"shard": self.address, "reason": reason}
+            )
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 2.0)
+
+    def _deliver(self, response: pb.IngestResponse) -> None:
+        kind = response.WhichOneof("kind")
+        if kind == "plan":
+            key = response.plan.poll_id
+        elif kind == "outcomes_recorded":
+            key = response.outcomes_recorded.poll_id  # already "outcomes:<poll id>"
+            self._unacked.pop(key, None)
+        elif kind == "error":
+            key = response.error.poll_id
+        else:
+            return
+        future = self._waiting.get(key)
+        if future is not None and not future.done():
+            future.set_result(response)
+
+
+def _keyed(request: pb.IngestRequest, key: str) -> pb.IngestRequest:
+    # Outcomes travel with a poll id of "outcomes:<poll id>" so their acknowledgement and any
+    # error come back under the same key as the request that awaits them.
+    if request.WhichOneof("kind") == "outcomes" and not request.outcomes.poll_id.startswith(
+        "outcomes:"
+    ):
+        copy = pb.IngestRequest()
+        copy.CopyFrom(request)
+        copy.outcomes.poll_id = key
+        return copy
+    return request
+
+
+async def _drain(outbox: asyncio.Queue[pb.IngestRequest]) -> AsyncIterator[pb.IngestRequest]:
+    while True:
+        yield await outbox.get()
+
+
+def _error_from_code(code: int, message: str) -> AutomationError:
+    status = next((s for s in grpc.StatusCode if s.value[0] == code), grpc.StatusCode.UNKNOWN)
+    if status == grpc.StatusCode.NOT_FOUND and message == "User not registered":
+        return UserNotRegistered()
+    return BY_STATUS.get(status.name, AutomationError)(message)

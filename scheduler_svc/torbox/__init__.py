@@ -1,0 +1,1 @@
+"""A TorBox API client that survives the real API: quirks, rate limits, outages."""

@@ -1,0 +1,339 @@
+"""The TorBox HTTP client: one aiohttp session, every call rate-limited, every answer classified.
+
+A fetch of the torrent list is all or nothing: every page of mylist (1,000 per page) plus the
+queued items, or an exception. A partial list is never returned, so a failed page can never look
+like removed torrents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from torbox.automation.v1 import torrent_pb2 as tpb
+
+from scheduler_svc.torbox import parse
+from scheduler_svc.torbox.errors import (
+    TorBoxApiError,
+    TorBoxAuthError,
+    TorBoxError,
+    TorBoxRateLimited,
+    TorBoxUnavailable,
+)
+from scheduler_svc.torbox.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+MAX_PAGES = 100  # 100,000 torrents: far beyond any real account, a guard against a loop
+AUTH_CODES = frozenset({"NO_AUTH", "BAD_TOKEN"})
+CONTROL_OPERATIONS = frozenset({"stop_seeding", "pause", "resume", "delete", "reannounce"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """How the client talks to TorBox."""
+
+    base_url: str
+    api_version: str = "v1"
+    timeout_seconds: float = 20.0
+    max_concurrency: int = 64
+    per_key_per_minute: float = 250.0
+    global_per_second: float = 500.0
+    rate_limit_fallback_seconds: float = 60.0
+    # How long a call may wait for its rate-limit token before giving up.
+    max_token_wait_seconds: float = 30.0
+    retries: int = 2
+    retry_backoff_seconds: float = 0.5
+
+
+class TorBoxClient:
+    """Calls TorBox with one user's key; `key_id` (the auth id) names the key in limits and logs."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        config: ClientConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._session = session
+        self.config = config
+        self.limiter = RateLimiter(
+            per_key_per_minute=config.per_key_per_minute,
+            global_per_second=config.global_per_second,
+        )
+        self._concurrency = asyncio.Semaphore(config.max_concurrency)
+        self._clock = clock
+        self._root = f"{config.base_url.rstrip('/')}/{config.api_version}/api"
+
+    # Public calls ------------------------------------------------------------------------------
+
+    async def user_me(self, key_id: str, api_key: str) -> dict[str, Any]:
+        """The account behind a key (validates it)."""
+        data = await self._call("GET", "user/me", key_id, api_key, endpoint="user")
+        return data if isinstance(data, dict) else {}
+
+    async def list_all(self, key_id: str, api_key: str) -> list[tpb.Torrent]:
+        """Every torrent (all pages, fresh) and every queued item, or an exception."""
+        torrents: dict[int, tpb.Torrent] = {}
+        for page in range(MAX_PAGES):
+            data = await self._call(
+                "GET",
+                "torrents/mylist",
+                key_id,
+                api_key,
+                endpoint="mylist",
+                params={"bypass_cache": "true", "limit": PAGE_SIZE, "offset": page * PAGE_SIZE},
+            )
+            items = _as_list(data)
+            for item in items:
+                message = parse.torrent(item)
+                if message is not None:
+                    torrents.setdefault(message.id, message)
+            if len(items) < PAGE_SIZE:
+                break
+        else:
+            raise TorBoxUnavailable("TOO_MANY_PAGES", "mylist never ended")
+        queued: dict[int, tpb.Torrent] = {}
+        for page in range(MAX_PAGES):
+            data = await self._call(
+                "GET",
+                "queued/getqueued",
+                key_id,
+                api_key,
+                endpoint="queued",
+                params={
+                    "type": "torrent",
+                    "bypass_cache": "true",
+                    "limit": PAGE_SIZE,
+                    "offset": page * PAGE_SIZE,
+                },
+            )
+            items = _as_list(data)
+            for item in items:
+                message = parse.queued(item)
+                if message is not None:
+                    queued.setdefault(message.id, message)
+            if len(items) < PAGE_SIZE:
+                break
+        return [*torrents.values(), *queued.values()]
+
+    async def control_torrent(
+        self, key_id: str, api_key: str, torrent_id: int, operation: str
+    ) -> None:
+        """stop_seeding, pause, resume, delete or reannounce one torrent."""
+        if operation not in CONTROL_OPERATIONS:
+            raise ValueError(f"unknown operation {operation}")
+        await self._call(
+            "POST",
+            "torrents/controltorrent",
+            key_id,
+            api_key,
+            endpoint="control",
+            json_body={"torrent_id": torrent_id, "operation": operation, "all": False},
+        )
+
+    async def control_queued(
+        self, key_id: str, api_key: str, queued_id: int, operation: str
+    ) -> None:
+        """start or delete one queued item."""
+        await self._call(
+            "POST",
+            "queued/controlqueued",
+            key_id,
+            api_key,
+            endpoint="control_queued",
+            json_body={
+                "queued_id": queued_id,
+                "operation": operation,
+                "type": "torrent",
+                "all": False,
+            },
+        )
+
+    async def create_torrent(
+        self, key_id: str, api_key: str, magnet: str, name: str | None
+    ) -> dict[str, Any]:
+        """Add a torrent from a magnet; the answer has torrent_id (or queued_id) and hash."""
+        form = {"magnet": magnet, "seed": "1", "allow_zip": "true"}
+        if name:
+            form["name"] = name
+        data = await self._call(
+            "POST",
+            "torrents/createtorrent",
+            key_id,
+            api_key,
+            endpoint="create",
+            form=form,
+            retry=False,
+        )
+        return data if isinstance(data, dict) else {}
+
+    async def export_magnet(self, key_id: str, api_key: str, torrent_id: int) -> str:
+        """The full magnet of a torrent (trackers included)."""
+        data = await self._call(
+            "GET",
+            "torrents/exportdata",
+            key_id,
+            api_key,
+            endpoint="export",
+            params={"torrent_id": torrent_id, "type": "magnet"},
+        )
+        if not isinstance(data, str) or not data.startswith("magnet:"):
+            raise TorBoxApiError("NO_MAGNET", "exportdata returned no magnet")
+        return data
+
+    # Plumbing ----------------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        key_id: str,
+        api_key: str,
+        *,
+        endpoint: str,
+        params: dict[str, Any] | None = None,
+        json_body: dict[str, Any] | None = None,
+        form: dict[str, str] | None = None,
+        retry: bool = True,
+    ) -> Any:
+        attempts = 1 + (self.config.retries if retry else 0)
+        for attempt in range(attempts):
+            try:
+                return await self._once(
+                    method, path, key_id, api_key, endpoint, params, json_body, form
+                )
+            except TorBoxError as error:
+                if not error.retryable or attempt + 1 >= attempts:
+                    raise
+                delay = self.config.retry_backoff_seconds * (2**attempt)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        key_id: str,
+        api_key: str,
+        endpoint: str,
+        params: dict[str, Any] | None,
+        json_body: dict[str, Any] | None,
+        form: dict[str, str] | None,
+    ) -> Any:
+        try:
+            await self.limiter.acquire(
+                key_id, endpoint, max_wait=self.config.max_token_wait_seconds
+            )
+        except TimeoutError:
+            blocked = self.limiter.blocked_for(key_id)
+            raise TorBoxRateLimited(
+                self._clock() + max(blocked, 1.0), "waiting for the rate limit"
+            ) from None
+        headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_seconds)
+        async with self._concurrency:
+            try:
+                async with self._session.request(
+                    method,
+                    f"{self._root}/{path}",
+                    params=params,
+                    json=json_body,
+                    data=form,
+                    headers=headers,
+                    timeout=timeout,
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+                    response_headers = response.headers
+            except TimeoutError:
+                raise TorBoxUnavailable(
+                    "TIMEOUT", f"no answer within {self.config.timeout_seconds:g}s"
+                ) from None
+            except aiohttp.ClientError as error:
+                raise TorBoxUnavailable("CONNECTION_ERROR", type(error).__name__) from None
+        if status == 429:
+            retry_at = self._retry_at(response_headers)
+            self.limiter.block(key_id, retry_at)
+            raise TorBoxRateLimited(retry_at, _short(body))
+        return _classify(status, body)
+
+    def _retry_at(self, headers: Any) -> float:
+        """When a 429 lifts: retry-after, else x-ratelimit-reset (epoch or delta), else fallback."""
+        now = self._clock()
+        retry_after = headers.get("retry-after")
+        if retry_after is not None:
+            try:
+                return now + max(0.0, float(retry_after))
+            except ValueError:
+                pass
+        reset = headers.get("x-ratelimit-reset")
+        if reset is not None:
+            try:
+                value = float(reset)
+            except ValueError:
+                value = -1.0
+            if value > 1e9:
+                return value  # an epoch timestamp
+            if value >= 0:
+                return now + value  # a delta in seconds
+        return now + self.config.rate_limit_fallback_seconds
+
+
+def _short(body: bytes) -> str:
+    return body[:200].decode("utf-8", "replace")
+
+
+def _classify(status: int, body: bytes) -> Any:
+    """The `data` of a successful answer, or the exception that the answer means."""
+    try:
+        payload = json.loads(body) if body else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        if status >= 500:
+            raise TorBoxUnavailable(f"HTTP_{status}", "non-JSON error page") from None
+        raise TorBoxUnavailable(
+            "MALFORMED_RESPONSE", f"HTTP {status} with a body that is not JSON"
+        ) from None
+    if not isinstance(payload, dict):
+        if status >= 500:
+            raise TorBoxUnavailable(f"HTTP_{status}")
+        raise TorBoxUnavailable("MALFORMED_RESPONSE", "the answer is not a JSON object")
+    success = payload.get("success")
+    code = payload.get("error")
+    detail = payload.get("detail")
+    message = detail if isinstance(detail, str) else ""
+    if status == 404 and success is True and code == "ITEM_NOT_FOUND":
+        return []  # TorBox's way of saying "the list is empty"
+    if success is True and 200 <= status < 300:
+        return payload.get("data")
+    if status == 401 or (status == 403 and code in AUTH_CODES):
+        raise TorBoxAuthError(str(code or "UNAUTHORIZED"), message, status=status)
+    if isinstance(code, str) and code:
+        raise TorBoxApiError(code, message, status=status)
+    if status == 422:
+        raise TorBoxApiError("VALIDATION_ERROR", json.dumps(detail)[:200], status=status)
+    if status >= 500:
+        raise TorBoxUnavailable(f"HTTP_{status}", message, status=status)
+    if 200 <= status < 300:
+        raise TorBoxUnavailable("MALFORMED_RESPONSE", "an answer without success", status=status)
+    raise TorBoxApiError(f"HTTP_{status}", message, status=status)
+
+
+def _as_list(data: Any) -> list[Any]:
+    """mylist's data: a list, or (quirk) a single object, or nothing."""
+    if data is None:
+        return []
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        return [data]
+    raise TorBoxUnavailable("MALFORMED_RESPONSE", "mylist data is neither a list nor an object")

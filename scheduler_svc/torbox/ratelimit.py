@@ -1,0 +1,91 @@
+"""Outbound rate limits: a token bucket per key and endpoint, a global rate, and 429 back-offs.
+
+TorBox allows 300 requests per minute per key and endpoint; we stay under it with a bucket whose
+rate and burst together never exceed that in any minute. A 429 blocks the key until TorBox says
+it may be used again, and nothing is sent with that key before then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from common.token_bucket import TokenBucket
+
+
+class RateLimiter:
+    """Buckets per (key, endpoint), one global bucket, and per-key 429 blocks."""
+
+    def __init__(
+        self,
+        *,
+        per_key_per_minute: float,
+        global_per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._per_key_rate = per_key_per_minute / 60.0
+        # Burst + a minute of refill must stay under TorBox's 300/min: keep the burst small.
+        self._per_key_burst = max(1.0, min(per_key_per_minute / 10.0, 300.0 - per_key_per_minute))
+        self._global = (
+            TokenBucket.full(global_per_second, max(1.0, global_per_second), clock())
+            if global_per_second > 0
+            else None
+        )
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._blocked_until: dict[str, float] = {}
+        self._clock = clock
+        self._wall = wall
+
+    def block(self, key_id: str, until_epoch: float) -> None:
+        """After a 429: nothing is sent for this key before `until_epoch` (wall clock)."""
+        self._blocked_until[key_id] = max(self._blocked_until.get(key_id, 0.0), until_epoch)
+
+    def blocked_for(self, key_id: str) -> float:
+        """Seconds left on a key's 429 block (0 when it may send)."""
+        until = self._blocked_until.get(key_id)
+        if until is None:
+            return 0.0
+        left = until - self._wall()
+        if left <= 0:
+            del self._blocked_until[key_id]
+            return 0.0
+        return left
+
+    def forget(self, key_id: str) -> None:
+        """Drop a removed user's buckets."""
+        self._blocked_until.pop(key_id, None)
+        for bucket_key in [k for k in self._buckets if k[0] == key_id]:
+            del self._buckets[bucket_key]
+
+    async def acquire(self, key_id: str, endpoint: str, *, max_wait: float) -> None:
+        """Wait for a token for this key and endpoint (and a global one).
+
+        Raises TimeoutError when the wait would exceed `max_wait` (the caller gives up instead of
+        holding a poll slot for minutes).
+        """
+        blocked = self.blocked_for(key_id)
+        if blocked > max_wait:
+            raise TimeoutError(blocked)
+        if blocked > 0:
+            await asyncio.sleep(blocked)
+        bucket = self._buckets.get((key_id, endpoint))
+        if bucket is None:
+            bucket = self._buckets[(key_id, endpoint)] = TokenBucket.full(
+                self._per_key_rate, self._per_key_burst, self._clock()
+            )
+        await self._take(bucket, max_wait)
+        if self._global is not None:
+            await self._take(self._global, max_wait)
+
+    async def _take(self, bucket: TokenBucket, max_wait: float) -> None:
+        waited = 0.0
+        while True:
+            wait = bucket.wait_time(self._clock())
+            if wait == 0.0:
+                return
+            if waited + wait > max_wait:
+                raise TimeoutError(wait)
+            waited += wait
+            await asyncio.sleep(wait)

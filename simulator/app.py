@@ -1,0 +1,617 @@
+"""The TorBox API routes (/v1/api), with auth, injected faults and rate limits in front of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from simulator import admin
+from simulator.accounts import Account, Registry, Snapshot
+from simulator.clock import SimClock
+from simulator.config import SimConfig
+from simulator.faults import Fault, FaultKind
+from simulator.params import (
+    body_bool,
+    body_int,
+    body_str,
+    json_object,
+    query_bool,
+    query_int,
+    to_bool,
+    to_int,
+)
+from simulator.render import Renderer, format_date
+from simulator.responses import (
+    FieldProblem,
+    bad_token,
+    endpoint_not_found,
+    envelope,
+    failure,
+    gateway_page,
+    no_auth,
+    not_found_quirk,
+    rate_limit_headers,
+    rate_limited,
+    raw_envelope,
+    validation_error,
+)
+from simulator.sources import BadTorrent, read_magnet, read_torrent_file
+from simulator.specs import added
+from simulator.torrents import Hold, Torrent
+
+REGISTRY = web.AppKey("registry", Registry)
+API = "/v1/api"
+PAGE_LIMIT = 1000
+TORRENT_OPERATIONS = frozenset({"reannounce", "delete", "resume", "pause", "stop_seeding"})
+QUEUED_OPERATIONS = frozenset({"start", "delete"})
+CONTROL_ENDPOINTS = frozenset(
+    {"torrents/controltorrent", "queued/controlqueued", "torrents/createtorrent"}
+)
+_NO_TORRENTS = "No torrents found for this user."
+_MONTH = 30 * 86_400
+
+Handler = Callable[[web.Request, Account], Awaitable[web.Response]]
+
+
+def create_app(config: SimConfig) -> web.Application:
+    """The whole simulator as an aiohttp application: TorBox routes plus the /_sim admin API."""
+    # .torrent uploads arrive as multipart bodies; TorBox itself refuses files over 100 MB.
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    registry = Registry(config, SimClock(config.time_scale))
+    app[REGISTRY] = registry
+    api = TorBoxApi(registry, config)
+    app.on_shutdown.append(api.release_hangs)
+    routes = (
+        ("GET", "user/me", api.user_me),
+        ("GET", "torrents/mylist", api.mylist),
+        ("POST", "torrents/controltorrent", api.control_torrent),
+        ("POST", "torrents/createtorrent", api.create_torrent),
+        ("GET", "torrents/exportdata", api.export_data),
+        ("GET", "queued/getqueued", api.get_queued),
+        ("POST", "queued/controlqueued", api.control_queued),
+    )
+    for method, endpoint, handler in routes:
+        app.router.add_route(method, f"{API}/{endpoint}", api.guard(endpoint, handler))
+    app.router.add_get(f"{API}/torrents/getqueued", api.deprecated_getqueued)
+    admin.setup(app, registry)
+    # Last, so it only catches what no route above matched (FastAPI answers 404 before auth).
+    app.router.add_route("*", "/{tail:.*}", api.unknown_path)
+    return app
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+class TorBoxApi:
+    """Handlers for the TorBox endpoints; `guard` puts auth, faults and limits in front."""
+
+    def __init__(self, registry: Registry, config: SimConfig) -> None:
+        self.registry = registry
+        self.config = config
+        self.clock = registry.clock
+        # Set at shutdown so hanging `slow`/`timeout` faults let the server stop at once.
+        self._shutdown = asyncio.Event()
+
+    async def release_hangs(self, _app: web.Application) -> None:
+        """Shutdown hook: wake every request a fault keeps waiting."""
+        self._shutdown.set()
+
+    def guard(
+        self, endpoint: str, handler: Handler
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """Wrap a handler with what sits in front of every TorBox endpoint, and count it."""
+
+        async def guarded(request: web.Request) -> web.Response:
+            key = _bearer(request)
+            response = await self._answer(request, endpoint, key, handler)
+            self.registry.stats.count(endpoint, key, response.status)
+            return response
+
+        return guarded
+
+    async def _answer(
+        self, request: web.Request, endpoint: str, key: str | None, handler: Handler
+    ) -> web.Response:
+        if key is None:
+            return no_auth()
+        account = self.registry.lookup(key)
+        if account is None:
+            return bad_token()
+        fault = account.faults.take(endpoint, time.monotonic())
+        if fault is not None:
+            early = await self._fault_response(fault)
+            if early is not None:
+                await self._log_refused(request, endpoint, account, early, f"fault:{fault.kind}")
+                return early
+        limit = self.config.rate_limit_per_minute
+        verdict = account.limiter.hit(endpoint, time.monotonic()) if limit else None
+        if verdict is not None and not verdict.allowed:
+            refused = rate_limited(limit, verdict.reset_in)
+            await self._log_refused(request, endpoint, account, refused, "RATE_LIMITED")
+            return refused
+        try:
+            response = await handler(request, account)
+        except FieldProblem as problem:
+            response = validation_error(problem)
+            await self._log_refused(request, endpoint, account, response, "VALIDATION_ERROR")
+        if verdict is not None:
+            response.headers.update(rate_limit_headers(limit, verdict.remaining, verdict.reset_in))
+        if fault is not None and fault.kind is FaultKind.MALFORMED_JSON:
+            return _truncated(response)
+        return response
+
+    async def _fault_response(self, fault: Fault) -> web.Response | None:
+        """The response a fault substitutes, or None when the request should still be served."""
+        kind = fault.kind
+        if kind is FaultKind.HTTP_500:
+            return failure(
+                500, "UNKNOWN_ERROR", "An unknown error occurred. Please try again later."
+            )
+        if kind is FaultKind.AUTH_ERROR_500:
+            return failure(
+                500,
+                "AUTH_ERROR",
+                "There was an error verifying your API key. Please try again later.",
+            )
+        if kind is FaultKind.BUSINESS_500:
+            return failure(
+                500,
+                "ACTIVE_LIMIT",
+                "You have reached your active download limit. Please upgrade your plan or wait "
+                "for current downloads to finish.",
+                {"active_limit": 10, "current_active_downloads": 10},
+            )
+        if kind is FaultKind.BAD_GATEWAY_HTML:
+            return gateway_page(502, "Bad gateway", fault.retry_after)
+        if kind is FaultKind.UNAVAILABLE_503:
+            return gateway_page(503, "Service unavailable", fault.retry_after)
+        if kind is FaultKind.RATE_LIMIT_429:
+            limit = self.config.rate_limit_per_minute or 300
+            retry_after = 60.0 if fault.retry_after is None else fault.retry_after
+            return rate_limited(limit, retry_after)
+        if kind is FaultKind.EMPTY_ONCE:
+            return not_found_quirk(_NO_TORRENTS)
+        if kind is FaultKind.REVOKED:
+            return bad_token()
+        if kind is FaultKind.SLOW:
+            await self._hang(5.0 if fault.delay is None else fault.delay)
+            return None
+        if kind is FaultKind.TIMEOUT:
+            longest = self.config.max_hang_seconds
+            await self._hang(longest if fault.delay is None else min(fault.delay, longest))
+            return gateway_page(504, "Gateway time-out")
+        return None  # MALFORMED_JSON: served, then cut short by the caller.
+
+    async def _hang(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._shutdown.wait(), seconds)
+
+    async def _log_refused(
+        self,
+        request: web.Request,
+        endpoint: str,
+        account: Account,
+        response: web.Response,
+        result: str,
+    ) -> None:
+        """Control requests the handlers did not get to act on still belong in the control log."""
+        if endpoint not in CONTROL_ENDPOINTS:
+            return
+        operation: object = "create" if endpoint == "torrents/createtorrent" else None
+        target: object = None
+        every: object = False
+        if operation is None:
+            # Like the handlers, read JSON whatever Content-Type the client claimed.
+            try:
+                body = json.loads(await request.read())
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                operation = body.get("operation")
+                target = body.get("torrent_id", body.get("queued_id"))
+                every = body.get("all", False)
+        self._log(account, endpoint, operation, target, every, response.status, result)
+
+    def _log(
+        self,
+        account: Account,
+        endpoint: str,
+        operation: object,
+        target: object,
+        every: object,
+        status: int,
+        result: str,
+    ) -> None:
+        account.requests.append(
+            {
+                "time": format_date(time.time(), False),
+                "sim_seconds": round(self.clock.now(), 3),
+                "endpoint": endpoint,
+                "operation": operation,
+                "id": target,
+                "all": every,
+                "status": status,
+                "result": result,
+            }
+        )
+
+    # --- user -----------------------------------------------------------------------------
+
+    async def user_me(self, request: web.Request, account: Account) -> web.Response:
+        """GET /user/me: who the key belongs to; `settings=true` adds the settings object."""
+        with_settings = query_bool(request.query, "settings", False)
+        ident = account.identity
+        legacy = account.knobs.legacy_dates
+        now = time.time()
+        sim_now = self.clock.now()
+        downloaded = uploaded = 0
+        for torrent in account.torrents.values():
+            state = torrent.state(sim_now)
+            downloaded += state.downloaded
+            uploaded += state.uploaded
+        # Subscriptions renew monthly from sign-up, so the expiry is the next renewal.
+        months = math.ceil((now - ident.created_wall) / _MONTH) + 1
+        data: dict[str, Any] = {
+            "id": ident.user_id,
+            "auth_id": ident.auth_id,
+            "created_at": format_date(ident.created_wall, legacy),
+            "updated_at": format_date(ident.updated_wall, legacy),
+            "plan": 2,
+            "total_downloaded": account.added_total,
+            "customer": ident.customer,
+            "server": ident.server,
+            "is_subscribed": True,
+            "premium_expires_at": format_date(ident.created_wall + months * _MONTH, legacy),
+            "cooldown_until": format_date(ident.created_wall, legacy),
+            "email": ident.email,
+            "user_referral": ident.referral,
+            "base_email": ident.email,
+            "total_bytes_downloaded": downloaded,
+            "total_bytes_uploaded": uploaded,
+            "torrents_downloaded": account.added_total,
+            "web_downloads_downloaded": 0,
+            "usenet_downloads_downloaded": 0,
+            "additional_concurrent_slots": 0,
+            "long_term_seeding": False,
+            "long_term_storage": False,
+            "is_vendor": False,
+            "vendor_id": None,
+            "purchases_referred": 0,
+        }
+        if with_settings:
+            data["settings"] = {
+                "seed_torrents": 1,
+                "allow_zipped": True,
+                "show_tracker_in_torrents": False,
+            }
+        return envelope(data, detail="User data retrieved successfully.")
+
+    # --- mylist ---------------------------------------------------------------------------
+
+    async def mylist(self, request: web.Request, account: Account) -> web.Response:
+        """GET /torrents/mylist: newest first, paged, and stale unless bypass_cache is set."""
+        query = request.query
+        bypass = query_bool(query, "bypass_cache", False)
+        wanted = query_int(query, "id", None)
+        offset = max(0, query_int(query, "offset", 0) or 0)
+        limit = min(max(1, query_int(query, "limit", PAGE_LIMIT) or PAGE_LIMIT), PAGE_LIMIT)
+        if wanted is not None:
+            item = self._one(account, wanted, bypass)
+            if item is None:
+                return not_found_quirk(_NO_TORRENTS)
+            data = f"[{item}]" if account.knobs.id_returns_list else item
+            return raw_envelope(data, "Torrent retrieved successfully.")
+        if bypass:
+            renderer = Renderer(self.clock, account.knobs)
+            page = account.ordered()[offset : offset + limit]
+            items = [renderer.torrent(torrent) for torrent in page]
+        else:
+            items = self._snapshot(account).items[offset : offset + limit]
+        if not items:
+            return not_found_quirk(_NO_TORRENTS)
+        return raw_envelope("[" + ",".join(items) + "]", "Torrent list retrieved successfully.")
+
+    def _one(self, account: Account, torrent_id: int, bypass: bool) -> str | None:
+        if not bypass:
+            snapshot = self._snapshot(account)
+            position = snapshot.index.get(torrent_id)
+            return None if position is None else snapshot.items[position]
+        torrent = account.torrents.get(torrent_id)
+        if torrent is None:
+            return None
+        return Renderer(self.clock, account.knobs).torrent(torrent)
+
+    def _snapshot(self, account: Account) -> Snapshot:
+        """TorBox's cached copy of the list, refreshed once it is cache_seconds old."""
+        now = time.monotonic()
+        snapshot = account.snapshot
+        if snapshot is None or now - snapshot.taken >= self.config.cache_seconds:
+            renderer = Renderer(self.clock, account.knobs)
+            torrents = account.ordered()
+            snapshot = Snapshot(
+                now,
+                [renderer.torrent(torrent) for torrent in torrents],
+                {torrent.id: position for position, torrent in enumerate(torrents)},
+            )
+            account.snapshot = snapshot
+        return snapshot
+
+    # --- controltorrent -------------------------------------------------------------------
+
+    async def control_torrent(self, request: web.Request, account: Account) -> web.Response:
+        """POST /torrents/controltorrent: reannounce, delete, resume, pause or stop_seeding."""
+        endpoint = "torrents/controltorrent"
+        body = await json_object(request)
+        operation = body_str(body, "operation")
+        torrent_id = body_int(body, "torrent_id")
+        every = body_bool(body, "all", False)
+
+        def done(response: web.Response, result: str) -> web.Response:
+            self._log(account, endpoint, operation, torrent_id, every, response.status, result)
+            return response
+
+        if operation not in TORRENT_OPERATIONS:
+            return done(
+                failure(
+                    400,
+                    "INVALID_OPTION",
+                    "Operation must be 'reannounce', 'delete', 'resume', 'pause' or "
+                    "'stop_seeding'.",
+                ),
+                "INVALID_OPTION",
+            )
+        if every:
+            targets = list(account.torrents.values())
+        elif torrent_id is None:
+            return done(
+                failure(400, "MISSING_REQUIRED_OPTION", "You must provide a torrent ID."),
+                "MISSING_REQUIRED_OPTION",
+            )
+        else:
+            torrent = account.torrents.get(torrent_id)
+            if torrent is None:
+                return done(*self._not_yours(torrent_id))
+            targets = [torrent]
+        for target in targets:
+            self._operate(account, target, operation)
+        return done(envelope(None, detail="Torrent operationd successfully."), "ok")
+
+    def _operate(self, account: Account, torrent: Torrent, operation: str) -> None:
+        sim_now, wall_now = self.clock.now(), time.time()
+        if operation == "delete":
+            self.registry.remove_torrent(account, torrent)
+        elif operation == "pause":
+            torrent.put_on_hold(Hold.PAUSED, sim_now, wall_now)
+        elif operation == "stop_seeding":
+            torrent.put_on_hold(Hold.STOPPED, sim_now, wall_now)
+        elif operation == "resume":
+            torrent.resume(sim_now, wall_now)
+        # reannounce changes nothing visible; the control log is its only trace.
+
+    def _not_yours(self, torrent_id: int) -> tuple[web.Response, str]:
+        """Ids are global: someone else's torrent is NOT_OWNER, a missing one ITEM_NOT_FOUND."""
+        if torrent_id in self.registry.owners:
+            code = "NOT_OWNER"
+            return failure(409, code, "You are not the owner of this torrent."), code
+        code = "ITEM_NOT_FOUND"
+        return failure(404, code, "The torrent could not be found."), code
+
+    # --- createtorrent --------------------------------------------------------------------
+
+    async def create_torrent(self, request: web.Request, account: Account) -> web.Response:
+        """POST /torrents/createtorrent: multipart or urlencoded, from a magnet or a file."""
+        endpoint = "torrents/createtorrent"
+        form = await request.post()
+        magnet = form.get("magnet")
+        upload = form.get("file")
+        name = form.get("name")
+        seed_pref = to_int(form.get("seed", "1"), ("body", "seed"))
+        allow_zip = to_bool(form.get("allow_zip", "true"), ("body", "allow_zip"))
+        as_queued = to_bool(form.get("as_queued", "false"), ("body", "as_queued"))
+        only_cached = to_bool(
+            form.get("add_only_if_cached", "false"), ("body", "add_only_if_cached")
+        )
+
+        def done(response: web.Response, result: str, new_id: int | None = None) -> web.Response:
+            self._log(account, endpoint, "create", new_id, False, response.status, result)
+            return response
+
+        has_magnet = isinstance(magnet, str) and bool(magnet.strip())
+        has_file = isinstance(upload, web.FileField)
+        if has_magnet and has_file:
+            return done(
+                failure(400, "TOO_MANY_OPTIONS", "You can only provide a file or a magnet link."),
+                "TOO_MANY_OPTIONS",
+            )
+        if seed_pref not in (1, 2, 3):
+            return done(
+                failure(400, "INVALID_OPTION", "Seed must be 1 (auto), 2 (seed) or 3 (no seed)."),
+                "INVALID_OPTION",
+            )
+        torrent_file: bytes | None = None
+        try:
+            if isinstance(magnet, str) and has_magnet:
+                source = read_magnet(magnet.strip())
+            elif isinstance(upload, web.FileField):
+                torrent_file = upload.file.read()
+                source = read_torrent_file(torrent_file)
+            else:
+                return done(
+                    failure(
+                        400,
+                        "MISSING_REQUIRED_OPTION",
+                        "You must provide either a file or magnet link.",
+                    ),
+                    "MISSING_REQUIRED_OPTION",
+                )
+        except BadTorrent:
+            return done(
+                failure(400, "BOZO_TORRENT", "The torrent or magnet link is not valid."),
+                "BOZO_TORRENT",
+            )
+        if source.info_hash in account.hashes:
+            # TorBox sends this business error as a 500, not as a 4xx.
+            return done(
+                failure(500, "DUPLICATE_ITEM", "This torrent already exists in your account."),
+                "DUPLICATE_ITEM",
+            )
+        cached = source.info_hash in self.registry.cached_hashes
+        if only_cached and not cached:
+            return done(
+                failure(400, "DOWNLOAD_NOT_CACHED", "This download is not cached on TorBox."),
+                "DOWNLOAD_NOT_CACHED",
+            )
+        title = name.strip() if isinstance(name, str) and name.strip() else source.name
+        blueprint = added(
+            seed=self.config.seed,
+            info_hash=source.info_hash,
+            name=title,
+            magnet=magnet.strip() if isinstance(magnet, str) and has_magnet else None,
+            torrent_file=torrent_file,
+            seed_pref=seed_pref,
+            allow_zip=allow_zip,
+            cached=cached,
+        )
+        auth_id = account.identity.auth_id
+        if as_queued:
+            item = self.registry.add_queued(account, blueprint)
+            data = {"hash": source.info_hash, "queued_id": item.id, "auth_id": auth_id}
+            return done(envelope(data, detail="Torrent queued successfully."), "ok", item.id)
+        torrent = self.registry.add_torrent(account, blueprint)
+        data = {"hash": source.info_hash, "torrent_id": torrent.id, "auth_id": auth_id}
+        detail = (
+            "Found Cached Torrent. Using Cached Torrent."
+            if cached
+            else "Torrent Added Successfully"
+        )
+        return done(envelope(data, detail=detail), "ok", torrent.id)
+
+    # --- exportdata -----------------------------------------------------------------------
+
+    async def export_data(self, request: web.Request, account: Account) -> web.Response:
+        """GET /torrents/exportdata: the magnet (type=magnet) or the uploaded .torrent file."""
+        torrent_id = query_int(request.query, "torrent_id", None)
+        if torrent_id is None:
+            raise FieldProblem(("query", "torrent_id"), "missing", "Field required", None)
+        kind = request.query.get("type", "magnet")
+        if kind not in ("magnet", "file"):
+            return failure(400, "INVALID_OPTION", "Type must be 'magnet' or 'file'.")
+        torrent = account.torrents.get(torrent_id)
+        if torrent is None:
+            return self._not_yours(torrent_id)[0]
+        content = torrent.content
+        if kind == "magnet":
+            return envelope(content.magnet_uri(), detail="Magnet exported successfully.")
+        if content.torrent_file is None:
+            return failure(404, "ITEM_NOT_FOUND", "There is no torrent file for this torrent.")
+        return web.Response(
+            body=content.torrent_file,
+            content_type="application/x-bittorrent",
+            headers={"Content-Disposition": f'attachment; filename="{content.hash}.torrent"'},
+        )
+
+    # --- queue ----------------------------------------------------------------------------
+
+    async def get_queued(self, request: web.Request, account: Account) -> web.Response:
+        """GET /queued/getqueued: queued torrents, newest first; other types are always empty."""
+        query = request.query
+        query_bool(query, "bypass_cache", False)  # Validated like TorBox; the queue is never stale.
+        wanted = query_int(query, "id", None)
+        offset = max(0, query_int(query, "offset", 0) or 0)
+        limit = min(max(1, query_int(query, "limit", PAGE_LIMIT) or PAGE_LIMIT), PAGE_LIMIT)
+        kind = query.get("type", "torrent")
+        if kind not in ("torrent", "usenet", "webdl"):
+            return failure(400, "INVALID_OPTION", "Type must be 'torrent', 'usenet' or 'webdl'.")
+        items = account.ordered_queue() if kind == "torrent" else []
+        renderer = Renderer(self.clock, account.knobs)
+        auth_id = account.identity.auth_id
+        if wanted is not None:
+            match = next((item for item in items if item.id == wanted), None)
+            if match is None:
+                return not_found_quirk("No queued items found.")
+            return envelope(
+                renderer.queued(match, auth_id), detail="Queued item retrieved successfully."
+            )
+        page = [renderer.queued(item, auth_id) for item in items[offset : offset + limit]]
+        if not page:
+            return not_found_quirk("No queued items found.")
+        return envelope(page, detail="Queued items retrieved successfully.")
+
+    async def control_queued(self, request: web.Request, account: Account) -> web.Response:
+        """POST /queued/controlqueued: start (into mylist) or delete queued items."""
+        endpoint = "queued/controlqueued"
+        body = await json_object(request)
+        operation = body_str(body, "operation")
+        queued_id = body_int(body, "queued_id")
+        every = body_bool(body, "all", False)
+
+        def done(response: web.Response, result: str) -> web.Response:
+            self._log(account, endpoint, operation, queued_id, every, response.status, result)
+            return response
+
+        if operation not in QUEUED_OPERATIONS:
+            return done(
+                failure(400, "INVALID_OPTION", "Operation must be 'start' or 'delete'."),
+                "INVALID_OPTION",
+            )
+        if every and operation == "start":
+            return done(
+                failure(400, "INVALID_OPTION", "You cannot start all queued items at once."),
+                "INVALID_OPTION",
+            )
+        if every:
+            for queued in list(account.queued.values()):
+                self.registry.remove_queued(account, queued)
+            return done(envelope(None, detail="Queued items deleted successfully."), "ok")
+        if queued_id is None:
+            return done(
+                failure(400, "MISSING_REQUIRED_OPTION", "You must provide a queued ID."),
+                "MISSING_REQUIRED_OPTION",
+            )
+        item = account.queued.get(queued_id)
+        if item is None:
+            return done(
+                failure(404, "ITEM_NOT_FOUND", "The queued item could not be found."),
+                "ITEM_NOT_FOUND",
+            )
+        if operation == "start":
+            self.registry.start_queued(account, item)
+            return done(envelope(None, detail="Queued item started successfully."), "ok")
+        self.registry.remove_queued(account, item)
+        return done(envelope(None, detail="Queued item deleted successfully."), "ok")
+
+    # --- leftovers ------------------------------------------------------------------------
+
+    async def deprecated_getqueued(self, _request: web.Request) -> web.Response:
+        """The old queue endpoint, gone since early 2025."""
+        self.registry.stats.count("torrents/getqueued", None, 410)
+        return failure(
+            410,
+            "DEPRECATED",
+            "This endpoint is now deprecated. Please use /v1/api/queued/getqueued instead.",
+        )
+
+    async def unknown_path(self, _request: web.Request) -> web.Response:
+        """Any path no route knows."""
+        self.registry.stats.count("unknown", None, 404)
+        return endpoint_not_found()
+
+
+def _truncated(response: web.Response) -> web.Response:
+    """The malformed_json fault: status 200 and only the first half of the JSON body."""
+    body = response.body if isinstance(response.body, bytes) else b"{}"
+    return web.Response(
+        body=body[: max(1, len(body) // 2)], status=200, content_type="application/json"
+    )

@@ -1,0 +1,188 @@
+"""TorBox's JSON for torrents and queued items, built from a fixed fragment plus the live fields."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from simulator.clock import SimClock
+from simulator.torrents import Content, QueuedItem, Torrent
+
+ActiveAs = Literal["bool", "int", "string"]
+_ACTIVE_TOKENS: dict[str, tuple[str, str]] = {
+    "bool": ("true", "false"),
+    "int": ("1", "0"),
+    "string": ('"true"', '"false"'),
+}
+_EXPIRY_SECONDS = 30 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Knobs:
+    """Per-account rendering variants that real clients have met in the wild."""
+
+    id_returns_list: bool = False
+    legacy_dates: bool = False
+    active_as: ActiveAs = "bool"
+
+    @classmethod
+    def parse(cls, raw: object) -> Knobs:
+        """Validate the admin API's knobs object; unknown names are an error, not ignored."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ValueError("knobs must be an object")
+        unknown = set(raw) - {"id_returns_list", "legacy_dates", "active_as"}
+        if unknown:
+            raise ValueError(f"unknown knobs: {sorted(unknown)}")
+        id_list = raw.get("id_returns_list", False)
+        legacy = raw.get("legacy_dates", False)
+        active_as = raw.get("active_as", "bool")
+        if not isinstance(id_list, bool) or not isinstance(legacy, bool):
+            raise ValueError("id_returns_list and legacy_dates must be booleans")
+        if active_as not in get_args(ActiveAs):
+            raise ValueError(f"active_as must be one of {list(get_args(ActiveAs))}")
+        return cls(id_list, legacy, active_as)
+
+
+def format_date(epoch: float, legacy: bool) -> str:
+    """Today's `%Y-%m-%dT%H:%M:%SZ`, or the 2023 form with microseconds and +00:00."""
+    if legacy:
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def torrent_fragment(torrent: Torrent, *, auth_id: str, server: int, knobs: Knobs) -> str:
+    """The opening brace and every field that never changes, as JSON text."""
+    content = torrent.content
+    fields: dict[str, Any] = {
+        "id": torrent.id,
+        "auth_id": auth_id,
+        "server": server,
+        "hash": content.hash,
+        "name": content.name,
+        "magnet": content.magnet,
+        "size": content.size,
+        "created_at": format_date(torrent.created_wall, knobs.legacy_dates),
+        "torrent_file": content.torrent_file is not None,
+        "files": _files(content),
+        "download_path": content.hash,
+        "inactive_check": 0,
+        "tracker": content.tracker,
+        "owner": auth_id,
+        "seed_torrent": content.seed_torrent,
+        "allow_zipped": content.allow_zipped,
+        "long_term_seeding": False,
+        "tracker_message": None,
+        "private": content.private,
+        "alternative_hashes": [],
+        "tags": [],
+        "airlocked": False,
+    }
+    return json.dumps(fields, separators=(",", ":"))[:-1]
+
+
+def _files(content: Content) -> list[dict[str, Any]]:
+    files = []
+    for index, entry in enumerate(content.files):
+        path = f"{content.name}/{entry.name}"
+        files.append(
+            {
+                "id": index,
+                "md5": None,
+                "hash": content.hash,
+                "name": path,
+                "size": entry.size,
+                "zipped": False,
+                "s3_path": f"{content.hash}/{path}",
+                "infected": False,
+                "mimetype": entry.mimetype,
+                "short_name": entry.name.rsplit("/", 1)[-1],
+                "absolute_path": f"/downloads/{content.hash}/{path}",
+                "opensubtitles_hash": None,
+            }
+        )
+    return files
+
+
+class Renderer:
+    """Renders torrents for one request: the clock is read and "now" formatted only once."""
+
+    def __init__(self, clock: SimClock, knobs: Knobs) -> None:
+        self._clock = clock
+        self._legacy = knobs.legacy_dates
+        self._true, self._false = _ACTIVE_TOKENS[knobs.active_as]
+        self._sim_now = clock.now()
+        wall_now = time.time()
+        self._now_date = format_date(wall_now, self._legacy)
+        self._expires_date = format_date(wall_now + _EXPIRY_SECONDS, self._legacy)
+
+    def torrent(self, torrent: Torrent) -> str:
+        """One torrent object as JSON text."""
+        if torrent.settled_tail is not None:
+            return torrent.fragment + torrent.settled_tail
+        state = torrent.state(self._sim_now)
+        if state.finished:
+            cached_at = torrent.cached_at_json
+            if cached_at is None:
+                finished = self._finish_wall(torrent, state.finished_age or 0.0)
+                cached_at = torrent.cached_at_json = f'"{format_date(finished, self._legacy)}"'
+            flag = "true"
+        else:
+            cached_at = "null"
+            flag = "false"
+        if state.moving:
+            updated, expires = self._now_date, self._expires_date
+        else:
+            updated_wall = self._updated_wall(torrent, state.changed_age)
+            updated = format_date(updated_wall, self._legacy)
+            expires = format_date(updated_wall + _EXPIRY_SECONDS, self._legacy)
+        size = torrent.life.size
+        downloaded = state.downloaded
+        progress = downloaded / size if size else 0.0
+        ratio = state.uploaded / downloaded if downloaded else 0.0
+        availability = max(float(state.seeds), progress)
+        tail = (
+            f',"active":{self._true if state.active else self._false},'
+            f'"updated_at":"{updated}","download_state":"{state.download_state}",'
+            f'"seeds":{state.seeds},"peers":{state.peers},"ratio":{ratio!r},'
+            f'"progress":{progress!r},"download_speed":{state.download_speed},'
+            f'"upload_speed":{state.upload_speed},"eta":{state.eta},"expires_at":"{expires}",'
+            f'"download_present":{flag},"download_finished":{flag},'
+            f'"availability":{availability!r},"total_uploaded":{state.uploaded},'
+            f'"total_downloaded":{downloaded},"cached":{flag},"cached_at":{cached_at}}}'
+        )
+        if not state.moving:
+            # Time alone cannot change these fields any more; actions clear the memo.
+            torrent.settled_tail = tail
+        return torrent.fragment + tail
+
+    def _finish_wall(self, torrent: Torrent, finished_age: float) -> float:
+        if finished_age <= 0:
+            # Finished at birth: an instant cache hit, cached when it was added.
+            return torrent.created_wall
+        finish_sim = torrent.birth_sim + torrent.held_total + finished_age
+        return self._clock.wall_at(finish_sim, not_before=torrent.last_event_wall)
+
+    def _updated_wall(self, torrent: Torrent, changed_age: float) -> float:
+        if torrent.hold is not None or changed_age <= 0:
+            return torrent.last_event_wall
+        change_sim = torrent.birth_sim + torrent.held_total + changed_age
+        return self._clock.wall_at(change_sim, not_before=torrent.last_event_wall)
+
+    def queued(self, item: QueuedItem, auth_id: str) -> dict[str, object]:
+        """One queued item, as getqueued lists it."""
+        content = item.content
+        return {
+            "id": item.id,
+            "auth_id": auth_id,
+            "created_at": format_date(item.created_wall, self._legacy),
+            "magnet": content.magnet,
+            "torrent_file": f"{content.hash}.torrent" if content.torrent_file else None,
+            "hash": content.hash,
+            "name": content.name,
+            "type": "torrent",
+        }

@@ -1,0 +1,1 @@
+"""End-to-end tests: the simulator and the three services as real processes."""

@@ -1,0 +1,124 @@
+"""The userstore's composition root: storage, services, the gRPC server and background upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from torbox.automation.v1 import userstore_service_pb2 as pb
+from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
+
+from common.grpc_server import GrpcServer
+from userstore_svc.config import UserstoreSettings
+from userstore_svc.core.models import PipelineConfig
+from userstore_svc.core.rules.plan import SafetyConfig
+from userstore_svc.downloads_service import DownloadService
+from userstore_svc.hub import EventHub
+from userstore_svc.ingest import IngestConfig, Ingestor
+from userstore_svc.maintenance import maintain_all
+from userstore_svc.rules_service import RuleService
+from userstore_svc.servicer import UserstoreServicer
+from userstore_svc.store.pool import DatabasePool
+from userstore_svc.store.registry import Registry
+from userstore_svc.torrents_service import TorrentService
+from userstore_svc.users_service import UserService
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["UserstoreService"].full_name
+COUNTER_FLUSH_SECONDS = 5.0
+
+
+def ingest_config(settings: UserstoreSettings) -> IngestConfig:
+    """The pipeline and safety settings the ingestor applies."""
+    return IngestConfig(
+        pipeline=PipelineConfig(
+            stall_after_seconds=settings.stall_after_minutes * 60.0,
+            ratio_event_threshold=settings.ratio_event_threshold,
+        ),
+        safety=SafetyConfig(
+            global_dry_run=settings.dry_run,
+            max_destructive_per_poll=settings.max_destructive_per_poll,
+        ),
+    )
+
+
+class UserstoreApp:
+    """A running userstore: registry, pool, services, gRPC server and background upkeep."""
+
+    def __init__(self, settings: UserstoreSettings) -> None:
+        self.settings = settings
+        self.server = GrpcServer([SERVICE_NAME])
+        self._tasks: list[asyncio.Task[None]] = []
+        self.registry: Registry | None = None
+        self.pool: DatabasePool | None = None
+        self.servicer: UserstoreServicer | None = None
+
+    async def start(self) -> int:
+        """Open storage, start serving, report healthy; returns the bound port."""
+        s = self.settings
+        s.user_db_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = await Registry.open(s.master_db_path)
+        self.pool = DatabasePool(s.user_db_dir, s.max_open_dbs)
+        clock = time.time
+        hub = EventHub()
+        self.servicer = UserstoreServicer(
+            registry=self.registry,
+            pool=self.pool,
+            users=UserService(self.pool, self.registry, clock),
+            ingestor=Ingestor(self.pool, self.registry, hub, ingest_config(s)),
+            rules=RuleService(self.pool, self.registry, clock),
+            torrents=TorrentService(self.pool, self.registry),
+            downloads=DownloadService(self.pool, self.registry, clock),
+            hub=hub,
+            started_at=clock(),
+            clock=clock,
+        )
+        pb_grpc.add_UserstoreServiceServicer_to_server(self.servicer, self.server.server)
+        port = await self.server.start(f"{s.bind_host}:{s.port}")
+        self._tasks = [
+            asyncio.create_task(self._flush_counters()),
+            asyncio.create_task(self._maintenance()),
+        ]
+        await self.server.set_serving()
+        log.info("userstore serving", extra={"port": port, "max_open_dbs": s.max_open_dbs})
+        return port
+
+    async def _flush_counters(self) -> None:
+        assert self.registry is not None
+        while True:
+            await asyncio.sleep(COUNTER_FLUSH_SECONDS)
+            try:
+                await self.registry.flush_counters()
+            except Exception:
+                log.exception("flushing registry counters failed")
+
+    async def _maintenance(self) -> None:
+        assert self.registry is not None
+        assert self.pool is not None
+        while True:
+            await asyncio.sleep(self.settings.maintenance_interval_seconds)
+            report = await maintain_all(self.pool, self.registry)
+            log.info(
+                "maintenance pass done",
+                extra={"checked": report.checked, "damaged": len(report.damaged)},
+            )
+
+    async def stop(self) -> None:
+        """Drain: NOT_SERVING, finish in-flight snapshots, stop the server, close storage."""
+        grace = self.settings.shutdown_grace_seconds
+        await self.server.health.enter_graceful_shutdown()
+        if self.servicer is not None:
+            await self.servicer.drain(timeout=grace)
+        await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.pool is not None:
+            await self.pool.close()
+        if self.registry is not None:
+            await self.registry.close()
+        log.info("userstore stopped")

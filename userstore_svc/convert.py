@@ -1,0 +1,322 @@
+"""Conversions between protobuf messages and the userstore's domain values (and nothing else)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from torbox.automation.v1 import torrent_pb2 as tpb
+from torbox.automation.v1 import userstore_service_pb2 as pb
+
+from userstore_svc.core.models import Event, TorrentSnapshot
+from userstore_svc.downloads_service import Archived, Limits
+from userstore_svc.ingest import ActionOut, OutcomeIn, PlanOut, SnapshotIn
+from userstore_svc.rules_service import LogRow, Preview
+from userstore_svc.store.registry import ACTIVE, AUTH_FAILED, REMOVED, UserRow
+from userstore_svc.torrents_service import EventRow, TorrentView
+
+ACTION_TYPES = {
+    "stop_seeding": tpb.ACTION_TYPE_STOP_SEEDING,
+    "pause": tpb.ACTION_TYPE_PAUSE,
+    "resume": tpb.ACTION_TYPE_RESUME,
+    "delete": tpb.ACTION_TYPE_DELETE,
+    "archive": tpb.ACTION_TYPE_ARCHIVE,
+    "force_start": tpb.ACTION_TYPE_FORCE_START,
+    "reannounce": tpb.ACTION_TYPE_REANNOUNCE,
+}
+USER_STATUSES = {
+    ACTIVE: pb.USER_STATUS_ACTIVE,
+    AUTH_FAILED: pb.USER_STATUS_AUTH_FAILED,
+    REMOVED: pb.USER_STATUS_REMOVED,
+}
+STATUS_NAMES = {value: key for key, value in USER_STATUSES.items()}
+
+
+def _opt(message: Any, name: str) -> Any:
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def torrent_snapshot(t: tpb.Torrent) -> TorrentSnapshot:
+    """A torrent message as the pipeline's frozen snapshot."""
+    return TorrentSnapshot(
+        t.id,
+        t.hash,
+        t.name,
+        t.magnet if t.HasField("magnet") else None,
+        t.size,
+        t.active,
+        t.created_at if t.HasField("created_at") else None,
+        t.updated_at if t.HasField("updated_at") else None,
+        t.download_state,
+        t.seeds,
+        t.peers,
+        t.ratio,
+        t.progress,
+        t.download_speed,
+        t.upload_speed,
+        t.eta,
+        t.expires_at if t.HasField("expires_at") else None,
+        t.download_present,
+        t.download_finished,
+        t.file_count,
+        t.availability,
+        t.tracker if t.HasField("tracker") else None,
+        t.total_uploaded,
+        t.total_downloaded,
+        t.cached,
+        t.cached_at if t.HasField("cached_at") else None,
+        t.seed_torrent,
+        t.long_term_seeding,
+        t.private,
+        t.queued,
+    )
+
+
+def snapshot_in(s: pb.Snapshot) -> SnapshotIn:
+    """A snapshot message as the ingestor's input."""
+    return SnapshotIn(
+        poll_id=s.poll_id,
+        auth_id=s.auth_id,
+        observed_at=s.observed_at,
+        complete=s.complete,
+        torrents=[torrent_snapshot(t) for t in s.torrents],
+        poll_interval=s.poll_interval_seconds,
+        run_rule_id=s.run_rule_id if s.HasField("run_rule_id") else None,
+    )
+
+
+def outcomes_in(o: pb.ActionOutcomes) -> list[OutcomeIn]:
+    """Outcome messages as the ingestor's input."""
+    return [
+        OutcomeIn(
+            action_id=x.action_id,
+            success=x.success,
+            error_code=x.error_code,
+            message=x.message,
+            completed_at=x.completed_at,
+            magnet=x.magnet if x.HasField("magnet") else None,
+        )
+        for x in o.outcomes
+    ]
+
+
+def _action_pb(a: ActionOut) -> tpb.PlannedAction:
+    return tpb.PlannedAction(
+        action_id=a.action_id,
+        torrent_id=a.torrent_id,
+        type=ACTION_TYPES[a.action],
+        queued=a.queued,
+        rule_id=a.rule_id,
+        rule_name=a.rule_name,
+        needs_magnet=a.needs_magnet,
+    )
+
+
+def plan_pb(p: PlanOut) -> pb.Plan:
+    """The ingestor's plan as a message."""
+    message = pb.Plan(
+        poll_id=p.poll_id,
+        auth_id=p.auth_id,
+        applied=p.applied,
+        actions=[_action_pb(a) for a in p.actions],
+        has_enabled_rules=p.has_enabled_rules,
+    )
+    if p.next_poll_in is not None:
+        message.next_poll_in_seconds = p.next_poll_in
+    if p.run_summary is not None:
+        r = p.run_summary
+        message.run_summary.CopyFrom(
+            pb.RunSummary(
+                rule_id=r.rule_id,
+                rule_name=r.rule_name,
+                total_torrents=r.total,
+                matched_torrents=r.matched,
+                processed_torrents=r.processed,
+                dry_run=r.dry_run,
+                skipped=r.skipped,
+                reason=r.reason,
+                action_type=r.action,
+            )
+        )
+    return message
+
+
+def user_pb(row: UserRow) -> pb.User:
+    """A registry row as a message."""
+    user = pb.User(
+        auth_id=row.auth_id,
+        status=USER_STATUSES[row.status],
+        key_ciphertext=row.key_ciphertext or b"",
+        has_enabled_rules=row.has_enabled_rules,
+        seq=row.seq,
+        created_at=row.created_at,
+        torrent_count=row.torrent_count,
+    )
+    if row.last_seen_at is not None:
+        user.last_seen_at = row.last_seen_at
+    if row.last_poll_at is not None:
+        user.last_poll_at = row.last_poll_at
+    return user
+
+
+def last_action_pb(action: dict[str, Any]) -> pb.LastAction:
+    """An action record as a message."""
+    message = pb.LastAction(
+        action_id=action["action_id"],
+        rule_id=action["rule_id"],
+        rule_name=action["rule_name"],
+        action=action["action"],
+        dry_run=action["dry_run"],
+        status=action["status"],
+        error_code=action["error_code"] or "",
+        reason_json=action["reason_json"] or "[]",
+        created_at=action["created_at"],
+    )
+    if action["completed_at"] is not None:
+        message.completed_at = action["completed_at"]
+    return message
+
+
+def torrent_status_pb(view: TorrentView) -> pb.TorrentStatus:
+    """A torrent's automation status as a message."""
+    s = view.state
+    snap = s.snap
+    message = pb.TorrentStatus(
+        torrent_id=snap.id,
+        hash=snap.hash,
+        name=snap.name,
+        queued=snap.queued,
+        present=s.present,
+        first_seen_at=s.first_seen_at,
+        last_seen_at=s.last_seen_at,
+        last_total_downloaded=snap.total_downloaded,
+        last_total_uploaded=snap.total_uploaded,
+        last_progress=snap.progress,
+        last_state=snap.download_state,
+        status=s.status,
+        ratio=snap.ratio,
+        seeds=snap.seeds,
+        peers=snap.peers,
+        availability=snap.availability,
+        size=snap.size,
+        download_speed=snap.download_speed,
+        upload_speed=snap.upload_speed,
+        active=snap.active,
+        stall_count=s.stall_count,
+        protected=view.protected,
+    )
+    optional = {
+        "removed_at": s.removed_at,
+        "last_download_activity_at": s.last_download_activity_at,
+        "last_upload_activity_at": s.last_upload_activity_at,
+        "stalled_since": s.stalled_since,
+        "downloading_started_at": s.downloading_started_at,
+        "seeding_started_at": s.seeding_started_at,
+        "max_download_speed": s.max_download_speed,
+        "seed_ratio_limit": view.seed_ratio_limit,
+        "seed_time_limit_hours": view.seed_time_limit_hours,
+        "tracker": snap.tracker,
+        **view.derived(),
+    }
+    for name, value in optional.items():
+        if value is not None:
+            setattr(message, name, value)
+    if view.last_action is not None:
+        message.last_action.CopyFrom(last_action_pb(view.last_action))
+    return message
+
+
+def event_pb(e: Event | EventRow) -> pb.Event:
+    """A synthetic event (fresh or stored) as a message."""
+    if isinstance(e, EventRow):
+        return pb.Event(
+            id=e.id,
+            torrent_id=abs(e.torrent_key),
+            type=e.type,
+            observed_at=e.observed_at,
+            data_json=e.data_json,
+        )
+    return pb.Event(
+        torrent_id=abs(e.torrent_key),
+        type=e.type,
+        observed_at=e.observed_at,
+        data_json=json.dumps(e.data, separators=(",", ":")),
+    )
+
+
+def rule_log_pb(row: LogRow) -> pb.RuleLog:
+    """An execution log row as a message."""
+    message = pb.RuleLog(
+        id=row.id,
+        rule_id=row.rule_id,
+        rule_name=row.rule_name,
+        execution_type=row.execution_type,
+        items_processed=row.items_processed,
+        success=row.success,
+        executed_at=row.executed_at,
+        dry_run=row.dry_run,
+        actions=[last_action_pb(a) for a in row.actions],
+    )
+    if row.error_message is not None:
+        message.error_message = row.error_message
+    return message
+
+
+def preview_pb(preview: Preview) -> pb.PreviewRuleResponse:
+    """A rule preview as a message."""
+    message = pb.PreviewRuleResponse(
+        total_torrents=preview.total,
+        matched_torrents=preview.matched,
+        torrents=[
+            pb.PreviewMatch(
+                torrent_id=row.torrent_id,
+                name=row.name,
+                status=row.status,
+                matched=row.matched,
+                actionable=row.actionable,
+                skip_reason=row.skip_reason,
+                conditions=[
+                    pb.ConditionTrace(
+                        path=c["path"],
+                        type=c["type"],
+                        operator=c["operator"],
+                        threshold_json=json.dumps(c["threshold"]),
+                        value_json=json.dumps(c["value"]),
+                        result=c["result"],
+                    )
+                    for c in row.conditions
+                ],
+            )
+            for row in preview.torrents
+        ],
+    )
+    if preview.observed_at is not None:
+        message.observed_at = preview.observed_at
+    return message
+
+
+def archived_pb(a: Archived) -> pb.ArchivedDownload:
+    """An archive row as a message."""
+    message = pb.ArchivedDownload(
+        id=a.id, torrent_id=a.torrent_id, hash=a.hash, name=a.name, archived_at=a.archived_at
+    )
+    if a.tracker is not None:
+        message.tracker = a.tracker
+    if a.magnet is not None:
+        message.magnet = a.magnet
+    return message
+
+
+def limits_pb(limits: Limits) -> pb.TorrentLimits:
+    """A torrent's limits as a message."""
+    message = pb.TorrentLimits(torrent_id=limits.torrent_id, updated_at=limits.updated_at)
+    if limits.seed_ratio is not None:
+        message.seed_ratio = limits.seed_ratio
+    if limits.seed_time_hours is not None:
+        message.seed_time_hours = limits.seed_time_hours
+    return message
+
+
+def opt(message: Any, name: str) -> Any:
+    """An optional field's value, or None when unset."""
+    return _opt(message, name)

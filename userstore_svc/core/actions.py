@@ -1,0 +1,48 @@
+"""Reconciling intents whose outcome never arrived (a crash between plan and outcome)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from userstore_svc.core.models import TorrentState
+from userstore_svc.core.status import SEEDING
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What the next snapshot says about an orphaned intent."""
+
+    action_id: int
+    status: str  # "succeeded" when its effect is visible, else "unknown"
+    error_code: str
+
+
+def effect_visible(action: str, state: TorrentState | None) -> bool | None:
+    """Whether the snapshot shows the action took effect; None when it cannot tell."""
+    gone = state is None or not state.present
+    if action in ("delete", "archive", "force_start"):
+        return gone
+    if gone or state is None:
+        return None
+    if action == "stop_seeding":
+        return state.status not in SEEDING
+    if action == "pause":
+        return state.status == "paused"
+    if action == "resume":
+        return state.status != "paused"
+    return None
+
+
+def reconcile(
+    pending: Sequence[tuple[int, int, str]], states: Mapping[int, TorrentState]
+) -> list[Reconciled]:
+    """Settle each (action id, torrent key, action) left pending by the snapshot just applied."""
+    settled = []
+    for action_id, key, action in pending:
+        visible = effect_visible(action, states.get(key))
+        if visible:
+            settled.append(Reconciled(action_id, "succeeded", "RECONCILED"))
+        else:
+            settled.append(Reconciled(action_id, "unknown", "OUTCOME_LOST"))
+    return settled

@@ -1,0 +1,235 @@
+"""Rule evaluation over torrent states: three-valued logic, held conditions, and explanations.
+
+A condition is True, False or None (unknown). AND is False if any part is False, else unknown if
+any part is unknown; OR is True if any part is True, else unknown if any is unknown. Negating an
+unknown stays unknown, and a rule matches only when its result is True: unknown never matches.
+
+A condition with ``for_minutes`` is True only once its raw test has held continuously for that
+long; the caller keeps the start of each hold per (rule, condition, torrent) between polls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import re2
+
+from userstore_svc.core.models import TorrentState
+from userstore_svc.core.rules.fields import FIELDS
+from userstore_svc.core.rules.model import Condition, Group, Rule, iter_conditions
+from userstore_svc.core.rules.schema import regex_options
+
+Tri = bool | None
+RawTest = Callable[[TorrentState, float], tuple[Any, Tri]]
+# (state, now, holds of this torrent: path -> since, new holds to fill) -> result
+Test = Callable[[TorrentState, float, Mapping[str, float], dict[str, float]], Tri]
+
+
+def _number_op(operator: str, threshold: float) -> Callable[[Any], bool]:
+    if operator == "gt":
+        return lambda v: bool(v > threshold)
+    if operator == "lt":
+        return lambda v: bool(v < threshold)
+    if operator == "gte":
+        return lambda v: bool(v >= threshold)
+    if operator == "lte":
+        return lambda v: bool(v <= threshold)
+    tolerance = 1e-9 * max(1.0, abs(threshold))
+    return lambda v: abs(v - threshold) <= tolerance
+
+
+def _string_op(operator: str, needle: str) -> Callable[[Any], bool]:
+    low = needle.lower()
+    if operator == "contains":
+        return lambda v: low in v.lower()
+    if operator == "not_contains":
+        return lambda v: low not in v.lower()
+    if operator == "equals":
+        return lambda v: v.lower() == low
+    if operator == "not_equals":
+        return lambda v: v.lower() != low
+    if operator == "starts_with":
+        return lambda v: v.lower().startswith(low)
+    if operator == "ends_with":
+        return lambda v: v.lower().endswith(low)
+    pattern = re2.compile(needle, regex_options())
+    return lambda v: pattern.search(v) is not None
+
+
+def _predicate(cond: Condition) -> Callable[[Any], bool]:
+    kind = FIELDS[cond.type].kind
+    if kind == "number":
+        return _number_op(cond.operator, float(cond.value))
+    if kind == "string":
+        return _string_op(cond.operator, str(cond.value))
+    if kind == "status":
+        wanted = frozenset(cond.value)
+        if cond.operator == "is_none_of":
+            return lambda v: v not in wanted
+        return lambda v: v in wanted
+    if cond.operator == "is_false":
+        return lambda v: v is False
+    return lambda v: v is True
+
+
+def raw_test(cond: Condition) -> RawTest:
+    """The condition's value and its raw result (before holding and negation)."""
+    get = FIELDS[cond.type].get
+    hours = cond.hours
+    predicate = _predicate(cond)
+
+    def test(state: TorrentState, now: float) -> tuple[Any, Tri]:
+        value = get(state, now, hours)
+        if value is None:
+            return None, None
+        return value, predicate(value)
+
+    return test
+
+
+def _held(
+    raw: Tri,
+    path: str,
+    minutes: float,
+    now: float,
+    holds: Mapping[str, float],
+    out: dict[str, float],
+) -> Tri:
+    if raw is not True:
+        return raw
+    since = holds.get(path, now)
+    out[path] = since
+    return now - since >= minutes * 60.0 - 1e-6
+
+
+def _compile_condition(cond: Condition) -> Test:
+    test = raw_test(cond)
+    path, minutes, negate = cond.path, cond.for_minutes, cond.negate
+
+    def run(
+        state: TorrentState, now: float, holds: Mapping[str, float], out: dict[str, float]
+    ) -> Tri:
+        result = test(state, now)[1]
+        if minutes:
+            result = _held(result, path, minutes, now, holds, out)
+        if negate and result is not None:
+            return not result
+        return result
+
+    return run
+
+
+def _compile_group(group: Group, exhaustive: bool) -> Test:
+    parts = [_compile_condition(c) for c in group.conditions]
+    parts += [_compile_group(g, exhaustive) for g in group.groups]
+    negate = group.negate
+    is_and = group.logic == "and"
+
+    def run(
+        state: TorrentState, now: float, holds: Mapping[str, float], out: dict[str, float]
+    ) -> Tri:
+        if not parts:
+            result: Tri = None  # an empty group matches nothing
+        else:
+            unknown = False
+            decided: Tri = None
+            for part in parts:
+                value = part(state, now, holds, out)
+                if value is None:
+                    unknown = True
+                elif value is not is_and:  # False under AND, True under OR decides the group
+                    decided = value
+                    if not exhaustive:
+                        break
+            result = decided if decided is not None else (None if unknown else is_and)
+        if negate and result is not None:
+            return not result
+        return result
+
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule ready to test torrents; `tracks_holds` when it has for_minutes conditions."""
+
+    rule: Rule
+    test: Test
+    tracks_holds: bool
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    """Build the rule's test once.
+
+    A rule with held conditions is evaluated without short-cuts so every hold stays up to date.
+    """
+    tracks = bool(rule.for_minutes_paths)
+    return CompiledRule(rule, _compile_group(rule.root, exhaustive=tracks), tracks)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionTrace:
+    """What one condition saw on one torrent: for the audit and the preview."""
+
+    path: str
+    type: str
+    operator: str
+    threshold: Any
+    value: Any
+    result: str  # "match", "no_match" or "unknown"
+    held_since: float | None = None
+
+
+def explain(
+    rule: Rule, state: TorrentState, now: float, holds: Mapping[str, float]
+) -> list[ConditionTrace]:
+    """Every condition's value, threshold and result on one torrent."""
+    traces = []
+    for cond in iter_conditions(rule.root):
+        value, raw = raw_test(cond)(state, now)
+        result = raw
+        since = None
+        if cond.for_minutes and raw is True:
+            since = holds.get(cond.path, now)
+            result = _held(raw, cond.path, cond.for_minutes, now, holds, {})
+        if cond.negate and result is not None:
+            result = not result
+        threshold: Any = list(cond.value) if isinstance(cond.value, tuple) else cond.value
+        if cond.hours is not None:
+            threshold = {"value": threshold, "hours": cond.hours}
+        if cond.for_minutes:
+            threshold = {"value": threshold, "for_minutes": cond.for_minutes}
+        traces.append(
+            ConditionTrace(
+                path=cond.path,
+                type=cond.type,
+                operator=cond.operator,
+                threshold=threshold,
+                value=round(value, 6) if isinstance(value, float) else value,
+                result="unknown" if result is None else ("match" if result else "no_match"),
+                held_since=since,
+            )
+        )
+    return traces
+
+
+def traces_json(traces: list[ConditionTrace]) -> str:
+    """The traces as compact JSON for the action log."""
+    return json.dumps(
+        [
+            {
+                "path": t.path,
+                "type": t.type,
+                "operator": t.operator,
+                "threshold": t.threshold,
+                "value": t.value,
+                "result": t.result,
+                **({"held_since": t.held_since} if t.held_since is not None else {}),
+            }
+            for t in traces
+        ],
+        separators=(",", ":"),
+    )

@@ -1,0 +1,482 @@
+"""From rule matches to actions, under every safety rule; pure, with `now` passed in.
+
+For one poll of one user:
+1. Each enabled rule whose trigger fires is evaluated (interval due, or one of its events happened
+   to the torrent; a manual run evaluates one rule on every torrent).
+2. A match becomes a candidate only if the action would do something (stop_seeding only on a
+   seeding torrent, ...), the torrent is not protected against it, its own seeding limit does not
+   override it, no earlier action on it awaits an outcome, and the rule's cooldown has passed.
+3. ``max_actions_per_run`` caps each rule; then each torrent gets at most one action: a destructive
+   one wins over the rest, and rule order breaks ties.
+4. Destructive actions are held when the snapshot is unconfirmed, or when there are more than the
+   cap (a count, or a share of the user's torrents): none are sent and an AUTOMATION_HELD event
+   says why. Dry run (global or per rule) records everything and sends nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from userstore_svc.core import telemetry
+from userstore_svc.core.models import Event, TorrentState
+from userstore_svc.core.rules.evaluate import (
+    CompiledRule,
+    RawTest,
+    explain,
+    raw_test,
+    traces_json,
+)
+from userstore_svc.core.rules.fields import FIELDS
+from userstore_svc.core.rules.model import (
+    DESTRUCTIVE_ACTIONS,
+    PROTECTED_ACTIONS,
+    SEED_ENDING_ACTIONS,
+    iter_conditions,
+)
+from userstore_svc.core.status import DOWNLOADING, SEEDING
+
+LIMIT_RULE_ID = 0
+LIMIT_RULE_NAME = "Torrent seeding limit"
+DEFAULT_COOLDOWN_MINUTES = 30.0
+
+# Start of each running hold: rule id -> torrent key -> condition path -> since.
+Holds = dict[int, dict[int, dict[str, float]]]
+
+
+@dataclass(frozen=True, slots=True)
+class TorrentLimit:
+    """A torrent's own seeding limits; they override rules that would end its seeding early."""
+
+    seed_ratio: float | None
+    seed_time_hours: float | None
+
+    def reached(self, state: TorrentState, now: float) -> bool:
+        """True once either limit is met (seeding may stop)."""
+        if self.seed_ratio is not None and state.snap.ratio >= self.seed_ratio:
+            return True
+        return (
+            self.seed_time_hours is not None
+            and telemetry.seeding_time(state, now) >= self.seed_time_hours * 3600.0
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RuleEntry:
+    """An enabled rule with the bookkeeping the trigger needs."""
+
+    compiled: CompiledRule
+    rule_id: int
+    last_evaluated_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyConfig:
+    """The caps that keep a wrong rule from emptying an account."""
+
+    global_dry_run: bool = False
+    max_destructive_per_poll: int = 10
+    max_destructive_share: float = 0.25
+    # The share cap applies from this many destructive actions on (1 of 3 is not a rampage).
+    share_cap_min_count: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInput:
+    """Everything the planner reads for one poll."""
+
+    now: float
+    states: Mapping[int, TorrentState]
+    events: Sequence[Event]
+    rules: Sequence[RuleEntry]
+    holds: Mapping[int, Mapping[int, Mapping[str, float]]]
+    protected: frozenset[int]
+    limits: Mapping[int, TorrentLimit]
+    # When each (rule id, torrent key) last produced an action record (for cooldowns).
+    last_actions: Mapping[tuple[int, int], float]
+    # Torrents with an action whose outcome is not known yet.
+    pending: frozenset[int]
+    safety: SafetyConfig
+    # Set when the snapshot is unconfirmed: destructive actions must wait.
+    hold_reason: str | None = None
+    # A manual run of one rule: evaluated on every torrent whatever its trigger.
+    run_rule_id: int | None = None
+    # After an outage every hold restarts (the condition was not observed in between).
+    reset_holds: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One action to log and (unless dry run or held) send."""
+
+    rule_id: int
+    rule_name: str
+    key: int
+    action: str
+    dry_run: bool
+    status: str  # "pending", "dry_run" or "held"
+    reason_json: str
+    execution_type: str
+
+
+@dataclass(slots=True)
+class RuleReport:
+    """What one evaluated rule did this poll (for the execution log and a manual run's answer)."""
+
+    rule_id: int
+    rule_name: str
+    execution_type: str
+    action: str
+    dry_run: bool
+    total: int = 0
+    matched: int = 0
+    processed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOutput:
+    """Intents in order, the holds to keep, reports per evaluated rule, events, and a poll hint."""
+
+    intents: list[Intent]
+    holds: Holds
+    reports: list[RuleReport]
+    events: list[Event]
+    evaluated_rule_ids: list[int]
+    next_poll_in: float | None
+
+
+def skip_reason(action: str, state: TorrentState) -> str | None:
+    """Why `action` would do nothing to this torrent now, or None when it would act."""
+    status = state.status
+    if not state.present or state.missing_since is not None:
+        return "not in the latest snapshot"
+    if action == "stop_seeding":
+        return None if status in SEEDING else "not seeding"
+    if action in ("pause", "reannounce"):
+        return None if status in DOWNLOADING or status in SEEDING else "not active"
+    if action == "resume":
+        return None if status == "paused" else "not paused"
+    if action == "force_start":
+        return None if status == "queued" else "not queued"
+    return None
+
+
+def _cooldown_passed(rule_cooldown: float | None, last: float | None, now: float) -> bool:
+    minutes = DEFAULT_COOLDOWN_MINUTES if rule_cooldown is None else rule_cooldown
+    return last is None or now - last >= minutes * 60.0 - 1e-6
+
+
+def plan(inp: PlanInput) -> PlanOutput:
+    """Choose this poll's actions (see the module docstring for the order of checks)."""
+    now = inp.now
+    present = {k: s for k, s in inp.states.items() if s.present}
+    by_event: dict[str, set[int]] = {}
+    for event in inp.events:
+        by_event.setdefault(event.type, set()).add(event.torrent_key)
+
+    new_holds: Holds = {}
+    reports: list[RuleReport] = []
+    evaluated: list[int] = []
+    candidates: list[list[Intent]] = []
+    hint: float | None = None
+
+    for entry in inp.rules:
+        compiled, rule = entry.compiled, entry.compiled.rule
+        manual = inp.run_rule_id == entry.rule_id
+        if inp.run_rule_id is not None and not manual:
+            continue
+        targets, execution_type = _targets(entry, present, by_event, now, manual)
+        # Holds are kept on every poll, whether or not the trigger fires now.
+        scope = present if compiled.tracks_holds else {k: present[k] for k in targets}
+        if not scope and not targets:
+            hint = _min(hint, _interval_wait(entry, now))
+            continue
+        report = RuleReport(
+            rule_id=entry.rule_id,
+            rule_name=rule.name,
+            execution_type=execution_type,
+            action=rule.action,
+            dry_run=inp.safety.global_dry_run or rule.dry_run,
+            total=len(targets),
+        )
+        matched: list[tuple[int, TorrentState, Mapping[str, float]]] = []
+        growing = _growing_conditions(compiled)
+        rule_holds = {} if inp.reset_holds else inp.holds.get(entry.rule_id, {})
+        kept: dict[int, dict[str, float]] = {}
+        for key, state in scope.items():
+            holds = rule_holds.get(key, {})
+            out: dict[str, float] = {}
+            result = compiled.test(state, now, holds, out)
+            if out:
+                kept[key] = out
+            if key not in targets:
+                continue
+            if result is True:
+                matched.append((key, state, holds))
+            else:
+                hint = _min(hint, _crossing(growing, state, now, out, compiled))
+        if kept:
+            new_holds[entry.rule_id] = kept
+        if targets or manual:
+            evaluated.append(entry.rule_id)
+            hint = _min(hint, _interval_wait(entry, now, evaluated_now=True))
+        else:
+            hint = _min(hint, _interval_wait(entry, now))
+            continue
+        report.matched = len(matched)
+        chosen: list[Intent] = []
+        for key, state, holds in sorted(matched, key=lambda item: item[0]):
+            reason = _why_not(rule.action, state, key, entry, inp, now)
+            if reason is not None:
+                report.skipped[reason] = report.skipped.get(reason, 0) + 1
+                continue
+            if rule.max_actions_per_run is not None and len(chosen) >= rule.max_actions_per_run:
+                report.skipped["max_actions_per_run"] = (
+                    report.skipped.get("max_actions_per_run", 0) + 1
+                )
+                continue
+            chosen.append(
+                Intent(
+                    rule_id=entry.rule_id,
+                    rule_name=rule.name,
+                    key=key,
+                    action=rule.action,
+                    dry_run=report.dry_run,
+                    status="dry_run" if report.dry_run else "pending",
+                    reason_json=traces_json(explain(rule, state, now, holds)),
+                    execution_type=execution_type,
+                )
+            )
+        candidates.append(chosen)
+        reports.append(report)
+
+    if inp.run_rule_id is None:
+        candidates.append(_limit_intents(present, inp))
+
+    intents = _one_per_torrent(candidates)
+    events: list[Event] = []
+    intents = _apply_caps(intents, len(present), inp, events)
+    by_rule = {r.rule_id: r for r in reports}
+    for intent in intents:
+        counted = by_rule.get(intent.rule_id)
+        if counted is not None and intent.status != "held":
+            counted.processed += 1
+    return PlanOutput(
+        intents=intents,
+        holds=new_holds,
+        reports=reports,
+        events=events,
+        evaluated_rule_ids=evaluated,
+        next_poll_in=hint,
+    )
+
+
+def _targets(
+    entry: RuleEntry,
+    present: Mapping[int, TorrentState],
+    by_event: Mapping[str, set[int]],
+    now: float,
+    manual: bool,
+) -> tuple[set[int], str]:
+    """The torrents this rule is evaluated on now, and how the evaluation was triggered."""
+    rule = entry.compiled.rule
+    if manual:
+        return set(present), "manual"
+    if rule.trigger.kind == "event":
+        keys: set[int] = set()
+        for name in rule.trigger.events:
+            keys |= by_event.get(name, set())
+        return {k for k in keys if k in present}, "event"
+    last = entry.last_evaluated_at
+    due = last is None or now - last >= rule.trigger.interval_minutes * 60.0 - 1e-6
+    return (set(present) if due else set()), "scheduled"
+
+
+def _interval_wait(entry: RuleEntry, now: float, *, evaluated_now: bool = False) -> float | None:
+    """Seconds until an interval rule is due again."""
+    rule = entry.compiled.rule
+    if rule.trigger.kind != "interval" or rule.trigger.interval_minutes <= 0:
+        return None
+    last = now if evaluated_now else entry.last_evaluated_at
+    if last is None:
+        return 0.0
+    return max(0.0, last + rule.trigger.interval_minutes * 60.0 - now)
+
+
+def _why_not(
+    action: str, state: TorrentState, key: int, entry: RuleEntry, inp: PlanInput, now: float
+) -> str | None:
+    """Why a matched torrent gets no action from this rule (None: it gets one)."""
+    reason = skip_reason(action, state)
+    if reason is not None:
+        return reason
+    if action in PROTECTED_ACTIONS and key in inp.protected:
+        return "protected"
+    limit = inp.limits.get(key)
+    if limit is not None and action in SEED_ENDING_ACTIONS and not limit.reached(state, now):
+        return "torrent seeding limit not reached"
+    if key in inp.pending:
+        return "an earlier action awaits its outcome"
+    rule = entry.compiled.rule
+    if not _cooldown_passed(rule.cooldown_minutes, inp.last_actions.get((entry.rule_id, key)), now):
+        return "cooldown"
+    return None
+
+
+def _limit_intents(present: Mapping[int, TorrentState], inp: PlanInput) -> list[Intent]:
+    """Stop seeding torrents whose own limit is reached (the limit is a rule of its own)."""
+    intents = []
+    for key in sorted(inp.limits):
+        state = present.get(key)
+        if state is None or not inp.limits[key].reached(state, inp.now):
+            continue
+        if skip_reason("stop_seeding", state) is not None or key in inp.protected:
+            continue
+        if key in inp.pending or not _cooldown_passed(
+            None, inp.last_actions.get((LIMIT_RULE_ID, key)), inp.now
+        ):
+            continue
+        limit = inp.limits[key]
+        dry = inp.safety.global_dry_run
+        intents.append(
+            Intent(
+                rule_id=LIMIT_RULE_ID,
+                rule_name=LIMIT_RULE_NAME,
+                key=key,
+                action="stop_seeding",
+                dry_run=dry,
+                status="dry_run" if dry else "pending",
+                reason_json=(
+                    f'[{{"type":"TORRENT_LIMIT","seed_ratio":{_json_num(limit.seed_ratio)},'
+                    f'"seed_time_hours":{_json_num(limit.seed_time_hours)},'
+                    f'"ratio":{state.snap.ratio},'
+                    f'"seeding_hours":{telemetry.seeding_time(state, inp.now) / 3600.0:.4f}}}]'
+                ),
+                execution_type="limit",
+            )
+        )
+    return intents
+
+
+def _json_num(value: float | None) -> str:
+    return "null" if value is None else repr(float(value))
+
+
+def _one_per_torrent(candidates: list[list[Intent]]) -> list[Intent]:
+    """At most one action per torrent: the first destructive one, else the first by rule order."""
+    best: dict[int, Intent] = {}
+    order: list[int] = []
+    for rule_intents in candidates:
+        for intent in rule_intents:
+            current = best.get(intent.key)
+            if current is None:
+                best[intent.key] = intent
+                order.append(intent.key)
+            elif intent.action in DESTRUCTIVE_ACTIONS and current.action not in DESTRUCTIVE_ACTIONS:
+                best[intent.key] = intent
+    return [best[key] for key in order]
+
+
+def _apply_caps(
+    intents: list[Intent], present: int, inp: PlanInput, events: list[Event]
+) -> list[Intent]:
+    """Hold every destructive action when the snapshot is unconfirmed or the cap is exceeded."""
+    live = [i for i in intents if i.action in DESTRUCTIVE_ACTIONS and i.status == "pending"]
+    if not live:
+        return intents
+    safety = inp.safety
+    reason = None
+    if inp.hold_reason is not None:
+        reason = inp.hold_reason
+    elif len(live) > safety.max_destructive_per_poll:
+        reason = (
+            f"{len(live)} destructive actions in one poll exceed the cap of "
+            f"{safety.max_destructive_per_poll}"
+        )
+    elif (
+        len(live) >= safety.share_cap_min_count
+        and len(live) > present * safety.max_destructive_share
+    ):
+        reason = (
+            f"{len(live)} destructive actions would touch more than "
+            f"{safety.max_destructive_share:.0%} of the user's {present} torrents"
+        )
+    if reason is None:
+        return intents
+    events.append(
+        Event(
+            "AUTOMATION_HELD",
+            0,
+            inp.now,
+            {
+                "reason": reason,
+                "held": [
+                    {
+                        "torrent_id": abs(i.key),
+                        "rule_id": i.rule_id,
+                        "rule_name": i.rule_name,
+                        "action": i.action,
+                    }
+                    for i in live
+                ],
+            },
+        )
+    )
+    held_keys = {i.key for i in live}
+    return [
+        Intent(
+            rule_id=i.rule_id,
+            rule_name=i.rule_name,
+            key=i.key,
+            action=i.action,
+            dry_run=i.dry_run,
+            status="held",
+            reason_json=i.reason_json,
+            execution_type=i.execution_type,
+        )
+        if i.key in held_keys and i.status == "pending"
+        else i
+        for i in intents
+    ]
+
+
+def _growing_conditions(compiled: CompiledRule) -> list[tuple[RawTest, float, float]]:
+    """(raw test, threshold, seconds per unit) of conditions growing toward a threshold."""
+    found = []
+    for cond in iter_conditions(compiled.rule.root):
+        rate = FIELDS[cond.type].grows_per_second
+        if rate > 0 and cond.operator in ("gt", "gte") and not cond.negate:
+            found.append((raw_test(cond), float(cond.value), 1.0 / rate))
+    return found
+
+
+def _crossing(
+    growing: list[tuple[RawTest, float, float]],
+    state: TorrentState,
+    now: float,
+    holds: Mapping[str, float],
+    compiled: CompiledRule,
+) -> float | None:
+    """The soonest a growing condition or a hold of this torrent completes (seconds from now)."""
+    soonest: float | None = None
+    for test, threshold, seconds_per_unit in growing:
+        value, result = test(state, now)
+        if result is False and isinstance(value, float):
+            soonest = _min(soonest, max(0.0, (threshold - value) * seconds_per_unit))
+    if holds:
+        for cond in iter_conditions(compiled.rule.root):
+            since = holds.get(cond.path)
+            if since is not None and cond.for_minutes:
+                remaining = since + cond.for_minutes * 60.0 - now
+                if remaining > 0:
+                    soonest = _min(soonest, remaining)
+    return soonest
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)

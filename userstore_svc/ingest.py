@@ -1,0 +1,598 @@
+"""Applying a snapshot: the pure pipeline and planner between one read and one short write.
+
+The user's lock (held through :meth:`DatabasePool.use`) makes each user's polls strictly
+sequential. Nothing here awaits the network: the only awaits are SQLite calls on the user's own
+connection, all inside one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from userstore_svc.core.actions import reconcile
+from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot
+from userstore_svc.core.pipeline import PollInput, run_poll
+from userstore_svc.core.rules.model import DESTRUCTIVE_ACTIONS
+from userstore_svc.core.rules.plan import (
+    Intent,
+    PlanInput,
+    RuleEntry,
+    RuleReport,
+    SafetyConfig,
+    plan,
+)
+from userstore_svc.hub import Changed, EventHub, Item
+from userstore_svc.store import user_db
+from userstore_svc.store.pool import DatabasePool
+from userstore_svc.store.registry import Registry
+from userstore_svc.store.user_db import PendingAction, UserData
+
+# Keep event history and logs bounded: pruned every this many polls of a user.
+PRUNE_EVERY_POLLS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Settings that shape ingestion."""
+
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    max_events: int = 20_000
+    max_event_age_seconds: float = 30 * 86400.0
+    max_actions: int = 20_000
+    removed_retention_seconds: float = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotIn:
+    """A snapshot as the servicer hands it over."""
+
+    poll_id: str
+    auth_id: str
+    observed_at: float
+    complete: bool
+    torrents: Sequence[TorrentSnapshot]
+    poll_interval: float
+    run_rule_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionOut:
+    """An action for the scheduler to send."""
+
+    action_id: int
+    torrent_id: int
+    action: str
+    queued: bool
+    rule_id: int
+    rule_name: str
+    needs_magnet: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummaryOut:
+    """What a manual run of one rule found."""
+
+    rule_id: int
+    rule_name: str
+    total: int
+    matched: int
+    processed: int
+    dry_run: bool
+    skipped: bool
+    reason: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOut:
+    """The answer to a snapshot."""
+
+    poll_id: str
+    auth_id: str
+    applied: bool
+    actions: list[ActionOut]
+    next_poll_in: float | None
+    has_enabled_rules: bool
+    run_summary: RunSummaryOut | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeIn:
+    """The result of one action, from the scheduler."""
+
+    action_id: int
+    success: bool
+    error_code: str
+    message: str
+    completed_at: float
+    magnet: str | None = None
+
+
+class Ingestor:
+    """Applies snapshots and outcomes for the users of this shard."""
+
+    def __init__(
+        self, pool: DatabasePool, registry: Registry, hub: EventHub, config: IngestConfig
+    ) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.hub = hub
+        self.config = config
+        self.applied = 0
+        self.replayed = 0
+        self.torrents = 0
+
+    async def ingest(self, snap: SnapshotIn) -> PlanOut:
+        """Apply one snapshot and answer with the plan (a replay changes nothing)."""
+        self.registry.require(snap.auth_id)
+        async with self.pool.use(snap.auth_id) as handle:
+            data = await user_db.load(handle)
+            enabled = any(r.rule.enabled for r in data.rules)
+            if data.last_observed_at is not None and snap.observed_at <= data.last_observed_at:
+                self.replayed += 1
+                return PlanOut(snap.poll_id, snap.auth_id, False, [], None, enabled)
+            outcome = _apply(data, snap, self.config)
+            await user_db.transaction(handle.conn, outcome.statements)
+            outcome.commit_to(data)
+        self.applied += 1
+        self.torrents += len(snap.torrents)
+        self.registry.note_poll(snap.auth_id, snap.observed_at, outcome.present_count)
+        items: list[Item] = list(outcome.events)
+        if outcome.changed_count:
+            items.append(Changed(snap.observed_at, outcome.changed_count))
+        if items:
+            self.hub.publish(snap.auth_id, items)
+        return outcome.plan
+
+    async def record_outcomes(self, auth_id: str, outcomes: Sequence[OutcomeIn]) -> int:
+        """Write each action's outcome (idempotent: an outcome for a settled action is ignored)."""
+        if not outcomes:
+            return 0
+        self.registry.require(auth_id)
+        async with self.pool.use(auth_id) as handle:
+            data = await user_db.load(handle)
+            rows = await handle.conn.execute_fetchall(
+                "SELECT id, log_id, rule_id, rule_name, torrent_key, name, action, status "
+                f"FROM actions WHERE id IN ({','.join('?' * len(outcomes))})",
+                [o.action_id for o in outcomes],
+            )
+            known = {row[0]: row for row in rows}
+            statements: list[tuple[str, Any]] = []
+            events: list[Event] = []
+            failed_logs: dict[int, list[str]] = {}
+            settled: set[int] = set()
+            for o in outcomes:
+                row = known.get(o.action_id)
+                if row is None or row[7] != "pending":
+                    continue
+                _, log_id, rule_id, rule_name, key, name, action, _status = row
+                settled.add(o.action_id)
+                status = "succeeded" if o.success else "failed"
+                statements.append(
+                    (
+                        "UPDATE actions SET status=?, error_code=?, error_message=?, "
+                        "completed_at=? WHERE id=?",
+                        (
+                            status,
+                            o.error_code or None,
+                            o.message or None,
+                            o.completed_at,
+                            o.action_id,
+                        ),
+                    )
+                )
+                if action == "archive":
+                    if o.success and o.magnet:
+                        statements.append(
+                            (
+                                "UPDATE archived_downloads SET magnet=? WHERE action_id=?",
+                                (o.magnet, o.action_id),
+                            )
+                        )
+                    elif not o.success:
+                        # The torrent was not deleted: it is not archived either.
+                        statements.append(
+                            ("DELETE FROM archived_downloads WHERE action_id=?", (o.action_id,))
+                        )
+                if not o.success and log_id is not None:
+                    failed_logs.setdefault(log_id, []).append(o.error_code or "ERROR")
+                events.append(
+                    Event(
+                        "AUTOMATION_ACTION",
+                        key,
+                        o.completed_at,
+                        {
+                            "action_id": o.action_id,
+                            "rule_id": rule_id,
+                            "rule_name": rule_name,
+                            "action": action,
+                            "name": name,
+                            "success": o.success,
+                            "error_code": o.error_code or None,
+                            "message": o.message or None,
+                        },
+                    )
+                )
+            for log_id, codes in failed_logs.items():
+                statements.append(
+                    (
+                        "UPDATE rule_logs SET success=0, error_message=? WHERE id=?",
+                        (f"{len(codes)} action(s) failed: {', '.join(sorted(set(codes)))}", log_id),
+                    )
+                )
+            ids = user_db.take_ids(data, "events", len(events))
+            statements.append((user_db.INSERT_EVENT, user_db.event_rows(events, ids)))
+            await user_db.transaction(handle.conn, statements)
+            data.pending = [p for p in data.pending if p.id not in settled]
+        if events:
+            self.hub.publish(auth_id, events)
+        return len(settled)
+
+
+@dataclass(slots=True)
+class _Applied:
+    """The result of applying one snapshot, before and after its commit."""
+
+    statements: list[tuple[str, Any]]
+    events: list[Event]
+    plan: PlanOut
+    present_count: int
+    changed_count: int
+    new_data: dict[str, Any]
+
+    def commit_to(self, data: UserData) -> None:
+        """Update the cached user data once the transaction committed."""
+        for name, value in self.new_data.items():
+            setattr(data, name, value)
+
+
+def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
+    """Everything one snapshot changes, computed without I/O."""
+    now = snap.observed_at
+    max_gap = 2.0 * max(snap.poll_interval, 1.0)
+    baseline = data.last_observed_at is None
+    after_gap = not baseline and now - (data.last_observed_at or now) > max_gap
+    result = run_poll(
+        data.states,
+        PollInput(
+            observed_at=now,
+            complete=snap.complete,
+            torrents=snap.torrents,
+            max_gap=max_gap,
+            baseline=baseline,
+            pending_missing=data.pending_missing,
+        ),
+        config.pipeline,
+    )
+    states = result.states
+    reconciled = reconcile([(p.id, p.key, p.action) for p in data.pending], states)
+
+    manual = snap.run_rule_id
+    entries = [
+        RuleEntry(r.compiled, r.id, r.last_evaluated_at)
+        for r in data.rules
+        if r.rule.enabled or r.id == manual
+    ]
+    plan_out = plan(
+        PlanInput(
+            now=now,
+            states=states,
+            events=result.events,
+            rules=entries,
+            holds=data.holds,
+            protected=data.protected,
+            limits=data.limits,
+            last_actions=data.last_actions,
+            pending=frozenset(),
+            safety=config.safety,
+            hold_reason=result.hold_reason,
+            run_rule_id=manual,
+            reset_holds=after_gap,
+        )
+    )
+
+    statements: list[tuple[str, Any]] = [
+        (user_db.INSERT_TORRENT, [user_db.state_row(s) for s in result.changed]),
+    ]
+    events: list[Event] = list(result.events) + list(plan_out.events)
+
+    # Reconciled orphans.
+    for r in reconciled:
+        statements.append(
+            (
+                "UPDATE actions SET status=?, error_code=?, completed_at=? "
+                "WHERE id=? AND status='pending'",
+                (r.status, r.error_code, now, r.action_id),
+            )
+        )
+
+    # Execution log rows and per-torrent action records.
+    reports = {r.rule_id: r for r in plan_out.reports}
+    log_rules = [r for r in plan_out.reports if r.processed > 0 or manual == r.rule_id]
+    log_ids = dict(
+        zip(
+            (r.rule_id for r in log_rules),
+            user_db.take_ids(data, "rule_logs", len(log_rules)),
+            strict=True,
+        )
+    )
+    statements.append(
+        (
+            "INSERT INTO rule_logs(id, rule_id, rule_name, execution_type, items_processed, "
+            "success, error_message, executed_at, dry_run) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    log_ids[r.rule_id],
+                    r.rule_id,
+                    r.rule_name,
+                    r.execution_type,
+                    r.processed,
+                    1,
+                    _skip_summary(r),
+                    now,
+                    int(r.dry_run),
+                )
+                for r in log_rules
+            ],
+        )
+    )
+    recorded = [i for i in plan_out.intents if i.status != "held"]
+    action_ids = user_db.take_ids(data, "actions", len(recorded))
+    archive_ids = user_db.take_ids(
+        data,
+        "archived_downloads",
+        sum(1 for i in recorded if i.action == "archive" and not i.dry_run),
+    )
+    action_rows = []
+    archive_rows = []
+    actions_out: list[ActionOut] = []
+    last_actions = dict(data.last_actions)
+    pending: list[PendingAction] = []  # every earlier one was just reconciled
+    archive_iter = iter(archive_ids)
+    for action_id, intent in zip(action_ids, recorded, strict=True):
+        state = states[intent.key]
+        s = state.snap
+        magnet = s.magnet if s.magnet else _rebuilt_magnet(s.hash, s.name)
+        action_rows.append(
+            (
+                action_id,
+                log_ids.get(intent.rule_id),
+                intent.rule_id,
+                intent.rule_name,
+                intent.key,
+                s.hash,
+                s.name,
+                magnet if intent.action in DESTRUCTIVE_ACTIONS else s.magnet,
+                intent.action,
+                int(intent.dry_run),
+                intent.status,
+                intent.reason_json,
+                now,
+            )
+        )
+        last_actions[(intent.rule_id, intent.key)] = now
+        if intent.status != "pending":
+            continue
+        if intent.action == "archive":
+            archive_rows.append(
+                (next(archive_iter), s.id, s.hash, s.name, s.tracker, magnet, now, action_id)
+            )
+        pending.append(
+            PendingAction(
+                action_id,
+                intent.key,
+                intent.action,
+                intent.rule_id,
+                log_ids.get(intent.rule_id),
+                now,
+            )
+        )
+        actions_out.append(
+            ActionOut(
+                action_id=action_id,
+                torrent_id=s.id,
+                action=intent.action,
+                queued=s.queued,
+                rule_id=intent.rule_id,
+                rule_name=intent.rule_name,
+                needs_magnet=intent.action == "archive" and not s.magnet,
+            )
+        )
+    statements.append(
+        (
+            "INSERT INTO actions(id, log_id, rule_id, rule_name, torrent_key, hash, name, magnet, "
+            "action, dry_run, status, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            action_rows,
+        )
+    )
+    statements.append(
+        (
+            "INSERT INTO archived_downloads(id, torrent_id, hash, name, tracker, magnet, "
+            "archived_at, action_id) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(torrent_id) DO UPDATE "
+            "SET hash=excluded.hash, name=excluded.name, tracker=excluded.tracker, "
+            "magnet=excluded.magnet, archived_at=excluded.archived_at, "
+            "action_id=excluded.action_id",
+            archive_rows,
+        )
+    )
+
+    # Rule bookkeeping.
+    rules = []
+    for stored in data.rules:
+        report = reports.get(stored.id)
+        evaluated = stored.id in plan_out.evaluated_rule_ids
+        executed = report is not None and report.processed > 0 and not report.dry_run
+        if evaluated or executed:
+            stored = replace(
+                stored,
+                last_evaluated_at=now if evaluated else stored.last_evaluated_at,
+                last_executed_at=now if executed else stored.last_executed_at,
+                execution_count=stored.execution_count + (1 if executed else 0),
+            )
+            statements.append(
+                (
+                    "UPDATE rules SET last_evaluated_at=?, last_executed_at=?, execution_count=? "
+                    "WHERE id=?",
+                    (
+                        stored.last_evaluated_at,
+                        stored.last_executed_at,
+                        stored.execution_count,
+                        stored.id,
+                    ),
+                )
+            )
+        rules.append(stored)
+
+    # Holds: write only what started or stopped.
+    new_holds = plan_out.holds
+    drop, add = _holds_diff(data.holds, new_holds)
+    statements.append(
+        ("DELETE FROM condition_holds WHERE rule_id=? AND torrent_key=? AND path=?", drop)
+    )
+    statements.append(
+        (
+            "INSERT OR REPLACE INTO condition_holds(rule_id, torrent_key, path, since) "
+            "VALUES (?,?,?,?)",
+            add,
+        )
+    )
+
+    event_ids = user_db.take_ids(data, "events", len(events))
+    statements.append((user_db.INSERT_EVENT, user_db.event_rows(events, event_ids)))
+    polls = data.polls + 1
+    statements.append(
+        (
+            user_db.UPSERT_META,
+            [
+                ("last_observed_at", repr(now)),
+                ("polls", str(polls)),
+                ("pending_missing", json.dumps(sorted(result.pending_missing))),
+            ],
+        )
+    )
+    if polls % PRUNE_EVERY_POLLS == 0:
+        statements.extend(_prune_statements(now, config))
+        states = {
+            k: s
+            for k, s in states.items()
+            if s.present or (s.removed_at or now) > now - config.removed_retention_seconds
+        }
+
+    summary = None
+    if manual is not None:
+        summary = _run_summary(manual, data, reports.get(manual), plan_out.intents)
+    present_count = sum(1 for s in states.values() if s.present)
+    plan_result = PlanOut(
+        poll_id=snap.poll_id,
+        auth_id=snap.auth_id,
+        applied=True,
+        actions=actions_out,
+        next_poll_in=plan_out.next_poll_in,
+        has_enabled_rules=any(r.rule.enabled for r in rules),
+        run_summary=summary,
+    )
+    return _Applied(
+        statements=statements,
+        events=events,
+        plan=plan_result,
+        present_count=present_count,
+        changed_count=len(result.changed),
+        new_data={
+            "states": states,
+            "last_observed_at": now,
+            "polls": polls,
+            "pending_missing": result.pending_missing,
+            "rules": rules,
+            "holds": new_holds,
+            "last_actions": last_actions,
+            "pending": pending,
+        },
+    )
+
+
+def _rebuilt_magnet(info_hash: str, name: str) -> str:
+    from urllib.parse import quote
+
+    return f"magnet:?xt=urn:btih:{info_hash}&dn={quote(name)}"
+
+
+def _skip_summary(report: RuleReport) -> str | None:
+    if not report.skipped:
+        return None
+    parts = [f"{count} {reason}" for reason, count in sorted(report.skipped.items())]
+    return "skipped: " + "; ".join(parts)
+
+
+def _holds_diff(
+    old: dict[int, dict[int, dict[str, float]]], new: dict[int, dict[int, dict[str, float]]]
+) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, str, float]]]:
+    drop: list[tuple[int, int, str]] = []
+    add: list[tuple[int, int, str, float]] = []
+    for rule_id, by_key in old.items():
+        new_rule = new.get(rule_id, {})
+        for key, paths in by_key.items():
+            new_paths = new_rule.get(key, {})
+            drop.extend((rule_id, key, path) for path in paths if path not in new_paths)
+    for rule_id, by_key in new.items():
+        old_rule = old.get(rule_id, {})
+        for key, paths in by_key.items():
+            old_paths = old_rule.get(key, {})
+            add.extend(
+                (rule_id, key, path, since)
+                for path, since in paths.items()
+                if old_paths.get(path) != since
+            )
+    return drop, add
+
+
+def _prune_statements(now: float, config: IngestConfig) -> list[tuple[str, Any]]:
+    return [
+        ("DELETE FROM events WHERE observed_at < ?", (now - config.max_event_age_seconds,)),
+        (
+            "DELETE FROM events WHERE id <= "
+            "(SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (config.max_events,),
+        ),
+        (
+            "DELETE FROM actions WHERE status != 'pending' AND id <= "
+            "(SELECT id FROM actions ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (config.max_actions,),
+        ),
+        (
+            "DELETE FROM torrents WHERE present = 0 AND removed_at < ?",
+            (now - config.removed_retention_seconds,),
+        ),
+    ]
+
+
+def _run_summary(
+    rule_id: int, data: UserData, report: RuleReport | None, intents: list[Intent]
+) -> RunSummaryOut:
+    stored = next((r for r in data.rules if r.id == rule_id), None)
+    if stored is None or report is None:
+        return RunSummaryOut(
+            rule_id, stored.rule.name if stored else "", 0, 0, 0, False, True, "rule not found", ""
+        )
+    held = [i for i in intents if i.rule_id == rule_id and i.status == "held"]
+    reason = ""
+    if held:
+        reason = "destructive actions held by the safety cap"
+    elif report.matched == 0:
+        reason = "no torrent matched"
+    elif report.processed == 0:
+        reason = _skip_summary(report) or "nothing to do"
+    return RunSummaryOut(
+        rule_id=rule_id,
+        rule_name=report.rule_name,
+        total=report.total,
+        matched=report.matched,
+        processed=report.processed,
+        dry_run=report.dry_run,
+        skipped=report.processed == 0,
+        reason=reason,
+        action=report.action,
+    )

@@ -1,0 +1,317 @@
+"""Rule CRUD, logs and preview for one user (the gateway's rules endpoints, behind gRPC)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from common.errors import InvalidArgument, NotFound
+from userstore_svc.core.rules.evaluate import compile_rule, explain
+from userstore_svc.core.rules.plan import skip_reason
+from userstore_svc.core.rules.presets import PRESETS
+from userstore_svc.core.rules.schema import parse_rule, parse_rules, rule_doc
+from userstore_svc.store import user_db
+from userstore_svc.store.pool import DatabasePool, Handle
+from userstore_svc.store.registry import Registry
+from userstore_svc.store.user_db import StoredRule
+
+Clock = Callable[[], float]
+
+
+def iso(ts: float | None) -> str | None:
+    """ISO-8601 UTC with a Z, as TBM's frontend expects."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def rule_json(stored: StoredRule) -> dict[str, Any]:
+    """A stored rule in TBM's shape, with its bookkeeping."""
+    return {
+        "id": stored.id,
+        **rule_doc(stored.rule),
+        "last_evaluated_at": iso(stored.last_evaluated_at),
+        "last_executed_at": iso(stored.last_executed_at),
+        "execution_count": stored.execution_count,
+        "created_at": iso(stored.created_at),
+        "updated_at": iso(stored.updated_at),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One execution log row with its per-torrent action records."""
+
+    id: int
+    rule_id: int
+    rule_name: str
+    execution_type: str
+    items_processed: int
+    success: bool
+    error_message: str | None
+    executed_at: float
+    dry_run: bool
+    actions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRow:
+    """One torrent in a preview: whether the rule matches it, and why (not)."""
+
+    torrent_id: int
+    name: str
+    status: str
+    matched: bool
+    actionable: bool
+    skip_reason: str
+    conditions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A preview of an unsaved rule against the current state."""
+
+    total: int
+    matched: int
+    torrents: list[PreviewRow]
+    observed_at: float | None
+
+
+class RuleService:
+    """Rules stored in each user's database."""
+
+    def __init__(self, pool: DatabasePool, registry: Registry, clock: Clock) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.clock = clock
+
+    async def _rules(self, handle: Handle) -> list[StoredRule]:
+        return (await user_db.load(handle)).rules
+
+    async def list_rules(self, auth_id: str) -> list[dict[str, Any]]:
+        """Every rule, in order."""
+        self.registry.require(auth_id)
+        async with self.pool.use(auth_id) as handle:
+            return [rule_json(r) for r in await self._rules(handle)]
+
+    async def get(self, auth_id: str, rule_id: int) -> dict[str, Any]:
+        """One rule (NOT_FOUND when unknown)."""
+        self.registry.require(auth_id)
+        async with self.pool.use(auth_id) as handle:
+            return rule_json(_find(await self._rules(handle), rule_id))
+
+    async def save_all(self, auth_id: str, docs: Any) -> list[dict[str, Any]]:
+        """Replace-all: known ids are updated (keeping logs), others inserted, missing deleted."""
+        self.registry.require(auth_id)
+        rules = parse_rules(docs)
+        now = self.clock()
+        async with self.pool.use(auth_id) as handle:
+            current = {r.id: r for r in await self._rules(handle)}
+            statements: list[tuple[str, Any]] = []
+            kept = {r.id for r in rules if r.id in current}
+            for rule_id in current.keys() - kept:
+                statements.append(("DELETE FROM rules WHERE id=?", (rule_id,)))
+            next_id = max([0, *current]) + 1
+            for position, rule in enumerate(rules):
+                document = json.dumps(rule_doc(rule), separators=(",", ":"))
+                old = current.get(rule.id) if rule.id is not None else None
+                if old is not None:
+                    if json.dumps(rule_doc(old.rule), separators=(",", ":")) != document:
+                        # Conditions may have moved: their holds no longer mean anything.
+                        statements.append(
+                            ("DELETE FROM condition_holds WHERE rule_id=?", (old.id,))
+                        )
+                    statements.append(
+                        (
+                            "UPDATE rules SET position=?, name=?, enabled=?, document=?, "
+                            "updated_at=? WHERE id=?",
+                            (position, rule.name, int(rule.enabled), document, now, old.id),
+                        )
+                    )
+                else:
+                    statements.append(
+                        (
+                            "INSERT INTO rules(id, position, name, enabled, document, created_at, "
+                            "updated_at) VALUES (?,?,?,?,?,?,?)",
+                            (next_id, position, rule.name, int(rule.enabled), document, now, now),
+                        )
+                    )
+                    next_id += 1
+            await user_db.transaction(handle.conn, statements)
+            handle.cache.pop(user_db.CACHE_KEY, None)
+            saved = await self._rules(handle)
+        await self.registry.set_has_enabled_rules(auth_id, any(r.rule.enabled for r in saved), now)
+        return [rule_json(r) for r in saved]
+
+    async def update(self, auth_id: str, rule_id: int, patch: Any) -> dict[str, Any]:
+        """Change some fields of one rule (usually `enabled`); the result is validated whole."""
+        self.registry.require(auth_id)
+        if not isinstance(patch, Mapping):
+            raise InvalidArgument("the body must be a JSON object", field="body")
+        if "enabled" in patch and not isinstance(patch["enabled"], bool):
+            raise InvalidArgument("enabled must be true or false", field="enabled")
+        now = self.clock()
+        async with self.pool.use(auth_id) as handle:
+            stored = _find(await self._rules(handle), rule_id)
+            merged = {**rule_doc(stored.rule), **{k: v for k, v in patch.items() if k != "id"}}
+            rule = parse_rule({**merged, "id": rule_id})
+            document = json.dumps(rule_doc(rule), separators=(",", ":"))
+            statements: list[tuple[str, Any]] = [
+                (
+                    "UPDATE rules SET name=?, enabled=?, document=?, updated_at=? WHERE id=?",
+                    (rule.name, int(rule.enabled), document, now, rule_id),
+                )
+            ]
+            if rule_doc(rule)["groups"] != rule_doc(stored.rule)["groups"]:
+                statements.append(("DELETE FROM condition_holds WHERE rule_id=?", (rule_id,)))
+            await user_db.transaction(handle.conn, statements)
+            handle.cache.pop(user_db.CACHE_KEY, None)
+            rules = await self._rules(handle)
+        await self.registry.set_has_enabled_rules(auth_id, any(r.rule.enabled for r in rules), now)
+        return rule_json(_find(rules, rule_id))
+
+    async def delete(self, auth_id: str, rule_id: int) -> None:
+        """Delete a rule and its logs (NOT_FOUND when unknown)."""
+        self.registry.require(auth_id)
+        async with self.pool.use(auth_id) as handle:
+            _find(await self._rules(handle), rule_id)
+            await user_db.transaction(handle.conn, [("DELETE FROM rules WHERE id=?", (rule_id,))])
+            handle.cache.pop(user_db.CACHE_KEY, None)
+            rules = await self._rules(handle)
+        await self.registry.set_has_enabled_rules(
+            auth_id, any(r.rule.enabled for r in rules), self.clock()
+        )
+
+    async def logs(self, auth_id: str, rule_id: int, limit: int) -> list[LogRow]:
+        """A rule's execution log, newest first, each row with its action records."""
+        self.registry.require(auth_id)
+        limit = max(1, min(limit or 100, 1000))
+        async with self.pool.use(auth_id) as handle:
+            _find(await self._rules(handle), rule_id)
+            rows = list(
+                await handle.conn.execute_fetchall(
+                    "SELECT id, rule_id, rule_name, execution_type, items_processed, success, "
+                    "error_message, executed_at, dry_run FROM rule_logs WHERE rule_id=? "
+                    "ORDER BY id DESC LIMIT ?",
+                    (rule_id, limit),
+                )
+            )
+            by_log: dict[int, list[dict[str, Any]]] = {}
+            if rows:
+                ids = [row[0] for row in rows]
+                for action in await handle.conn.execute_fetchall(
+                    f"SELECT {ACTION_COLUMNS} FROM actions WHERE log_id IN "
+                    f"({','.join('?' * len(ids))}) ORDER BY id",
+                    ids,
+                ):
+                    by_log.setdefault(action[-1], []).append(action_dict(action))
+        return [
+            LogRow(
+                id=r[0],
+                rule_id=r[1],
+                rule_name=r[2],
+                execution_type=r[3],
+                items_processed=r[4],
+                success=bool(r[5]),
+                error_message=r[6],
+                executed_at=r[7],
+                dry_run=bool(r[8]),
+                actions=by_log.get(r[0], []),
+            )
+            for r in rows
+        ]
+
+    async def clear_logs(self, auth_id: str, rule_id: int) -> None:
+        """Delete a rule's execution log (its action records stay for the torrents' history)."""
+        self.registry.require(auth_id)
+        async with self.pool.use(auth_id) as handle:
+            _find(await self._rules(handle), rule_id)
+            await user_db.transaction(
+                handle.conn,
+                [
+                    ("UPDATE actions SET log_id=NULL WHERE rule_id=?", (rule_id,)),
+                    ("DELETE FROM rule_logs WHERE rule_id=?", (rule_id,)),
+                ],
+            )
+
+    async def preview(self, auth_id: str, doc: Any) -> Preview:
+        """Evaluate an unsaved rule against the current state, explaining every condition."""
+        self.registry.require(auth_id)
+        rule = parse_rule(doc)
+        compiled = compile_rule(rule)
+        async with self.pool.use(auth_id) as handle:
+            data = await user_db.load(handle)
+            now = data.last_observed_at
+            states = [s for s in data.states.values() if s.present]
+        rows: list[PreviewRow] = []
+        if now is not None:
+            for state in sorted(states, key=lambda s: s.key):
+                result = compiled.test(state, now, {}, {})
+                reason = skip_reason(rule.action, state) if result else None
+                if result and reason is None and state.snap.id in data.protected:
+                    reason = "protected"
+                rows.append(
+                    PreviewRow(
+                        torrent_id=state.snap.id,
+                        name=state.snap.name,
+                        status=state.status,
+                        matched=result is True,
+                        actionable=result is True and reason is None,
+                        skip_reason=reason or "",
+                        conditions=[
+                            {
+                                "path": t.path,
+                                "type": t.type,
+                                "operator": t.operator,
+                                "threshold": t.threshold,
+                                "value": t.value,
+                                "result": t.result,
+                            }
+                            for t in explain(rule, state, now, {})
+                        ],
+                    )
+                )
+        rows.sort(key=lambda r: (not r.matched, r.torrent_id))
+        return Preview(len(rows), sum(1 for r in rows if r.matched), rows, now)
+
+    @staticmethod
+    def presets() -> list[dict[str, Any]]:
+        """The built-in example rules (disabled until the user enables them)."""
+        return [dict(p) for p in PRESETS]
+
+
+ACTION_COLUMNS = (
+    "id, rule_id, rule_name, torrent_key, hash, name, action, dry_run, status, reason, "
+    "error_code, error_message, created_at, completed_at, log_id"
+)
+
+
+def action_dict(row: Any) -> dict[str, Any]:
+    """An action record row as a dict (the last column, log_id, is left out)."""
+    return {
+        "action_id": row[0],
+        "rule_id": row[1],
+        "rule_name": row[2],
+        "torrent_id": abs(row[3]),
+        "queued": row[3] < 0,
+        "hash": row[4],
+        "name": row[5],
+        "action": row[6],
+        "dry_run": bool(row[7]),
+        "status": row[8],
+        "reason_json": row[9],
+        "error_code": row[10],
+        "error_message": row[11],
+        "created_at": row[12],
+        "completed_at": row[13],
+    }
+
+
+def _find(rules: list[StoredRule], rule_id: int) -> StoredRule:
+    for stored in rules:
+        if stored.id == rule_id:
+            return stored
+    raise NotFound(f"Rule {rule_id} not found", code="RULE_NOT_FOUND", field="id")

@@ -1,0 +1,1 @@
+"""SQLite persistence: migrations, the connection pool, the registry and each user's database."""

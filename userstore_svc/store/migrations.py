@@ -1,0 +1,235 @@
+"""Versioned schema migrations for the registry and the per-user databases.
+
+The version lives in ``PRAGMA user_version``. Each migration runs in its own transaction together
+with the version bump, so a crash leaves the database at a whole version; applying them is
+idempotent, and a database newer than this code is refused rather than touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from common.errors import FailedPrecondition
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of a schema: its version number, a name, and the SQL that takes it there."""
+
+    version: int
+    name: str
+    sql: str
+
+
+USER_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial",
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE torrents (
+            torrent_key INTEGER PRIMARY KEY,  -- TorBox id, negated for queued items
+            torrent_id INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            name TEXT NOT NULL,
+            magnet TEXT,
+            size INTEGER NOT NULL,
+            active INTEGER NOT NULL,
+            added_at REAL,
+            updated_at REAL,
+            last_state TEXT NOT NULL,
+            seeds INTEGER NOT NULL,
+            peers INTEGER NOT NULL,
+            ratio REAL NOT NULL,
+            last_progress REAL NOT NULL,
+            download_speed INTEGER NOT NULL,
+            upload_speed INTEGER NOT NULL,
+            eta INTEGER NOT NULL,
+            expires_at REAL,
+            download_present INTEGER NOT NULL,
+            download_finished INTEGER NOT NULL,
+            file_count INTEGER NOT NULL,
+            availability REAL NOT NULL,
+            tracker TEXT,
+            last_total_uploaded INTEGER NOT NULL,
+            last_total_downloaded INTEGER NOT NULL,
+            cached INTEGER NOT NULL,
+            cached_at REAL,
+            seed_torrent INTEGER NOT NULL,
+            long_term_seeding INTEGER NOT NULL,
+            private INTEGER NOT NULL,
+            queued INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            first_seen_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            present INTEGER NOT NULL,
+            removed_at REAL,
+            missing_since REAL,
+            observed_since REAL NOT NULL,
+            last_download_activity_at REAL,
+            last_upload_activity_at REAL,
+            stalled_since REAL,
+            idle_excluded_seconds REAL NOT NULL,
+            stall_count INTEGER NOT NULL,
+            downloading_started_at REAL,
+            seeding_started_at REAL,
+            seeding_seconds REAL NOT NULL,
+            seeding_run_since REAL,
+            downloading_seconds REAL NOT NULL,
+            downloading_run_since REAL,
+            active_seconds REAL NOT NULL,
+            active_run_since REAL,
+            max_download_speed REAL,
+            samples BLOB NOT NULL
+        );
+        CREATE INDEX torrents_removed ON torrents(removed_at) WHERE removed_at IS NOT NULL;
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            torrent_key INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            observed_at REAL NOT NULL,
+            data TEXT NOT NULL
+        );
+        CREATE INDEX events_torrent ON events(torrent_key, id);
+        CREATE TABLE rules (
+            id INTEGER PRIMARY KEY,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            document TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            last_evaluated_at REAL,
+            last_executed_at REAL,
+            execution_count INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE rule_logs (
+            id INTEGER PRIMARY KEY,
+            rule_id INTEGER NOT NULL REFERENCES rules(id) ON DELETE CASCADE,
+            rule_name TEXT NOT NULL,
+            execution_type TEXT NOT NULL,
+            items_processed INTEGER NOT NULL,
+            success INTEGER NOT NULL,
+            error_message TEXT,
+            executed_at REAL NOT NULL,
+            dry_run INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX rule_logs_rule ON rule_logs(rule_id, id);
+        CREATE TABLE actions (
+            id INTEGER PRIMARY KEY,
+            log_id INTEGER,
+            rule_id INTEGER NOT NULL,
+            rule_name TEXT NOT NULL,
+            torrent_key INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            name TEXT NOT NULL,
+            magnet TEXT,
+            action TEXT NOT NULL,
+            dry_run INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            error_code TEXT,
+            error_message TEXT,
+            archive_id INTEGER,
+            created_at REAL NOT NULL,
+            completed_at REAL
+        );
+        CREATE INDEX actions_torrent ON actions(torrent_key, id);
+        CREATE INDEX actions_log ON actions(log_id);
+        CREATE INDEX actions_pending ON actions(status) WHERE status = 'pending';
+        CREATE TABLE condition_holds (
+            rule_id INTEGER NOT NULL REFERENCES rules(id) ON DELETE CASCADE,
+            torrent_key INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            since REAL NOT NULL,
+            PRIMARY KEY (rule_id, torrent_key, path)
+        ) WITHOUT ROWID;
+        CREATE TABLE archived_downloads (
+            id INTEGER PRIMARY KEY,
+            torrent_id INTEGER NOT NULL UNIQUE,
+            hash TEXT NOT NULL,
+            name TEXT NOT NULL,
+            tracker TEXT,
+            magnet TEXT,
+            archived_at REAL NOT NULL,
+            action_id INTEGER
+        );
+        CREATE INDEX archived_at ON archived_downloads(archived_at DESC);
+        CREATE TABLE protected_downloads (
+            torrent_id INTEGER PRIMARY KEY,
+            protected_at REAL NOT NULL
+        );
+        CREATE TABLE torrent_limits (
+            torrent_id INTEGER PRIMARY KEY,
+            seed_ratio REAL,
+            seed_time_hours REAL,
+            updated_at REAL NOT NULL
+        );
+        """,
+    ),
+    Migration(
+        2,
+        "cooldown lookups by rule and torrent",
+        """
+        CREATE INDEX actions_rule_torrent ON actions(rule_id, torrent_key, created_at);
+        """,
+    ),
+)
+
+REGISTRY_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial",
+        """
+        CREATE TABLE registry_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE users (
+            auth_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            key_ciphertext BLOB,
+            has_enabled_rules INTEGER NOT NULL DEFAULT 0,
+            seq INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            last_seen_at REAL,
+            last_poll_at REAL,
+            torrent_count INTEGER NOT NULL DEFAULT 0,
+            polls INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        CREATE INDEX users_seq ON users(seq);
+        """,
+    ),
+)
+
+
+async def migrate(conn: aiosqlite.Connection, migrations: tuple[Migration, ...]) -> int:
+    """Bring a database to the newest version (idempotent); return the version it is at."""
+    async with conn.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    current = int(row[0]) if row else 0
+    newest = migrations[-1].version
+    if current > newest:
+        raise FailedPrecondition(
+            f"database schema version {current} is newer than this build ({newest})",
+            code="SCHEMA_TOO_NEW",
+        )
+    for step in migrations:
+        if step.version <= current:
+            continue
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(step.sql):
+                await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {int(step.version)}")
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        current = step.version
+    return current
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (migrations contain no semicolons inside literals)."""
+    return [part.strip() for part in sql.split(";") if part.strip()]

@@ -1,0 +1,230 @@
+"""A bounded LRU pool of per-user SQLite connections that never closes one in use.
+
+Every access to a user's database goes through :meth:`DatabasePool.use`, which also serialises
+that user's work (one task at a time per user), so a connection is never shared by two tasks and
+"in use" is simply "its user's lock is held". When all ``max_open`` connections are in use the
+next caller waits for one to be released instead of exceeding the bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from common.auth import is_valid_auth_id
+from common.errors import FailedPrecondition, InvalidArgument
+from userstore_svc.store.migrations import USER_MIGRATIONS, migrate
+
+log = logging.getLogger(__name__)
+
+PRAGMAS = (
+    # Only takes effect on a new file (before its first table); lets maintenance reclaim space.
+    "PRAGMA auto_vacuum=INCREMENTAL",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA cache_size=-2000",
+)
+
+
+@dataclass(slots=True)
+class Handle:
+    """An open user database: its connection and whatever the store caches beside it."""
+
+    auth_id: str
+    conn: aiosqlite.Connection
+    # Decoded state kept while the connection stays open (the store owns its contents).
+    cache: dict[str, Any] = field(default_factory=dict)
+    in_use: bool = False
+
+
+@dataclass(slots=True)
+class PoolStats:
+    """Figures for /api/backend/status and for the tests of the pool's invariants."""
+
+    opens: int = 0
+    evictions: int = 0
+    peak_open: int = 0
+    closed_in_use: int = 0
+
+
+class DatabasePool:
+    """At most `max_open` open user databases; the least recently used idle one is closed first."""
+
+    def __init__(self, directory: Path, max_open: int) -> None:
+        if max_open < 1:
+            raise ValueError("max_open must be at least 1")
+        self.directory = directory
+        self.max_open = max_open
+        self.stats = PoolStats()
+        self._open: OrderedDict[str, Handle] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiters: dict[str, int] = {}
+        self._slot_freed = asyncio.Condition()
+        self._opening = 0
+        self._closed = False
+
+    def path_for(self, auth_id: str) -> Path:
+        """The database file of a user; only a validated auth id ever becomes a path."""
+        if not is_valid_auth_id(auth_id):
+            raise InvalidArgument("auth_id must be 64 lowercase hex digits", field="auth_id")
+        return self.directory / f"user_{auth_id}.sqlite"
+
+    @property
+    def open_count(self) -> int:
+        """How many connections are open right now."""
+        return len(self._open)
+
+    @property
+    def in_use_count(self) -> int:
+        """How many open connections a task is using right now."""
+        return sum(1 for handle in self._open.values() if handle.in_use)
+
+    @asynccontextmanager
+    async def _user_lock(self, auth_id: str) -> AsyncIterator[None]:
+        """Hold a user's lock (created on demand, forgotten when nobody waits for it)."""
+        lock = self._locks.get(auth_id)
+        if lock is None:
+            lock = self._locks[auth_id] = asyncio.Lock()
+        self._waiters[auth_id] = self._waiters.get(auth_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            remaining = self._waiters[auth_id] - 1
+            if remaining:
+                self._waiters[auth_id] = remaining
+            else:
+                # Forget the lock of a user nobody waits for, so 60,000 users cost no memory.
+                del self._waiters[auth_id]
+                self._locks.pop(auth_id, None)
+
+    @asynccontextmanager
+    async def use(
+        self,
+        auth_id: str,
+        *,
+        create: bool = False,
+        on_open: Callable[[Handle], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[Handle]:
+        """Hold a user's database for one piece of work (and that user's lock with it).
+
+        A missing file is created only with `create`; otherwise it is an error, because a
+        registered user's database vanishing must be noticed, not papered over.
+        """
+        path = self.path_for(auth_id)
+        async with self._user_lock(auth_id):
+            handle = await self._acquire(auth_id, path, create, on_open)
+            handle.in_use = True
+            try:
+                yield handle
+            finally:
+                handle.in_use = False
+                async with self._slot_freed:
+                    self._slot_freed.notify_all()
+
+    @asynccontextmanager
+    async def exclusive(self, auth_id: str) -> AsyncIterator[Path]:
+        """Hold a user's lock with their database closed (to delete or move its files)."""
+        path = self.path_for(auth_id)
+        async with self._user_lock(auth_id):
+            handle = self._open.pop(auth_id, None)
+            if handle is not None:
+                await self._close(handle)
+                async with self._slot_freed:
+                    self._slot_freed.notify_all()
+            yield path
+
+    async def _acquire(
+        self,
+        auth_id: str,
+        path: Path,
+        create: bool,
+        on_open: Callable[[Handle], Awaitable[None]] | None,
+    ) -> Handle:
+        if self._closed:
+            raise FailedPrecondition("the userstore is shutting down", code="SHUTTING_DOWN")
+        handle = self._open.get(auth_id)
+        if handle is not None:
+            self._open.move_to_end(auth_id)
+            return handle
+        if not create and not path.exists():
+            raise FailedPrecondition(
+                "this user's database is missing; call ensure-db to recreate it",
+                code="DATABASE_MISSING",
+            )
+        await self._make_room()  # reserves a slot in self._opening
+        try:
+            conn = await _connect(path)
+            try:
+                handle = Handle(auth_id, conn)
+                if on_open is not None:
+                    await on_open(handle)
+            except BaseException:
+                await conn.close()
+                raise
+        finally:
+            self._opening -= 1
+        self._open[auth_id] = handle
+        self.stats.opens += 1
+        self.stats.peak_open = max(self.stats.peak_open, len(self._open))
+        return handle
+
+    async def _make_room(self) -> None:
+        """Wait until one more connection fits (closing idle ones, oldest first) and reserve it.
+
+        The caller releases the reservation once the connection is listed.
+        """
+        async with self._slot_freed:
+            while len(self._open) + self._opening >= self.max_open:
+                victim = next((h for h in self._open.values() if not h.in_use), None)
+                if victim is None:
+                    await self._slot_freed.wait()
+                    continue
+                del self._open[victim.auth_id]
+                self.stats.evictions += 1
+                await self._close(victim)
+            # Reserve the slot before releasing the condition so two openers cannot both take it.
+            self._opening += 1
+
+    async def _close(self, handle: Handle) -> None:
+        if handle.in_use:
+            self.stats.closed_in_use += 1
+            log.error("refusing to close a database in use")
+            return
+        handle.cache.clear()
+        try:
+            await handle.conn.close()
+        except Exception:
+            log.exception("closing a user database failed")
+
+    async def close(self) -> None:
+        """Close every connection (at shutdown, after in-flight work finished)."""
+        self._closed = True
+        for handle in list(self._open.values()):
+            handle.in_use = False
+            await self._close(handle)
+        self._open.clear()
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    """Open one user database with the project's pragmas and bring its schema up to date."""
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+        await migrate(conn, USER_MIGRATIONS)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn

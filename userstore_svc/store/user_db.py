@@ -1,0 +1,237 @@
+"""One user's database: the SQL for states, events, rules, logs, actions, archives and limits.
+
+:class:`UserData` is everything a poll reads. It is loaded once when the connection opens and kept
+beside it in the pool (the userstore is the only writer, so the copy stays exact); a poll for a
+user whose database is still open reads nothing from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aiosqlite
+
+from userstore_svc.core.models import SNAPSHOT_FIELDS, Event, TorrentSnapshot, TorrentState
+from userstore_svc.core.rules.evaluate import CompiledRule, compile_rule
+from userstore_svc.core.rules.model import Rule
+from userstore_svc.core.rules.plan import TorrentLimit
+from userstore_svc.core.rules.schema import parse_rule
+from userstore_svc.store.pool import Handle
+
+STATE_FIELDS: tuple[str, ...] = tuple(f for f in TorrentState.__dataclass_fields__ if f != "snap")
+TORRENT_COLUMNS = 1 + len(SNAPSHOT_FIELDS) + len(STATE_FIELDS)
+_SNAP_OF = operator.attrgetter(*SNAPSHOT_FIELDS)
+_STATE_OF = operator.attrgetter(*STATE_FIELDS)
+# Positions of the boolean fields, which SQLite returns as 0/1.
+_SNAP_BOOLS = tuple(
+    i
+    for i, f in enumerate(SNAPSHOT_FIELDS)
+    if TorrentSnapshot.__dataclass_fields__[f].type == "bool"
+)
+_PRESENT = STATE_FIELDS.index("present")
+INSERT_TORRENT = f"INSERT OR REPLACE INTO torrents VALUES ({','.join('?' * TORRENT_COLUMNS)})"
+CACHE_KEY = "data"
+
+
+@dataclass(slots=True)
+class StoredRule:
+    """A rule as stored: its validated form, compiled test, and bookkeeping."""
+
+    id: int
+    position: int
+    rule: Rule
+    compiled: CompiledRule
+    created_at: float
+    updated_at: float
+    last_evaluated_at: float | None
+    last_executed_at: float | None
+    execution_count: int
+
+
+@dataclass(slots=True)
+class PendingAction:
+    """An intent whose outcome has not arrived (reconciled against the next snapshot)."""
+
+    id: int
+    key: int
+    action: str
+    rule_id: int
+    log_id: int | None
+    created_at: float
+
+
+@dataclass(slots=True)
+class UserData:
+    """Everything one poll of this user reads."""
+
+    states: dict[int, TorrentState]
+    last_observed_at: float | None
+    polls: int
+    pending_missing: frozenset[int]
+    rules: list[StoredRule]
+    holds: dict[int, dict[int, dict[str, float]]]
+    protected: frozenset[int]
+    limits: dict[int, TorrentLimit]
+    last_actions: dict[tuple[int, int], float]
+    pending: list[PendingAction]
+    next_ids: dict[str, int] = field(default_factory=dict)
+
+
+def state_row(state: TorrentState) -> tuple[Any, ...]:
+    """A state as one `torrents` row."""
+    return (state.key, *_SNAP_OF(state.snap), *_STATE_OF(state))
+
+
+def state_from_row(row: Sequence[Any]) -> TorrentState:
+    """A `torrents` row back as a state (booleans restored from 0/1)."""
+    snap_values = list(row[1 : 1 + len(SNAPSHOT_FIELDS)])
+    for i in _SNAP_BOOLS:
+        snap_values[i] = bool(snap_values[i])
+    state_values = list(row[1 + len(SNAPSHOT_FIELDS) :])
+    state_values[_PRESENT] = bool(state_values[_PRESENT])
+    return TorrentState(TorrentSnapshot(*snap_values), *state_values)
+
+
+async def _fetchall(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    return list(await conn.execute_fetchall(sql, params))
+
+
+async def load(handle: Handle) -> UserData:
+    """The user's data, from the cache beside the connection or read once from disk."""
+    cached = handle.cache.get(CACHE_KEY)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    conn = handle.conn
+    meta = {k: v for k, v in await _fetchall(conn, "SELECT key, value FROM meta")}
+    last_observed = float(meta["last_observed_at"]) if "last_observed_at" in meta else None
+    states: dict[int, TorrentState] = {}
+    for row in await _fetchall(conn, "SELECT * FROM torrents"):
+        state = state_from_row(row)
+        # Rows are written only when something besides the sighting changed; every present
+        # torrent was sighted by the last applied snapshot.
+        if (
+            state.present
+            and state.missing_since is None
+            and last_observed is not None
+            and state.last_seen_at != last_observed
+        ):
+            state = _with_seen(state, last_observed)
+        states[state.key] = state
+    rules = [
+        _stored_rule(row) for row in await _fetchall(conn, _RULE_SELECT + " ORDER BY position, id")
+    ]
+    holds: dict[int, dict[int, dict[str, float]]] = {}
+    for rule_id, key, path, since in await _fetchall(
+        conn, "SELECT rule_id, torrent_key, path, since FROM condition_holds"
+    ):
+        holds.setdefault(rule_id, {}).setdefault(key, {})[path] = since
+    protected = frozenset(
+        r[0] for r in await _fetchall(conn, "SELECT torrent_id FROM protected_downloads")
+    )
+    limits = {
+        r[0]: TorrentLimit(r[1], r[2])
+        for r in await _fetchall(
+            conn, "SELECT torrent_id, seed_ratio, seed_time_hours FROM torrent_limits"
+        )
+    }
+    last_actions = {
+        (r[0], r[1]): r[2]
+        for r in await _fetchall(
+            conn,
+            "SELECT rule_id, torrent_key, MAX(created_at) FROM actions "
+            "WHERE status IN ('pending','succeeded','failed','dry_run','unknown') "
+            "GROUP BY rule_id, torrent_key",
+        )
+    }
+    pending = [
+        PendingAction(*r)
+        for r in await _fetchall(
+            conn,
+            "SELECT id, torrent_key, action, rule_id, log_id, created_at FROM actions "
+            "WHERE status = 'pending'",
+        )
+    ]
+    next_ids = {}
+    for table in ("actions", "rule_logs", "archived_downloads", "events"):
+        (value,) = (await _fetchall(conn, f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}"))[0]
+        next_ids[table] = int(value)
+    data = UserData(
+        states=states,
+        last_observed_at=last_observed,
+        polls=int(meta.get("polls", 0)),
+        pending_missing=frozenset(json.loads(meta.get("pending_missing", "[]"))),
+        rules=rules,
+        holds=holds,
+        protected=protected,
+        limits=limits,
+        last_actions=last_actions,
+        pending=pending,
+        next_ids=next_ids,
+    )
+    handle.cache[CACHE_KEY] = data
+    return data
+
+
+def _with_seen(state: TorrentState, when: float) -> TorrentState:
+    return replace(state, last_seen_at=when)
+
+
+_RULE_SELECT = (
+    "SELECT id, position, document, created_at, updated_at, last_evaluated_at, "
+    "last_executed_at, execution_count FROM rules"
+)
+
+
+def _stored_rule(row: Sequence[Any]) -> StoredRule:
+    rule_id, position, document, created, updated, evaluated, executed, count = row
+    rule = parse_rule({**json.loads(document), "id": rule_id})
+    return StoredRule(
+        id=rule_id,
+        position=position,
+        rule=rule,
+        compiled=compile_rule(rule),
+        created_at=created,
+        updated_at=updated,
+        last_evaluated_at=evaluated,
+        last_executed_at=executed,
+        execution_count=count,
+    )
+
+
+def take_ids(data: UserData, table: str, count: int) -> list[int]:
+    """Reserve `count` row ids of a table (the user's lock makes this process the only writer)."""
+    first = data.next_ids[table]
+    data.next_ids[table] = first + count
+    return list(range(first, first + count))
+
+
+async def transaction(conn: aiosqlite.Connection, statements: Iterable[tuple[str, Any]]) -> None:
+    """Run statements in one IMMEDIATE transaction. A parameter list of tuples means executemany."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params in statements:
+            if isinstance(params, list):
+                if params:
+                    await conn.executemany(sql, params)
+            else:
+                await conn.execute(sql, params)
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+
+
+def event_rows(events: Sequence[Event], ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    """Rows for the events table."""
+    return [
+        (event_id, e.torrent_key, e.type, e.observed_at, json.dumps(e.data, separators=(",", ":")))
+        for event_id, e in zip(ids, events, strict=True)
+    ]
+
+
+INSERT_EVENT = "INSERT INTO events(id, torrent_key, type, observed_at, data) VALUES (?,?,?,?,?)"
+UPSERT_META = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)"
