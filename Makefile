@@ -10,7 +10,7 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN := common/gen
-PY_DIRS := common gateway scheduler_svc userstore_svc simulator tests bench
+PY_DIRS := $(wildcard common gateway scheduler_svc userstore_svc simulator tests bench)
 
 .PHONY: help install run demo test test-fast lint fmt proto proto-check bench bench-full clean
 
