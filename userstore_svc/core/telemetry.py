@@ -12,11 +12,17 @@ Conventions (each one is tested):
 
 from __future__ import annotations
 
+import operator
 from dataclasses import replace
 
 from userstore_svc.core import speeds
 from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
 from userstore_svc.core.status import DOWNLOADING, SEEDING, derive_status
+
+# Every field but the sighting time: two states equal under it need no write.
+_COMPARED = operator.attrgetter(
+    *(f for f in TorrentState.__dataclass_fields__ if f != "last_seen_at")
+)
 
 
 def status_of(snap: TorrentSnapshot) -> str:
@@ -136,6 +142,9 @@ def advance(
     """
     old = prev.snap
     prev_seen = prev.last_seen_at
+    if now <= prev_seen:
+        # Not newer than the last sighting (a replay): no time passed, nothing can have moved.
+        return prev, [], False
     gap = now - prev_seen > max_gap
     status = status_of(snap)
     if (
@@ -317,7 +326,8 @@ def advance(
         max_download_speed=max_speed,
         samples=samples,
     )
-    return state, events, True
+    moved = bool(events) or _COMPARED(state) != _COMPARED(prev)
+    return state, events, moved
 
 
 def _latest(*times: float | None) -> float:

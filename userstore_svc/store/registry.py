@@ -175,6 +175,8 @@ class Registry:
         if old is None or old.status == REMOVED:
             row = UserRow(auth_id, ACTIVE, ciphertext, False, 0, now, now, None, None, 0, 0)
             return await self._write(row), True, False
+        if old.status == ACTIVE and old.key_ciphertext == ciphertext:
+            return old, False, False  # nothing changed: no write, no sequence bump
         reactivated = old.status == AUTH_FAILED
         row = replace(old, status=ACTIVE, key_ciphertext=ciphertext, updated_at=now)
         return await self._write(row), False, reactivated

@@ -1,0 +1,1 @@
+"""Tests of the userstore: the pure pipeline, rules, storage and the service."""

@@ -1,0 +1,280 @@
+"""The ingest flow over real SQLite files: rules to intents to outcomes, replays and writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.errors import InvalidArgument, NotFound, UserNotRegistered
+from tests.userstore.conftest import Store, close_store, open_store
+from tests.userstore.factory import T0, snap
+from userstore_svc.core.models import TorrentSnapshot
+from userstore_svc.core.rules.plan import SafetyConfig
+from userstore_svc.ingest import IngestConfig, OutcomeIn, PlanOut, SnapshotIn
+from userstore_svc.store import user_db
+
+USER = hashlib.sha256(b"ingest-user").hexdigest()
+
+
+def rule(name: str, action: str, *conditions: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "trigger": {"type": "interval", "value": 0},
+        "groups": [{"logicOperator": "and", "conditions": list(conditions)}],
+        "action": {"type": action},
+        **extra,
+    }
+
+
+RATIO_1 = {"type": "RATIO", "operator": "gte", "value": 1}
+
+
+async def ingest(
+    store: Store, at: float, *torrents: TorrentSnapshot, run_rule_id: int | None = None
+) -> PlanOut:
+    return await store.ingestor.ingest(
+        SnapshotIn(f"poll-{at}", USER, T0 + at, True, list(torrents), 60, run_rule_id)
+    )
+
+
+async def rows(store: Store, sql: str, *params: Any) -> list[Any]:
+    async with store.pool.use(USER) as handle:
+        return list(await handle.conn.execute_fetchall(sql, params))
+
+
+@pytest.fixture
+async def user(store: Store) -> Store:
+    await store.users.register(USER, b"cipher")
+    return store
+
+
+async def test_replace_all_save_updates_inserts_and_deletes(user: Store) -> None:
+    """Known ids are updated in place (keeping logs), new rules inserted, missing ones deleted."""
+    saved = await user.rules.save_all(
+        USER, [rule("a", "stop_seeding", RATIO_1), rule("b", "delete", RATIO_1)]
+    )
+    a, b = saved[0]["id"], saved[1]["id"]
+    assert [r["name"] for r in saved] == ["a", "b"]
+    plan = await ingest(user, 0, snap("seeding", ratio=2))
+    assert len(plan.actions) == 1  # delete wins over stop_seeding
+    logs_before = await user.rules.logs(USER, b, 10)
+    assert len(logs_before) == 1
+    saved = await user.rules.save_all(
+        USER, [{**rule("b renamed", "delete", RATIO_1), "id": b}, rule("c", "pause", RATIO_1)]
+    )
+    assert [(r["id"], r["name"]) for r in saved] == [(b, "b renamed"), (max(a, b) + 1, "c")]
+    assert len(await user.rules.logs(USER, b, 10)) == 1
+    with pytest.raises(NotFound):
+        await user.rules.get(USER, a)
+    assert await rows(user, "SELECT COUNT(*) FROM rule_logs WHERE rule_id=?", a) == [(0,)]
+
+
+async def test_a_stale_id_is_inserted_as_new(user: Store) -> None:
+    """A rule carrying an id that does not exist is saved as a new rule."""
+    saved = await user.rules.save_all(USER, [{**rule("x", "pause", RATIO_1), "id": 999}])
+    assert saved[0]["id"] == 1
+
+
+async def test_invalid_save_changes_nothing(user: Store) -> None:
+    """A save with one bad rule is refused whole; the stored rules stay as they were."""
+    await user.rules.save_all(USER, [rule("keep", "pause", RATIO_1)])
+    with pytest.raises(InvalidArgument):
+        await user.rules.save_all(USER, [rule("new", "pause", RATIO_1), rule("bad", "explode")])
+    assert [r["name"] for r in await user.rules.list_rules(USER)] == ["keep"]
+
+
+async def test_toggle_and_delete(user: Store) -> None:
+    """PUT-style updates change one field and keep the rest; unknown ids are 404s."""
+    (saved,) = await user.rules.save_all(USER, [rule("r", "pause", RATIO_1)])
+    updated = await user.rules.update(USER, saved["id"], {"enabled": False})
+    assert updated["enabled"] is False
+    assert updated["groups"] == saved["groups"]
+    assert not user.registry.require(USER).has_enabled_rules
+    with pytest.raises(InvalidArgument):
+        await user.rules.update(USER, saved["id"], {"enabled": "no"})
+    with pytest.raises(NotFound):
+        await user.rules.update(USER, 12345, {"enabled": True})
+    await user.rules.delete(USER, saved["id"])
+    with pytest.raises(NotFound):
+        await user.rules.delete(USER, saved["id"])
+
+
+async def test_intent_is_logged_before_the_action_and_outcome_after(user: Store) -> None:
+    """An action is a pending intent (hash, name, magnet) when planned; its outcome settles it."""
+    await user.rules.save_all(USER, [rule("archive", "archive", RATIO_1)])
+    plan = await ingest(
+        user,
+        0,
+        snap("seeding", id=7, ratio=2, magnet=None),
+        *[snap("completed", id=i) for i in range(10, 20)],
+    )
+    (action,) = plan.actions
+    assert (action.torrent_id, action.action, action.needs_magnet) == (7, "archive", True)
+    (intent,) = await rows(
+        user, "SELECT status, hash, name, magnet FROM actions WHERE id=?", action.action_id
+    )
+    assert intent[0] == "pending"
+    assert intent[3].startswith("magnet:?xt=urn:btih:")
+    archived = await rows(user, "SELECT torrent_id FROM archived_downloads")
+    assert archived == [(7,)]
+    recorded = await user.ingestor.record_outcomes(
+        USER,
+        [OutcomeIn(action.action_id, True, "", "", T0 + 1, magnet="magnet:?xt=urn:btih:full&tr=x")],
+    )
+    assert recorded == 1
+    assert await rows(user, "SELECT status FROM actions WHERE id=?", action.action_id) == [
+        ("succeeded",)
+    ]
+    assert await rows(user, "SELECT magnet FROM archived_downloads") == [
+        ("magnet:?xt=urn:btih:full&tr=x",)
+    ]
+    # A second copy of the same outcome changes nothing.
+    assert (
+        await user.ingestor.record_outcomes(
+            USER, [OutcomeIn(action.action_id, False, "X", "", T0 + 2)]
+        )
+        == 0
+    )
+
+
+async def test_a_failed_archive_is_not_archived_and_the_log_says_why(user: Store) -> None:
+    """A failed delete removes the archive row it created and marks the execution log failed."""
+    (saved,) = await user.rules.save_all(USER, [rule("archive", "archive", RATIO_1)])
+    plan = await ingest(
+        user, 0, snap("seeding", id=7, ratio=2), *[snap("completed", id=i) for i in range(10, 20)]
+    )
+    await user.ingestor.record_outcomes(
+        USER, [OutcomeIn(plan.actions[0].action_id, False, "ACTIVE_LIMIT", "no", T0)]
+    )
+    assert await rows(user, "SELECT COUNT(*) FROM archived_downloads") == [(0,)]
+    (log,) = await user.rules.logs(USER, saved["id"], 10)
+    assert not log.success
+    assert "ACTIVE_LIMIT" in (log.error_message or "")
+    assert log.actions[0]["status"] == "failed"
+
+
+async def test_orphaned_intents_are_reconciled_against_the_next_snapshot(user: Store) -> None:
+    """An intent without outcome is settled by what the next snapshot shows."""
+    await user.rules.save_all(USER, [rule("stop", "stop_seeding", RATIO_1, cooldown_minutes=0)])
+    first = await ingest(user, 0, snap("seeding", id=1, ratio=2), snap("seeding", id=2, ratio=2))
+    assert len(first.actions) == 2
+    # No outcomes arrive (the scheduler died); the next snapshot shows torrent 1 stopped.
+    second = await ingest(
+        user, 60, snap("completed", id=1, ratio=2), snap("seeding", id=2, ratio=2)
+    )
+    statuses = dict(
+        await rows(
+            user,
+            "SELECT torrent_key, status FROM actions WHERE id IN (?, ?)",
+            first.actions[0].action_id,
+            first.actions[1].action_id,
+        )
+    )
+    assert statuses == {1: "succeeded", 2: "unknown"}
+    assert [a.torrent_id for a in second.actions] == [2]
+
+
+async def test_replaying_a_snapshot_changes_nothing(user: Store) -> None:
+    """The same snapshot twice: the second is not applied and the database is untouched."""
+    await user.rules.save_all(USER, [rule("stop", "stop_seeding", RATIO_1)])
+    torrents = [snap("seeding", id=1, ratio=2), snap(id=2, total_downloaded=50)]
+    first = await ingest(user, 0, *torrents)
+    before = await rows(user, "SELECT * FROM torrents ORDER BY 1")
+    events = await rows(user, "SELECT COUNT(*) FROM events")
+    again = await ingest(user, 0, *torrents)
+    assert first.applied
+    assert not again.applied
+    assert again.actions == []
+    assert await rows(user, "SELECT * FROM torrents ORDER BY 1") == before
+    assert await rows(user, "SELECT COUNT(*) FROM events") == events
+    assert await rows(user, "SELECT COUNT(*) FROM actions") == [(1,)]
+
+
+async def test_only_what_changed_is_written(user: Store) -> None:
+    """Of 100 torrents, a poll where 10 moved writes 10 torrent rows (plus bookkeeping)."""
+    torrents = [snap("completed", id=i) for i in range(1, 101)]
+    await ingest(user, 0, *torrents)
+    await ingest(user, 60, *torrents)
+    async with user.pool.use(USER) as handle:
+        before = handle.conn.total_changes
+    moved = [
+        snap("seeding", id=i, total_uploaded=500) if i <= 10 else t
+        for i, t in enumerate(torrents, 1)
+    ]
+    await ingest(user, 120, *moved)
+    async with user.pool.use(USER) as handle:
+        written = handle.conn.total_changes - before
+    # 10 torrent rows, their events, and three meta rows.
+    events = await rows(user, "SELECT COUNT(*) FROM events WHERE observed_at=?", T0 + 120)
+    assert written == 10 + events[0][0] + 3
+
+
+async def test_state_survives_reopening_exactly(tmp_path: Path) -> None:
+    """After closing and reopening, the cached and the stored state are the same."""
+    store = await open_store(tmp_path)
+    await store.users.register(USER, b"c")
+    for at in range(0, 600, 60):
+        await ingest(
+            store,
+            at,
+            snap("seeding", id=1, total_uploaded=at * 10),
+            snap(id=2, total_downloaded=at),
+        )
+    async with store.pool.use(USER) as handle:
+        cached = dict((await user_db.load(handle)).states)
+    await close_store(store)
+    again = await open_store(tmp_path)
+    try:
+        async with again.pool.use(USER) as handle:
+            assert (await user_db.load(handle)).states == cached
+    finally:
+        await close_store(again)
+
+
+async def test_dry_run_logs_would_have_and_sends_nothing(tmp_path: Path) -> None:
+    """With DRY_RUN every match is recorded as a dry-run action and no action is planned."""
+    store = await open_store(
+        tmp_path, config=IngestConfig(safety=SafetyConfig(global_dry_run=True))
+    )
+    try:
+        await store.users.register(USER, b"c")
+        (saved,) = await store.rules.save_all(USER, [rule("stop", "stop_seeding", RATIO_1)])
+        plan = await ingest(store, 0, snap("seeding", id=1, ratio=2))
+        assert plan.actions == []
+        (log,) = await store.rules.logs(USER, saved["id"], 10)
+        assert log.dry_run
+        assert log.execution_type == "scheduled"
+        assert [(a["action"], a["status"], a["dry_run"]) for a in log.actions] == [
+            ("stop_seeding", "dry_run", True)
+        ]
+        reason = json.loads(log.actions[0]["reason_json"])
+        assert reason[0]["value"] == 2.0
+        assert reason[0]["threshold"] == 1.0
+    finally:
+        await close_store(store)
+
+
+async def test_manual_run_reports_what_it_found(user: Store) -> None:
+    """A manual run of one rule reports totals, matches and what it did."""
+    (saved,) = await user.rules.save_all(
+        USER, [{**rule("stop", "stop_seeding", RATIO_1), "enabled": False}]
+    )
+    plan = await ingest(
+        user, 0, snap("seeding", id=1, ratio=2), snap(id=2), run_rule_id=saved["id"]
+    )
+    summary = plan.run_summary
+    assert summary is not None
+    assert (summary.total, summary.matched, summary.processed, summary.skipped) == (2, 1, 1, False)
+    (log,) = await user.rules.logs(USER, saved["id"], 10)
+    assert log.execution_type == "manual"
+
+
+async def test_unregistered_users_are_refused(store: Store) -> None:
+    """Snapshots for a user that never registered create nothing."""
+    with pytest.raises(UserNotRegistered):
+        await ingest(store, 0, snap())
+    assert not store.pool.path_for(USER).exists()

@@ -1,0 +1,188 @@
+"""Rule validation at save time: every bad rule is refused with its rule and field named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from common.errors import InvalidArgument
+from userstore_svc.core.rules.schema import parse_rule, parse_rules, rule_doc
+
+
+def doc(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "Stop at 1",
+        "enabled": True,
+        "assetTypes": ["torrent"],
+        "trigger": {"type": "interval", "value": 30},
+        "logicOperator": "and",
+        "groups": [
+            {
+                "logicOperator": "and",
+                "conditions": [{"type": "RATIO", "operator": "gte", "value": 1}],
+            }
+        ],
+        "action": {"type": "stop_seeding"},
+    }
+    base.update(overrides)
+    return base
+
+
+def cond(**fields: Any) -> dict[str, Any]:
+    return doc(groups=[{"logicOperator": "and", "conditions": [fields]}])
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "reason"),
+    [
+        (doc(name=""), "rules[0].name", "required"),
+        (doc(name=5), "rules[0].name", "required"),
+        (doc(enabled="yes"), "rules[0].enabled", "true or false"),
+        (doc(assetTypes=["usenet"]), "rules[0].assetTypes", "only 'torrent'"),
+        (doc(assetTypes=["torrent", "ftp"]), "rules[0].assetTypes", "unknown asset type"),
+        (doc(trigger={"type": "cron"}), "rules[0].trigger.type", "unknown trigger"),
+        (
+            doc(trigger={"type": "interval", "value": -1}),
+            "rules[0].trigger.value",
+            "0 (every poll)",
+        ),
+        (doc(trigger={"type": "interval", "value": "soon"}), "rules[0].trigger.value", "number"),
+        (doc(trigger={"type": "event", "events": []}), "rules[0].trigger.events", "at least one"),
+        (
+            doc(trigger={"type": "event", "events": ["TORRENT_EXPLODED"]}),
+            "rules[0].trigger.events[0]",
+            "unknown event",
+        ),
+        (doc(action={"type": "add_tag"}), "rules[0].action.type", "unknown action"),
+        (doc(action="delete"), "rules[0].action", "object"),
+        (doc(logicOperator="xor"), "rules[0].logicOperator", "'and' or 'or'"),
+        (
+            cond(type="TAGS", operator="is_any_of", value=[1]),
+            "rules[0].groups[0].conditions[0].type",
+            "unknown condition",
+        ),
+        (
+            cond(type="RATIO", operator="contains", value=1),
+            "rules[0].groups[0].conditions[0].operator",
+            "not an operator for RATIO",
+        ),
+        (
+            cond(type="RATIO", operator="gt", value="lots"),
+            "rules[0].groups[0].conditions[0].value",
+            "number",
+        ),
+        (
+            cond(type="RATIO", operator="gt", value=True),
+            "rules[0].groups[0].conditions[0].value",
+            "number",
+        ),
+        (
+            cond(type="NAME", operator="matches", value="(unclosed"),
+            "rules[0].groups[0].conditions[0].value",
+            "invalid regular expression",
+        ),
+        (
+            cond(type="NAME", operator="contains", value=""),
+            "rules[0].groups[0].conditions[0].value",
+            "non-empty",
+        ),
+        (
+            cond(type="STATUS", operator="is_any_of", value=["sleeping"]),
+            "rules[0].groups[0].conditions[0].value",
+            "unknown status",
+        ),
+        (
+            cond(type="AVG_DOWNLOAD_SPEED", operator="lt", value=1, hours=48),
+            "rules[0].groups[0].conditions[0].hours",
+            "at most 24",
+        ),
+        (
+            cond(type="RATIO", operator="gt", value=1, for_minutes=-5),
+            "rules[0].groups[0].conditions[0].for_minutes",
+            "at least 0",
+        ),
+        (doc(cooldown_minutes=-1), "rules[0].cooldown_minutes", "at least 0"),
+        (doc(max_actions_per_run=0), "rules[0].max_actions_per_run", "at least 1"),
+        (doc(dry_run="no"), "rules[0].dry_run", "true or false"),
+        (doc(groups="all"), "rules[0].groups", "list"),
+    ],
+)
+def test_invalid_rules_are_refused_naming_rule_and_field(
+    rule: dict[str, Any], field: str, reason: str
+) -> None:
+    """Save-time validation names the rule (position and name) and the field, and says why."""
+    with pytest.raises(InvalidArgument) as raised:
+        parse_rules([rule])
+    assert raised.value.field == field
+    assert reason in raised.value.message
+    assert raised.value.message.startswith("Rule 1")
+
+
+def test_deep_nesting_is_refused() -> None:
+    """Groups nested deeper than five levels are refused."""
+    group: dict[str, Any] = {"conditions": [{"type": "RATIO", "operator": "gt", "value": 1}]}
+    for _ in range(6):
+        group = {"conditions": [], "groups": [group]}
+    with pytest.raises(InvalidArgument, match="deeper"):
+        parse_rule(doc(groups=[group]))
+
+
+def test_the_second_rule_is_named_when_it_is_the_bad_one() -> None:
+    """The error names the failing rule by its position and name."""
+    with pytest.raises(InvalidArgument) as raised:
+        parse_rules([doc(), doc(name="Broken", action={"type": "explode"})])
+    assert raised.value.message.startswith("Rule 2 (Broken)")
+    assert raised.value.field == "rules[1].action.type"
+
+
+def test_not_a_list_and_duplicate_ids() -> None:
+    """A replace-all body must be a list, and ids may not repeat."""
+    with pytest.raises(InvalidArgument, match="array"):
+        parse_rules({"name": "x"})
+    with pytest.raises(InvalidArgument, match="same id"):
+        parse_rules([doc(id=3), doc(id=3)])
+
+
+def test_legacy_flat_conditions_are_accepted() -> None:
+    """TBM's old flat `conditions` list becomes one AND group."""
+    rule = parse_rule(
+        {
+            "name": "old",
+            "conditions": [{"type": "SEEDS", "operator": "lt", "value": 1}],
+            "action": {"type": "delete"},
+        }
+    )
+    assert rule.root.groups[0].conditions[0].type == "SEEDS"
+
+
+def test_normalised_document_round_trips() -> None:
+    """A parsed rule written back and parsed again is the same rule."""
+    original = doc(
+        trigger={"type": "event", "events": ["TORRENT_STALLED"]},
+        cooldown_minutes=15,
+        max_actions_per_run=3,
+        dry_run=True,
+        metadata={"createdAt": 1},
+        groups=[
+            {
+                "logicOperator": "or",
+                "conditions": [
+                    {"type": "NAME", "operator": "matches", "value": "x+", "negate": True},
+                    {"type": "STATUS", "operator": "is_none_of", "value": ["seeding", "completed"]},
+                    {
+                        "type": "AVG_UPLOAD_SPEED",
+                        "operator": "lt",
+                        "value": 0.25,
+                        "hours": 2,
+                        "for_minutes": 30,
+                    },
+                ],
+                "groups": [{"logicOperator": "and", "conditions": [], "negate": True}],
+            }
+        ],
+    )
+    first = parse_rule(original)
+    again = parse_rule(rule_doc(first))
+    assert again == first
+    assert rule_doc(first)["metadata"] == {"createdAt": 1}

@@ -1,0 +1,241 @@
+"""Storage: the connection pool's bounds, migrations, row round trips, integrity, the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common.errors import FailedPrecondition, InvalidArgument, UserNotRegistered
+from tests.userstore.conftest import Store, close_store, open_store
+from tests.userstore.factory import Feed, snap
+from userstore_svc.ingest import SnapshotIn
+from userstore_svc.maintenance import maintain_all
+from userstore_svc.store import user_db
+from userstore_svc.store.migrations import REGISTRY_MIGRATIONS, USER_MIGRATIONS, migrate
+from userstore_svc.store.pool import DatabasePool
+
+
+def auth(n: int) -> str:
+    return hashlib.sha256(f"user-{n}".encode()).hexdigest()
+
+
+async def test_pool_never_exceeds_its_bound_and_never_closes_a_connection_in_use(
+    tmp_path: Path,
+) -> None:
+    """200 users ingesting at once through a pool of 50: at most 50 open, none closed in use."""
+    store = await open_store(tmp_path, max_open=50)
+    try:
+        users = [auth(n) for n in range(200)]
+        for auth_id in users:
+            await store.users.register(auth_id, b"ciphertext")
+        peak = 0
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, store.pool.open_count)
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+
+        async def polls(auth_id: str) -> None:
+            for i in range(3):
+                await store.ingestor.ingest(
+                    SnapshotIn(
+                        poll_id=f"{auth_id}-{i}",
+                        auth_id=auth_id,
+                        observed_at=1_800_000_000.0 + i * 60,
+                        complete=True,
+                        torrents=[snap(id=k, total_downloaded=i * 100) for k in range(1, 6)],
+                        poll_interval=60,
+                    )
+                )
+
+        order = users * 1
+        random.Random(7).shuffle(order)
+        await asyncio.gather(*(polls(a) for a in order))
+        stop.set()
+        await watcher
+        assert peak <= 50
+        assert store.pool.stats.peak_open <= 50
+        assert store.pool.stats.closed_in_use == 0
+        assert store.pool.stats.evictions >= 150
+        assert store.ingestor.applied == 600
+    finally:
+        await close_store(store)
+
+
+async def test_a_user_holds_one_connection_at_a_time(tmp_path: Path) -> None:
+    """Two tasks of one user never use its connection at the same time."""
+    pool = DatabasePool(tmp_path, 2)
+    auth_id = auth(1)
+    inside = 0
+    overlap = False
+
+    async def work() -> None:
+        nonlocal inside, overlap
+        async with pool.use(auth_id, create=True):
+            inside += 1
+            overlap = overlap or inside > 1
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    await asyncio.gather(*(work() for _ in range(10)))
+    await pool.close()
+    assert not overlap
+
+
+async def test_a_missing_database_is_an_error_not_a_new_file(tmp_path: Path) -> None:
+    """Without create, a registered user's missing file is reported, never silently made."""
+    pool = DatabasePool(tmp_path, 2)
+    with pytest.raises(FailedPrecondition):
+        async with pool.use(auth(1)):
+            pass
+    assert not any(tmp_path.iterdir())
+    await pool.close()
+
+
+async def test_only_a_valid_auth_id_becomes_a_path(tmp_path: Path) -> None:
+    """A malformed auth id can never name a file (no path traversal, no other users)."""
+    pool = DatabasePool(tmp_path, 2)
+    for bad in ("../etc/passwd", "A" * 64, "abc", "0" * 63 + "/"):
+        with pytest.raises(InvalidArgument):
+            pool.path_for(bad)
+    await pool.close()
+
+
+async def _schema(path: Path) -> list[tuple[str, str]]:
+    async with aiosqlite.connect(path) as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT type || ':' || name, sql FROM sqlite_master "
+            "WHERE name NOT LIKE 'sqlite_%' ORDER BY 1"
+        )
+    return [(r[0], r[1]) for r in rows]
+
+
+@pytest.mark.parametrize(
+    "migrations", [USER_MIGRATIONS, REGISTRY_MIGRATIONS], ids=["user", "registry"]
+)
+async def test_migrations_from_every_earlier_version(tmp_path: Path, migrations: tuple) -> None:  # type: ignore[type-arg]
+    """A database at any earlier version migrates to a fresh one's schema, idempotently."""
+    fresh = tmp_path / "fresh.sqlite"
+    async with aiosqlite.connect(fresh, isolation_level=None) as conn:
+        assert await migrate(conn, migrations) == migrations[-1].version
+        assert await migrate(conn, migrations) == migrations[-1].version
+    expected = await _schema(fresh)
+    for start in range(len(migrations)):
+        path = tmp_path / f"from_{start}.sqlite"
+        async with aiosqlite.connect(path, isolation_level=None) as conn:
+            await migrate(conn, migrations[:start]) if start else None
+            await migrate(conn, migrations)
+            version = await conn.execute_fetchall("PRAGMA user_version")
+        assert next(iter(version))[0] == migrations[-1].version
+        assert await _schema(path) == expected
+
+
+async def test_a_newer_schema_is_refused_not_touched(tmp_path: Path) -> None:
+    """A database written by a newer build is refused."""
+    path = tmp_path / "newer.sqlite"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        await conn.execute("PRAGMA user_version = 99")
+        with pytest.raises(FailedPrecondition):
+            await migrate(conn, USER_MIGRATIONS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["downloading", "stalled", "seeding", "completed", "queued"]),
+            st.integers(0, 10**12),
+            st.integers(0, 10**12),
+            st.floats(0, 10, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_state_rows_round_trip(steps: list[tuple[str, int, int, float]]) -> None:
+    """A state written as a row and read back is equal to the original."""
+    feed = Feed()
+    for i, (profile, down, up, ratio) in enumerate(steps):
+        feed.poll(i * 60, snap(profile, total_downloaded=down, total_uploaded=up, ratio=ratio))
+    conn = sqlite3.connect(":memory:")
+    for statement in USER_MIGRATIONS[0].sql.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    for state in feed.states.values():
+        conn.execute(user_db.INSERT_TORRENT, user_db.state_row(state))
+    for row in conn.execute("SELECT * FROM torrents"):
+        restored = user_db.state_from_row(row)
+        assert restored == feed.states[restored.key]
+
+
+async def test_damaged_database_is_reported_never_recreated(store: Store) -> None:
+    """A database failing its integrity check is reported and left as it is."""
+    healthy, damaged = auth(1), auth(2)
+    for auth_id in (healthy, damaged):
+        await store.users.register(auth_id, b"x")
+        await store.ingestor.ingest(
+            SnapshotIn("p", auth_id, 1_800_000_000.0, True, [snap(id=k) for k in range(1, 200)], 60)
+        )
+    await store.pool.close()
+    store.pool = DatabasePool(store.root / "users", 50)
+    path = store.pool.path_for(damaged)
+    data = bytearray(path.read_bytes())
+    for offset in range(4096, len(data), 4096):
+        data[offset + 100 : offset + 400] = b"\xff" * 300
+    path.write_bytes(bytes(data))
+    size = path.stat().st_size
+    report = await maintain_all(store.pool, store.registry)
+    assert report.checked == 2
+    assert report.damaged == [damaged]
+    assert path.exists()
+    assert path.stat().st_size == size
+
+
+async def test_registry_tracks_changes_by_sequence(store: Store) -> None:
+    """Every change bumps the sequence; removal leaves a tombstone; counters do not bump it."""
+    a, b = auth(1), auth(2)
+    await store.users.register(a, b"k1")
+    await store.users.register(b, b"k2")
+    rows, more = store.registry.changed_after(0, 100)
+    assert [r.auth_id for r in rows] == [a, b]
+    assert not more
+    seq = rows[-1].seq
+    store.registry.note_poll(a, 1.0, 5)
+    await store.registry.flush_counters()
+    assert store.registry.changed_after(seq, 100)[0] == []
+    await store.users.remove(a)
+    changed, _ = store.registry.changed_after(seq, 100)
+    assert [(r.auth_id, r.status, r.key_ciphertext) for r in changed] == [(a, "removed", None)]
+    with pytest.raises(UserNotRegistered):
+        store.registry.require(a)
+    assert not store.pool.path_for(a).exists()
+
+
+async def test_registry_survives_a_restart(tmp_path: Path) -> None:
+    """Rows, sequence and epoch persist across reopening."""
+    store = await open_store(tmp_path)
+    await store.users.register(auth(1), b"k1")
+    epoch, seq = store.registry.epoch, store.registry.seq
+    store.registry.note_poll(auth(1), 5.0, 3)
+    await close_store(store)
+    again = await open_store(tmp_path)
+    try:
+        assert again.registry.epoch == epoch
+        assert again.registry.seq == seq
+        row = again.registry.require(auth(1))
+        assert row.torrent_count == 3
+        assert row.key_ciphertext == b"k1"
+    finally:
+        await close_store(again)
