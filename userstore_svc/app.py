@@ -18,6 +18,7 @@ from userstore_svc.downloads_service import DownloadService
 from userstore_svc.hub import EventHub
 from userstore_svc.ingest import IngestConfig, Ingestor
 from userstore_svc.maintenance import maintain_all
+from userstore_svc.moves import MoveService
 from userstore_svc.rules_service import RuleService
 from userstore_svc.servicer import UserstoreServicer
 from userstore_svc.store.pool import DatabasePool
@@ -72,6 +73,7 @@ class UserstoreApp:
             rules=RuleService(self.pool, self.registry, clock),
             torrents=TorrentService(self.pool, self.registry),
             downloads=DownloadService(self.pool, self.registry, clock),
+            moves=MoveService(self.pool, self.registry, clock),
             hub=hub,
             started_at=clock(),
             clock=clock,

@@ -12,7 +12,7 @@ from userstore_svc.core.models import Event, TorrentSnapshot
 from userstore_svc.downloads_service import Archived, Limits
 from userstore_svc.ingest import ActionOut, OutcomeIn, PlanOut, SnapshotIn
 from userstore_svc.rules_service import LogRow, Preview
-from userstore_svc.store.registry import ACTIVE, AUTH_FAILED, REMOVED, UserRow
+from userstore_svc.store.registry import ACTIVE, AUTH_FAILED, MOVING, REMOVED, UserRow
 from userstore_svc.torrents_service import EventRow, TorrentView
 
 ACTION_TYPES = {
@@ -28,6 +28,7 @@ USER_STATUSES = {
     ACTIVE: pb.USER_STATUS_ACTIVE,
     AUTH_FAILED: pb.USER_STATUS_AUTH_FAILED,
     REMOVED: pb.USER_STATUS_REMOVED,
+    MOVING: pb.USER_STATUS_MOVING,
 }
 STATUS_NAMES = {value: key for key, value in USER_STATUSES.items()}
 
@@ -157,6 +158,23 @@ def user_pb(row: UserRow) -> pb.User:
     if row.last_poll_at is not None:
         user.last_poll_at = row.last_poll_at
     return user
+
+
+def user_row(user: pb.User) -> UserRow:
+    """A registry row received from another shard (for a move)."""
+    return UserRow(
+        auth_id=user.auth_id,
+        status=STATUS_NAMES.get(user.status, ACTIVE),
+        key_ciphertext=user.key_ciphertext or None,
+        has_enabled_rules=user.has_enabled_rules,
+        seq=0,
+        created_at=user.created_at,
+        updated_at=user.created_at,
+        last_seen_at=user.last_seen_at if user.HasField("last_seen_at") else None,
+        last_poll_at=user.last_poll_at if user.HasField("last_poll_at") else None,
+        torrent_count=user.torrent_count,
+        polls=0,
+    )
 
 
 def last_action_pb(action: dict[str, Any]) -> pb.LastAction:

@@ -17,6 +17,7 @@ from userstore_svc import convert
 from userstore_svc.downloads_service import DownloadService
 from userstore_svc.hub import Changed, EventHub
 from userstore_svc.ingest import Ingestor
+from userstore_svc.moves import MoveService
 from userstore_svc.rules_service import RuleService
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
@@ -49,6 +50,7 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
         rules: RuleService,
         torrents: TorrentService,
         downloads: DownloadService,
+        moves: MoveService,
         hub: EventHub,
         started_at: float,
         clock: Any,
@@ -60,6 +62,7 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
         self.rules = rules
         self.torrents = torrents
         self.downloads = downloads
+        self.moves = moves
         self.hub = hub
         self.started_at = started_at
         self.clock = clock
@@ -364,6 +367,53 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
         if limits is not None:
             response.limits.CopyFrom(convert.limits_pb(limits))
         return response
+
+    # Moves ------------------------------------------------------------------------------------
+
+    async def BeginMove(
+        self, request: pb.BeginMoveRequest, context: Context
+    ) -> pb.BeginMoveResponse:
+        frozen = await self.moves.begin(request.auth_id)
+        return pb.BeginMoveResponse(
+            user=convert.user_pb(frozen.user), size=frozen.size, sha256=frozen.sha256
+        )
+
+    async def ExportUser(
+        self, request: pb.ExportUserRequest, context: Context
+    ) -> AsyncIterator[pb.ExportUserResponse]:
+        async for chunk in self.moves.export(request.auth_id):
+            yield pb.ExportUserResponse(chunk=chunk)
+
+    async def ImportUser(
+        self, request_iterator: AsyncIterator[pb.ImportUserRequest], context: Context
+    ) -> pb.ImportUserResponse:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise InvalidArgument("an import starts with its header", field="header")
+        header = first.header
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for part in request_iterator:
+                if part.WhichOneof("part") != "chunk":
+                    raise InvalidArgument("only chunks follow the header", field="chunk")
+                yield part.chunk
+
+        replaced = await self.moves.import_user(
+            convert.user_row(header.user), header.size, header.sha256, chunks()
+        )
+        return pb.ImportUserResponse(replaced=replaced)
+
+    async def FinishMove(
+        self, request: pb.FinishMoveRequest, context: Context
+    ) -> pb.FinishMoveResponse:
+        await self.moves.finish(request.auth_id)
+        return pb.FinishMoveResponse()
+
+    async def AbortMove(
+        self, request: pb.AbortMoveRequest, context: Context
+    ) -> pb.AbortMoveResponse:
+        await self.moves.abort(request.auth_id)
+        return pb.AbortMoveResponse()
 
     async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.GetStatsResponse:
         registered, active = self.registry.counts()

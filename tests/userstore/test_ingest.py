@@ -278,3 +278,25 @@ async def test_unregistered_users_are_refused(store: Store) -> None:
     with pytest.raises(UserNotRegistered):
         await ingest(store, 0, snap())
     assert not store.pool.path_for(USER).exists()
+
+
+async def test_a_user_being_moved_is_frozen_until_the_move_ends(user: Store) -> None:
+    """While a user moves, snapshots and reads are refused; an abort restores the user."""
+    from common.errors import FailedPrecondition, Unavailable
+    from userstore_svc.moves import MoveService
+
+    moves = MoveService(user.pool, user.registry, user.clock)
+    await ingest(user, 0, snap())
+    frozen = await moves.begin(USER)
+    assert frozen.user.status == "active"
+    assert frozen.size > 0
+    with pytest.raises(Unavailable):
+        await ingest(user, 60, snap())
+    with pytest.raises(Unavailable):
+        await user.rules.list_rules(USER)
+    again = await moves.begin(USER)
+    assert again.user.status == "active"
+    await moves.abort(USER)
+    assert (await ingest(user, 60, snap())).applied
+    with pytest.raises(FailedPrecondition):
+        await moves.finish(USER)

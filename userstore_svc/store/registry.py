@@ -18,14 +18,15 @@ from typing import Any
 import aiosqlite
 
 from common.auth import is_valid_auth_id
-from common.errors import InvalidArgument, UserNotRegistered
+from common.errors import InvalidArgument, Unavailable, UserNotRegistered
 from userstore_svc.store.migrations import REGISTRY_MIGRATIONS, migrate
 from userstore_svc.store.pool import PRAGMAS
 
 ACTIVE = "active"
 AUTH_FAILED = "auth_failed"
 REMOVED = "removed"
-STATUSES = (ACTIVE, AUTH_FAILED, REMOVED)
+MOVING = "moving"
+STATUSES = (ACTIVE, AUTH_FAILED, REMOVED, MOVING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,10 @@ class Registry:
         row = self._rows.get(auth_id)
         if row is None or row.status == REMOVED:
             raise UserNotRegistered()
+        if row.status == MOVING:
+            raise Unavailable(
+                "this user is being moved to another shard; retry in a moment", code="USER_MOVING"
+            )
         return row
 
     def changed_after(self, seq: int, limit: int) -> tuple[list[UserRow], bool]:
@@ -195,9 +200,47 @@ class Registry:
 
     async def set_status(self, auth_id: str, status: str, now: float) -> None:
         """Mark a registered user active or stopped after authentication failures."""
-        old = self.require(auth_id)
+        old = self._rows.get(auth_id)
+        if old is None or old.status == REMOVED:
+            raise UserNotRegistered()
         if old.status != status:
             await self._write(replace(old, status=status, updated_at=now))
+
+    async def set_moving(self, auth_id: str, now: float) -> UserRow:
+        """Freeze a user for a move; returns the row as it was before."""
+        old = self._rows.get(auth_id)
+        if old is None or old.status == REMOVED:
+            raise UserNotRegistered()
+        if old.status != MOVING:
+            await self._write(replace(old, status=MOVING, updated_at=now))
+        return old
+
+    async def install(
+        self,
+        auth_id: str,
+        *,
+        ciphertext: bytes,
+        status: str,
+        has_enabled_rules: bool,
+        created_at: float,
+        now: float,
+    ) -> None:
+        """Register a user moved here from another shard, as they were there."""
+        old = self._rows.get(auth_id)
+        row = UserRow(
+            auth_id,
+            status,
+            ciphertext,
+            has_enabled_rules,
+            0,
+            created_at,
+            now,
+            old.last_seen_at if old else None,
+            old.last_poll_at if old else None,
+            old.torrent_count if old else 0,
+            old.polls if old else 0,
+        )
+        await self._write(row)
 
     async def set_has_enabled_rules(self, auth_id: str, value: bool, now: float) -> None:
         """Record whether the user has an enabled rule (schedulers poll idle users less often)."""

@@ -176,6 +176,31 @@ class UserstoreServiceStub:
                 request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.BeginMove = channel.unary_unary(
+                '/torbox.automation.v1.UserstoreService/BeginMove',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.BeginMoveRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.BeginMoveResponse.FromString,
+                _registered_method=True)
+        self.ExportUser = channel.unary_stream(
+                '/torbox.automation.v1.UserstoreService/ExportUser',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ExportUserRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ExportUserResponse.FromString,
+                _registered_method=True)
+        self.ImportUser = channel.stream_unary(
+                '/torbox.automation.v1.UserstoreService/ImportUser',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ImportUserRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ImportUserResponse.FromString,
+                _registered_method=True)
+        self.FinishMove = channel.unary_unary(
+                '/torbox.automation.v1.UserstoreService/FinishMove',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.FinishMoveRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.FinishMoveResponse.FromString,
+                _registered_method=True)
+        self.AbortMove = channel.unary_unary(
+                '/torbox.automation.v1.UserstoreService/AbortMove',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AbortMoveRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AbortMoveResponse.FromString,
+                _registered_method=True)
 
 
 class UserstoreServiceServicer:
@@ -364,6 +389,38 @@ class UserstoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BeginMove(self, request, context):
+        """Resharding (userstore_svc.reshard): freeze a user here, stream their database to another
+        shard, then delete it here (or abort and make the user active here again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportUser(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishMove(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortMove(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserstoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -506,6 +563,31 @@ def add_UserstoreServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetStatsRequest.FromString,
                     response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'BeginMove': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginMove,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.BeginMoveRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.BeginMoveResponse.SerializeToString,
+            ),
+            'ExportUser': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportUser,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ExportUserRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ExportUserResponse.SerializeToString,
+            ),
+            'ImportUser': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportUser,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ImportUserRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ImportUserResponse.SerializeToString,
+            ),
+            'FinishMove': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishMove,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.FinishMoveRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.FinishMoveResponse.SerializeToString,
+            ),
+            'AbortMove': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortMove,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AbortMoveRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AbortMoveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1266,6 +1348,141 @@ class UserstoreService:
             '/torbox.automation.v1.UserstoreService/GetStats',
             torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetStatsRequest.SerializeToString,
             torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginMove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.UserstoreService/BeginMove',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.BeginMoveRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.BeginMoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/torbox.automation.v1.UserstoreService/ExportUser',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ExportUserRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ExportUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportUser(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/torbox.automation.v1.UserstoreService/ImportUser',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ImportUserRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ImportUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishMove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.UserstoreService/FinishMove',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.FinishMoveRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.FinishMoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortMove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.UserstoreService/AbortMove',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AbortMoveRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AbortMoveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -76,6 +76,14 @@ class UserstoreServiceStub:
     SetTorrentLimits: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.SetTorrentLimitsRequest, _userstore_service_pb2.SetTorrentLimitsResponse]
     GetStats: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.GetStatsRequest, _userstore_service_pb2.GetStatsResponse]
     """Pool and registry figures for /api/backend/status."""
+    BeginMove: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.BeginMoveRequest, _userstore_service_pb2.BeginMoveResponse]
+    """Resharding (userstore_svc.reshard): freeze a user here, stream their database to another
+    shard, then delete it here (or abort and make the user active here again).
+    """
+    ExportUser: _grpc.UnaryStreamMultiCallable[_userstore_service_pb2.ExportUserRequest, _userstore_service_pb2.ExportUserResponse]
+    ImportUser: _grpc.StreamUnaryMultiCallable[_userstore_service_pb2.ImportUserRequest, _userstore_service_pb2.ImportUserResponse]
+    FinishMove: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.FinishMoveRequest, _userstore_service_pb2.FinishMoveResponse]
+    AbortMove: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.AbortMoveRequest, _userstore_service_pb2.AbortMoveResponse]
 
 @_typing.type_check_only
 class UserstoreServiceAsyncStub(UserstoreServiceStub):
@@ -125,6 +133,14 @@ class UserstoreServiceAsyncStub(UserstoreServiceStub):
     SetTorrentLimits: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.SetTorrentLimitsRequest, _userstore_service_pb2.SetTorrentLimitsResponse]  # type: ignore[assignment]
     GetStats: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.GetStatsRequest, _userstore_service_pb2.GetStatsResponse]  # type: ignore[assignment]
     """Pool and registry figures for /api/backend/status."""
+    BeginMove: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.BeginMoveRequest, _userstore_service_pb2.BeginMoveResponse]  # type: ignore[assignment]
+    """Resharding (userstore_svc.reshard): freeze a user here, stream their database to another
+    shard, then delete it here (or abort and make the user active here again).
+    """
+    ExportUser: _aio.UnaryStreamMultiCallable[_userstore_service_pb2.ExportUserRequest, _userstore_service_pb2.ExportUserResponse]  # type: ignore[assignment]
+    ImportUser: _aio.StreamUnaryMultiCallable[_userstore_service_pb2.ImportUserRequest, _userstore_service_pb2.ImportUserResponse]  # type: ignore[assignment]
+    FinishMove: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.FinishMoveRequest, _userstore_service_pb2.FinishMoveResponse]  # type: ignore[assignment]
+    AbortMove: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.AbortMoveRequest, _userstore_service_pb2.AbortMoveResponse]  # type: ignore[assignment]
 
 class UserstoreServiceServicer(metaclass=_abc_1.ABCMeta):
     """UserstoreService is called by the scheduler (registry, snapshots, outcomes) and the gateway
@@ -339,5 +355,43 @@ class UserstoreServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_userstore_service_pb2.GetStatsResponse, _abc.Awaitable[_userstore_service_pb2.GetStatsResponse]]:
         """Pool and registry figures for /api/backend/status."""
+
+    @_abc_1.abstractmethod
+    def BeginMove(
+        self,
+        request: _userstore_service_pb2.BeginMoveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_userstore_service_pb2.BeginMoveResponse, _abc.Awaitable[_userstore_service_pb2.BeginMoveResponse]]:
+        """Resharding (userstore_svc.reshard): freeze a user here, stream their database to another
+        shard, then delete it here (or abort and make the user active here again).
+        """
+
+    @_abc_1.abstractmethod
+    def ExportUser(
+        self,
+        request: _userstore_service_pb2.ExportUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_userstore_service_pb2.ExportUserResponse], _abc.AsyncIterator[_userstore_service_pb2.ExportUserResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ImportUser(
+        self,
+        request_iterator: _MaybeAsyncIterator[_userstore_service_pb2.ImportUserRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_userstore_service_pb2.ImportUserResponse, _abc.Awaitable[_userstore_service_pb2.ImportUserResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def FinishMove(
+        self,
+        request: _userstore_service_pb2.FinishMoveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_userstore_service_pb2.FinishMoveResponse, _abc.Awaitable[_userstore_service_pb2.FinishMoveResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AbortMove(
+        self,
+        request: _userstore_service_pb2.AbortMoveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_userstore_service_pb2.AbortMoveResponse, _abc.Awaitable[_userstore_service_pb2.AbortMoveResponse]]: ...
 
 def add_UserstoreServiceServicer_to_server(servicer: UserstoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
