@@ -10,9 +10,9 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN := common/gen
-PY_DIRS := $(wildcard common gateway scheduler_svc userstore_svc simulator tests bench)
+PY_DIRS := $(wildcard common gateway scheduler_svc userstore_svc simulator tests bench docker)
 
-.PHONY: help install run demo test test-fast lint fmt proto proto-check bench bench-full clean
+.PHONY: help install run demo test test-fast lint fmt proto proto-check bench bench-full clean deploy-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -70,6 +70,9 @@ bench: install  ## quick benchmarks (about a minute); figures printed and writte
 
 bench-full: install  ## the full benchmark suite (several minutes)
 	$(PY) -m bench --full
+
+deploy-check: install  ## render every kustomize variant, validate it offline, check the deployment rules
+	docker/validate.sh
 
 clean:  ## remove the virtual environment, tools and local data
 	rm -rf $(VENV) .tools data .mypy_cache .ruff_cache .pytest_cache .hypothesis

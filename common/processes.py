@@ -1,8 +1,9 @@
 """Starting the project's programs as real child processes and stopping them cleanly.
 
 Used by `make run`, `make demo`, the end-to-end tests and the benchmarks: each service logs a
-"... serving" line with its bound port (the simulator prints ``SIMULATOR_READY port=N``), so
-everything can run on ports the OS picks (``*_PORT=0``).
+"... serving" line with its bound port at INFO (so ``LOG_LEVEL`` must stay at info or debug here;
+the simulator prints ``SIMULATOR_READY port=N``), and everything can run on ports the OS picks
+(``*_PORT=0``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class ManagedProcess:
         try:
             self.port = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
         except TimeoutError:
+            self._ready.cancel()
             await self.kill()
             raise RuntimeError(
                 f"{self.name} did not become ready:\n" + "\n".join(self.lines[-30:])

@@ -189,9 +189,15 @@ def last_action_pb(action: dict[str, Any]) -> pb.LastAction:
         error_code=action["error_code"] or "",
         reason_json=action["reason_json"] or "[]",
         created_at=action["created_at"],
+        torrent_id=action["torrent_id"],
+        name=action["name"],
+        hash=action["hash"],
+        queued=action["queued"],
     )
     if action["completed_at"] is not None:
         message.completed_at = action["completed_at"]
+    if action["error_message"] is not None:
+        message.error_message = action["error_message"]
     return message
 
 

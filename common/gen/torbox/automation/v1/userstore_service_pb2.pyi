@@ -638,6 +638,11 @@ class LastAction(_message.Message):
     REASON_JSON_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    TORRENT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     action_id: _builtins.int
     rule_id: _builtins.int
     rule_name: _builtins.str
@@ -650,6 +655,11 @@ class LastAction(_message.Message):
     """JSON: each condition's value and threshold when the rule matched."""
     created_at: _builtins.float
     completed_at: _builtins.float
+    torrent_id: _builtins.int
+    name: _builtins.str
+    hash: _builtins.str
+    queued: _builtins.bool
+    error_message: _builtins.str
     def __init__(
         self,
         *,
@@ -663,14 +673,24 @@ class LastAction(_message.Message):
         reason_json: _builtins.str = ...,
         created_at: _builtins.float = ...,
         completed_at: _builtins.float | None = ...,
+        torrent_id: _builtins.int = ...,
+        name: _builtins.str = ...,
+        hash: _builtins.str = ...,
+        queued: _builtins.bool = ...,
+        error_message: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_completed_at", b"_completed_at", "completed_at", b"completed_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_completed_at", b"_completed_at", "_error_message", b"_error_message", "completed_at", b"completed_at", "error_message", b"error_message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_completed_at", b"_completed_at", "action", b"action", "action_id", b"action_id", "completed_at", b"completed_at", "created_at", b"created_at", "dry_run", b"dry_run", "error_code", b"error_code", "reason_json", b"reason_json", "rule_id", b"rule_id", "rule_name", b"rule_name", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_completed_at", b"_completed_at", "_error_message", b"_error_message", "action", b"action", "action_id", b"action_id", "completed_at", b"completed_at", "created_at", b"created_at", "dry_run", b"dry_run", "error_code", b"error_code", "error_message", b"error_message", "hash", b"hash", "name", b"name", "queued", b"queued", "reason_json", b"reason_json", "rule_id", b"rule_id", "rule_name", b"rule_name", "status", b"status", "torrent_id", b"torrent_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__completed_at: _TypeAlias = _typing.Literal["completed_at"]  # noqa: Y015
     _WhichOneofArgType__completed_at: _TypeAlias = _typing.Literal["_completed_at", b"_completed_at"]  # noqa: Y015
+    _WhichOneofReturnType__error_message: _TypeAlias = _typing.Literal["error_message"]  # noqa: Y015
+    _WhichOneofArgType__error_message: _TypeAlias = _typing.Literal["_error_message", b"_error_message"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__completed_at) -> _WhichOneofReturnType__completed_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__error_message) -> _WhichOneofReturnType__error_message | None: ...
 
 Global___LastAction: _TypeAlias = LastAction  # noqa: Y015
 
