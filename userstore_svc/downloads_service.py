@@ -77,10 +77,10 @@ class DownloadService:
             )
             params = [pattern]
         async with self.pool.use(auth_id) as handle:
-            ((total,),) = await handle.conn.execute_fetchall(
+            ((total,),) = await handle.fetchall(
                 f"SELECT COUNT(*) FROM archived_downloads {where}", params
             )
-            rows = await handle.conn.execute_fetchall(
+            rows = await handle.fetchall(
                 f"SELECT {_ARCHIVE_COLUMNS} FROM archived_downloads {where} "
                 "ORDER BY archived_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*params, limit, (page - 1) * limit],
@@ -109,15 +109,14 @@ class DownloadService:
             raise InvalidArgument("must be a magnet: URI", field="magnet")
         now = self.clock()
         async with self.pool.use(auth_id) as handle:
-            existing = await handle.conn.execute_fetchall(
+            existing = await handle.fetchall(
                 "SELECT id FROM archived_downloads WHERE torrent_id=?", (torrent_id,)
             )
             if existing:
                 raise AlreadyExists("Download already archived", code="ALREADY_ARCHIVED")
             data = await user_db.load(handle)
             (archive_id,) = user_db.take_ids(data, "archived_downloads", 1)
-            await user_db.transaction(
-                handle.conn,
+            await handle.transaction(
                 [
                     (
                         f"INSERT INTO archived_downloads({_ARCHIVE_COLUMNS}) "
@@ -132,7 +131,7 @@ class DownloadService:
         """One archived download (NOT_FOUND when unknown)."""
         self.registry.require(auth_id)
         async with self.pool.use(auth_id) as handle:
-            rows = await handle.conn.execute_fetchall(
+            rows = await handle.fetchall(
                 f"SELECT {_ARCHIVE_COLUMNS} FROM archived_downloads WHERE id=?", (archive_id,)
             )
         if not rows:
@@ -145,10 +144,10 @@ class DownloadService:
         """Remove an archive row (not the torrent); NOT_FOUND when unknown."""
         self.registry.require(auth_id)
         async with self.pool.use(auth_id) as handle:
-            cursor = await handle.conn.execute(
+            deleted = await handle.execute(
                 "DELETE FROM archived_downloads WHERE id=?", (archive_id,)
             )
-            if cursor.rowcount == 0:
+            if deleted == 0:
                 raise NotFound(
                     f"Archived download {archive_id} not found",
                     code="ARCHIVE_NOT_FOUND",
@@ -182,7 +181,7 @@ class DownloadService:
                     [(i,) for i in wanted],
                 )
                 new = data.protected - frozenset(wanted)
-            await user_db.transaction(handle.conn, [statement])
+            await handle.transaction([statement])
             data.protected = new
             return sorted(new)
 
@@ -191,7 +190,7 @@ class DownloadService:
         self.registry.require(auth_id)
         async with self.pool.use(auth_id) as handle:
             rows = list(
-                await handle.conn.execute_fetchall(
+                await handle.fetchall(
                     "SELECT torrent_id, seed_ratio, seed_time_hours, updated_at "
                     "FROM torrent_limits "
                     "WHERE torrent_id=?",
@@ -224,13 +223,12 @@ class DownloadService:
         async with self.pool.use(auth_id) as handle:
             data = await user_db.load(handle)
             if clear:
-                await user_db.transaction(
-                    handle.conn, [("DELETE FROM torrent_limits WHERE torrent_id=?", (torrent_id,))]
+                await handle.transaction(
+                    [("DELETE FROM torrent_limits WHERE torrent_id=?", (torrent_id,))]
                 )
                 data.limits.pop(torrent_id, None)
                 return None
-            await user_db.transaction(
-                handle.conn,
+            await handle.transaction(
                 [
                     (
                         "INSERT OR REPLACE INTO torrent_limits(torrent_id, seed_ratio, "

@@ -136,7 +136,7 @@ class Ingestor:
                 self.replayed += 1
                 return PlanOut(snap.poll_id, snap.auth_id, False, [], None, enabled)
             outcome = _apply(data, snap, self.config)
-            await user_db.transaction(handle.conn, outcome.statements)
+            await handle.transaction(outcome.statements)
             outcome.commit_to(data)
         self.applied += 1
         self.torrents += len(snap.torrents)
@@ -155,7 +155,7 @@ class Ingestor:
         self.registry.require(auth_id)
         async with self.pool.use(auth_id) as handle:
             data = await user_db.load(handle)
-            rows = await handle.conn.execute_fetchall(
+            rows = await handle.fetchall(
                 "SELECT id, log_id, rule_id, rule_name, torrent_key, name, action, status "
                 f"FROM actions WHERE id IN ({','.join('?' * len(outcomes))})",
                 [o.action_id for o in outcomes],
@@ -226,7 +226,7 @@ class Ingestor:
                 )
             ids = user_db.take_ids(data, "events", len(events))
             statements.append((user_db.INSERT_EVENT, user_db.event_rows(events, ids)))
-            await user_db.transaction(handle.conn, statements)
+            await handle.transaction(statements)
             data.pending = [p for p in data.pending if p.id not in settled]
         if events:
             self.hub.publish(auth_id, events)

@@ -7,6 +7,7 @@ silently recreated: recreating it would erase the user's rules, logs and archive
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 
 from userstore_svc.store.pool import DatabasePool
@@ -23,18 +24,20 @@ class MaintenanceReport:
     damaged: list[str] = field(default_factory=list)
 
 
+def _maintain(conn: sqlite3.Connection) -> bool:
+    rows = conn.execute("PRAGMA quick_check").fetchall()
+    if rows != [("ok",)]:
+        return False
+    conn.execute("PRAGMA optimize")
+    conn.execute("PRAGMA incremental_vacuum(256)").fetchall()
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    return True
+
+
 async def maintain_user(pool: DatabasePool, auth_id: str) -> bool:
     """Optimise one user's database; returns False when it fails its integrity check."""
     async with pool.use(auth_id) as handle:
-        conn = handle.conn
-        rows = list(await conn.execute_fetchall("PRAGMA quick_check"))
-        healthy = len(rows) == 1 and rows[0][0] == "ok"
-        if not healthy:
-            return False
-        await conn.execute("PRAGMA optimize")
-        await conn.execute("PRAGMA incremental_vacuum(256)")
-        await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        return True
+        return await handle.run(_maintain)
 
 
 async def maintain_all(pool: DatabasePool, registry: Registry) -> MaintenanceReport:

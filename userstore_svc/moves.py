@@ -17,8 +17,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import aiosqlite
-
 from common.errors import FailedPrecondition, InvalidArgument
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import ACTIVE, AUTH_FAILED, MOVING, Registry, UserRow
@@ -44,6 +42,16 @@ def _digest(path: Path) -> tuple[int, str]:
             digest.update(block)
             size += len(block)
     return size, digest.hexdigest()
+
+
+def _checkpoint_and_digest(path: Path) -> tuple[int, str]:
+    """Fold the WAL into the file (so the file alone is the database), then measure it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+    return _digest(path)
 
 
 def _integrity(path: Path) -> bool:
@@ -81,9 +89,7 @@ class MoveService:
         async with self.pool.exclusive(auth_id):
             if not path.exists():
                 raise FailedPrecondition("the user's database is missing", code="DATABASE_MISSING")
-            async with aiosqlite.connect(path, isolation_level=None) as conn:
-                await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            size, sha256 = await asyncio.to_thread(_digest, path)
+            size, sha256 = await asyncio.to_thread(_checkpoint_and_digest, path)
         # A retried freeze reports the status from before the first one.
         status = self._before.get(auth_id, before.status if before.status != MOVING else ACTIVE)
         return Frozen(replace(before, status=status), size, sha256)

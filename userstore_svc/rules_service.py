@@ -140,7 +140,7 @@ class RuleService:
                         )
                     )
                     next_id += 1
-            await user_db.transaction(handle.conn, statements)
+            await handle.transaction(statements)
             handle.cache.pop(user_db.CACHE_KEY, None)
             saved = await self._rules(handle)
         await self.registry.set_has_enabled_rules(auth_id, any(r.rule.enabled for r in saved), now)
@@ -167,7 +167,7 @@ class RuleService:
             ]
             if rule_doc(rule)["groups"] != rule_doc(stored.rule)["groups"]:
                 statements.append(("DELETE FROM condition_holds WHERE rule_id=?", (rule_id,)))
-            await user_db.transaction(handle.conn, statements)
+            await handle.transaction(statements)
             handle.cache.pop(user_db.CACHE_KEY, None)
             rules = await self._rules(handle)
         await self.registry.set_has_enabled_rules(auth_id, any(r.rule.enabled for r in rules), now)
@@ -178,7 +178,7 @@ class RuleService:
         self.registry.require(auth_id)
         async with self.pool.use(auth_id) as handle:
             _find(await self._rules(handle), rule_id)
-            await user_db.transaction(handle.conn, [("DELETE FROM rules WHERE id=?", (rule_id,))])
+            await handle.transaction([("DELETE FROM rules WHERE id=?", (rule_id,))])
             handle.cache.pop(user_db.CACHE_KEY, None)
             rules = await self._rules(handle)
         await self.registry.set_has_enabled_rules(
@@ -192,7 +192,7 @@ class RuleService:
         async with self.pool.use(auth_id) as handle:
             _find(await self._rules(handle), rule_id)
             rows = list(
-                await handle.conn.execute_fetchall(
+                await handle.fetchall(
                     "SELECT id, rule_id, rule_name, execution_type, items_processed, success, "
                     "error_message, executed_at, dry_run FROM rule_logs WHERE rule_id=? "
                     "ORDER BY id DESC LIMIT ?",
@@ -202,7 +202,7 @@ class RuleService:
             by_log: dict[int, list[dict[str, Any]]] = {}
             if rows:
                 ids = [row[0] for row in rows]
-                for action in await handle.conn.execute_fetchall(
+                for action in await handle.fetchall(
                     f"SELECT {ACTION_COLUMNS} FROM actions WHERE log_id IN "
                     f"({','.join('?' * len(ids))}) ORDER BY id",
                     ids,
@@ -229,8 +229,7 @@ class RuleService:
         self.registry.require(auth_id)
         async with self.pool.use(auth_id) as handle:
             _find(await self._rules(handle), rule_id)
-            await user_db.transaction(
-                handle.conn,
+            await handle.transaction(
                 [
                     ("UPDATE actions SET log_id=NULL WHERE rule_id=?", (rule_id,)),
                     ("DELETE FROM rule_logs WHERE rule_id=?", (rule_id,)),

@@ -80,7 +80,7 @@ class TorrentService:
             data = await user_db.load(handle)
             last = {
                 row[3]: action_dict(row)
-                for row in await handle.conn.execute_fetchall(
+                for row in await handle.fetchall(
                     f"SELECT {ACTION_COLUMNS} FROM actions WHERE id IN "
                     "(SELECT MAX(id) FROM actions GROUP BY torrent_key)"
                 )
@@ -114,7 +114,7 @@ class TorrentService:
         key = -torrent_id if queued else torrent_id
         limit = max(1, min(limit or 100, 1000))
         async with self.pool.use(auth_id) as handle:
-            rows = await handle.conn.execute_fetchall(
+            rows = await handle.fetchall(
                 "SELECT id, torrent_key, type, observed_at, data FROM events WHERE torrent_key=? "
                 "ORDER BY id DESC LIMIT ?",
                 (key, limit),

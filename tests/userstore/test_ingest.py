@@ -43,7 +43,7 @@ async def ingest(
 
 async def rows(store: Store, sql: str, *params: Any) -> list[Any]:
     async with store.pool.use(USER) as handle:
-        return list(await handle.conn.execute_fetchall(sql, params))
+        return await handle.fetchall(sql, params)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import random
 import sqlite3
 from pathlib import Path
 
-import aiosqlite
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -113,42 +112,47 @@ async def test_only_a_valid_auth_id_becomes_a_path(tmp_path: Path) -> None:
     await pool.close()
 
 
-async def _schema(path: Path) -> list[tuple[str, str]]:
-    async with aiosqlite.connect(path) as conn:
-        rows = await conn.execute_fetchall(
+def _schema(path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
             "SELECT type || ':' || name, sql FROM sqlite_master "
             "WHERE name NOT LIKE 'sqlite_%' ORDER BY 1"
-        )
+        ).fetchall()
+    finally:
+        conn.close()
     return [(r[0], r[1]) for r in rows]
 
 
 @pytest.mark.parametrize(
     "migrations", [USER_MIGRATIONS, REGISTRY_MIGRATIONS], ids=["user", "registry"]
 )
-async def test_migrations_from_every_earlier_version(tmp_path: Path, migrations: tuple) -> None:  # type: ignore[type-arg]
+def test_migrations_from_every_earlier_version(tmp_path: Path, migrations: tuple) -> None:  # type: ignore[type-arg]
     """A database at any earlier version migrates to a fresh one's schema, idempotently."""
     fresh = tmp_path / "fresh.sqlite"
-    async with aiosqlite.connect(fresh, isolation_level=None) as conn:
-        assert await migrate(conn, migrations) == migrations[-1].version
-        assert await migrate(conn, migrations) == migrations[-1].version
-    expected = await _schema(fresh)
+    conn = sqlite3.connect(fresh, isolation_level=None)
+    assert migrate(conn, migrations) == migrations[-1].version
+    assert migrate(conn, migrations) == migrations[-1].version
+    conn.close()
+    expected = _schema(fresh)
     for start in range(len(migrations)):
         path = tmp_path / f"from_{start}.sqlite"
-        async with aiosqlite.connect(path, isolation_level=None) as conn:
-            await migrate(conn, migrations[:start]) if start else None
-            await migrate(conn, migrations)
-            version = await conn.execute_fetchall("PRAGMA user_version")
-        assert next(iter(version))[0] == migrations[-1].version
-        assert await _schema(path) == expected
+        conn = sqlite3.connect(path, isolation_level=None)
+        if start:
+            migrate(conn, migrations[:start])
+        migrate(conn, migrations)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations[-1].version
+        conn.close()
+        assert _schema(path) == expected
 
 
-async def test_a_newer_schema_is_refused_not_touched(tmp_path: Path) -> None:
+def test_a_newer_schema_is_refused_not_touched(tmp_path: Path) -> None:
     """A database written by a newer build is refused."""
-    path = tmp_path / "newer.sqlite"
-    async with aiosqlite.connect(path, isolation_level=None) as conn:
-        await conn.execute("PRAGMA user_version = 99")
-        with pytest.raises(FailedPrecondition):
-            await migrate(conn, USER_MIGRATIONS)
+    conn = sqlite3.connect(tmp_path / "newer.sqlite", isolation_level=None)
+    conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(FailedPrecondition):
+        migrate(conn, USER_MIGRATIONS)
+    conn.close()
 
 
 @settings(max_examples=100, deadline=None)

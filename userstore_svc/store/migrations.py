@@ -7,9 +7,8 @@ idempotent, and a database newer than this code is refused rather than touched.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
-
-import aiosqlite
 
 from common.errors import FailedPrecondition
 
@@ -203,11 +202,9 @@ REGISTRY_MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-async def migrate(conn: aiosqlite.Connection, migrations: tuple[Migration, ...]) -> int:
+def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...]) -> int:
     """Bring a database to the newest version (idempotent); return the version it is at."""
-    async with conn.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
-    current = int(row[0]) if row else 0
+    (current,) = conn.execute("PRAGMA user_version").fetchone()
     newest = migrations[-1].version
     if current > newest:
         raise FailedPrecondition(
@@ -217,17 +214,17 @@ async def migrate(conn: aiosqlite.Connection, migrations: tuple[Migration, ...])
     for step in migrations:
         if step.version <= current:
             continue
-        await conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _statements(step.sql):
-                await conn.execute(statement)
-            await conn.execute(f"PRAGMA user_version = {int(step.version)}")
-            await conn.execute("COMMIT")
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(step.version)}")
+            conn.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
         current = step.version
-    return current
+    return int(current)
 
 
 def _statements(sql: str) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,11 +72,10 @@ class Registry:
     async def open(cls, path: Path) -> Registry:
         """Open (creating if needed) and migrate the registry, and load it into memory."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_prepare, path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
-            for pragma in PRAGMAS:
-                await conn.execute(pragma)
-            await migrate(conn, REGISTRY_MIGRATIONS)
+            await conn.executescript(";".join(PRAGMAS))
             meta: dict[str, str] = {
                 str(k): str(v)
                 for k, v in await conn.execute_fetchall("SELECT key, value FROM registry_meta")
@@ -287,6 +287,16 @@ class Registry:
                 await self._conn.execute("ROLLBACK")
                 raise
             return len(rows)
+
+
+def _prepare(path: Path) -> None:
+    """Create or migrate the registry file before the long-lived connection opens it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.executescript(";".join(PRAGMAS))
+        migrate(conn, REGISTRY_MIGRATIONS)
+    finally:
+        conn.close()
 
 
 def _row(row: Sequence[Any]) -> UserRow:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-import aiosqlite
 
 from userstore_svc.core.models import SNAPSHOT_FIELDS, Event, TorrentSnapshot, TorrentState
 from userstore_svc.core.rules.evaluate import CompiledRule, compile_rule
 from userstore_svc.core.rules.model import Rule
-from userstore_svc.core.rules.plan import TorrentLimit
+from userstore_svc.core.rules.plan import DEFAULT_COOLDOWN_MINUTES, TorrentLimit
 from userstore_svc.core.rules.schema import parse_rule
 from userstore_svc.store.pool import Handle
 
@@ -33,6 +32,7 @@ _SNAP_BOOLS = tuple(
     if TorrentSnapshot.__dataclass_fields__[f].type == "bool"
 )
 _PRESENT = STATE_FIELDS.index("present")
+_SNAP_END = 1 + len(SNAPSHOT_FIELDS)
 INSERT_TORRENT = f"INSERT OR REPLACE INTO torrents VALUES ({','.join('?' * TORRENT_COLUMNS)})"
 CACHE_KEY = "data"
 
@@ -88,28 +88,30 @@ def state_row(state: TorrentState) -> tuple[Any, ...]:
 
 def state_from_row(row: Sequence[Any]) -> TorrentState:
     """A `torrents` row back as a state (booleans restored from 0/1)."""
-    snap_values = list(row[1 : 1 + len(SNAPSHOT_FIELDS)])
+    snap_values = list(row[1:_SNAP_END])
     for i in _SNAP_BOOLS:
-        snap_values[i] = bool(snap_values[i])
-    state_values = list(row[1 + len(SNAPSHOT_FIELDS) :])
-    state_values[_PRESENT] = bool(state_values[_PRESENT])
+        snap_values[i] = snap_values[i] == 1
+    state_values = list(row[_SNAP_END:])
+    state_values[_PRESENT] = state_values[_PRESENT] == 1
     return TorrentState(TorrentSnapshot(*snap_values), *state_values)
 
 
-async def _fetchall(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-    return list(await conn.execute_fetchall(sql, params))
-
-
 async def load(handle: Handle) -> UserData:
-    """The user's data, from the cache beside the connection or read once from disk."""
+    """The user's data, from the cache beside the connection or read once from disk (one hop)."""
     cached = handle.cache.get(CACHE_KEY)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    conn = handle.conn
-    meta = {k: v for k, v in await _fetchall(conn, "SELECT key, value FROM meta")}
+    data = await handle.run(read_user_data)
+    handle.cache[CACHE_KEY] = data
+    return data
+
+
+def read_user_data(conn: sqlite3.Connection) -> UserData:
+    """Everything a poll reads, decoded (runs on a pool thread)."""
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     last_observed = float(meta["last_observed_at"]) if "last_observed_at" in meta else None
     states: dict[int, TorrentState] = {}
-    for row in await _fetchall(conn, "SELECT * FROM torrents"):
+    for row in conn.execute("SELECT * FROM torrents"):
         state = state_from_row(row)
         # Rows are written only when something besides the sighting changed; every present
         # torrent was sighted by the last applied snapshot.
@@ -121,45 +123,45 @@ async def load(handle: Handle) -> UserData:
         ):
             state = _with_seen(state, last_observed)
         states[state.key] = state
-    rules = [
-        _stored_rule(row) for row in await _fetchall(conn, _RULE_SELECT + " ORDER BY position, id")
-    ]
+    rules = [_stored_rule(row) for row in conn.execute(_RULE_SELECT + " ORDER BY position, id")]
     holds: dict[int, dict[int, dict[str, float]]] = {}
-    for rule_id, key, path, since in await _fetchall(
-        conn, "SELECT rule_id, torrent_key, path, since FROM condition_holds"
+    for rule_id, key, path, since in conn.execute(
+        "SELECT rule_id, torrent_key, path, since FROM condition_holds"
     ):
         holds.setdefault(rule_id, {}).setdefault(key, {})[path] = since
-    protected = frozenset(
-        r[0] for r in await _fetchall(conn, "SELECT torrent_id FROM protected_downloads")
-    )
+    protected = frozenset(r[0] for r in conn.execute("SELECT torrent_id FROM protected_downloads"))
     limits = {
         r[0]: TorrentLimit(r[1], r[2])
-        for r in await _fetchall(
-            conn, "SELECT torrent_id, seed_ratio, seed_time_hours FROM torrent_limits"
-        )
+        for r in conn.execute("SELECT torrent_id, seed_ratio, seed_time_hours FROM torrent_limits")
     }
+    # Only actions recent enough to hold a cooldown matter (not the whole log).
+    longest = (
+        max([DEFAULT_COOLDOWN_MINUTES, *(r.rule.cooldown_minutes or 0.0 for r in rules)]) * 60.0
+    )
+    since = (last_observed or 0.0) - longest
     last_actions = {
         (r[0], r[1]): r[2]
-        for r in await _fetchall(
-            conn,
-            "SELECT rule_id, torrent_key, MAX(created_at) FROM actions "
-            "WHERE status IN ('pending','succeeded','failed','dry_run','unknown') "
+        for r in conn.execute(
+            "SELECT rule_id, torrent_key, MAX(created_at) FROM actions WHERE created_at >= ? "
+            "AND status IN ('pending','succeeded','failed','dry_run','unknown') "
             "GROUP BY rule_id, torrent_key",
+            (since,),
         )
     }
     pending = [
         PendingAction(*r)
-        for r in await _fetchall(
-            conn,
+        for r in conn.execute(
             "SELECT id, torrent_key, action, rule_id, log_id, created_at FROM actions "
-            "WHERE status = 'pending'",
+            "WHERE status = 'pending'"
         )
     ]
-    next_ids = {}
-    for table in ("actions", "rule_logs", "archived_downloads", "events"):
-        (value,) = (await _fetchall(conn, f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}"))[0]
-        next_ids[table] = int(value)
-    data = UserData(
+    ids = conn.execute(
+        "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM actions), "
+        "(SELECT COALESCE(MAX(id), 0) + 1 FROM rule_logs), "
+        "(SELECT COALESCE(MAX(id), 0) + 1 FROM archived_downloads), "
+        "(SELECT COALESCE(MAX(id), 0) + 1 FROM events)"
+    ).fetchone()
+    return UserData(
         states=states,
         last_observed_at=last_observed,
         polls=int(meta.get("polls", 0)),
@@ -170,10 +172,10 @@ async def load(handle: Handle) -> UserData:
         limits=limits,
         last_actions=last_actions,
         pending=pending,
-        next_ids=next_ids,
+        next_ids=dict(
+            zip(("actions", "rule_logs", "archived_downloads", "events"), ids, strict=True)
+        ),
     )
-    handle.cache[CACHE_KEY] = data
-    return data
 
 
 def _with_seen(state: TorrentState, when: float) -> TorrentState:
@@ -207,22 +209,6 @@ def take_ids(data: UserData, table: str, count: int) -> list[int]:
     first = data.next_ids[table]
     data.next_ids[table] = first + count
     return list(range(first, first + count))
-
-
-async def transaction(conn: aiosqlite.Connection, statements: Iterable[tuple[str, Any]]) -> None:
-    """Run statements in one IMMEDIATE transaction. A parameter list of tuples means executemany."""
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        for sql, params in statements:
-            if isinstance(params, list):
-                if params:
-                    await conn.executemany(sql, params)
-            else:
-                await conn.execute(sql, params)
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
 
 
 def event_rows(events: Sequence[Event], ids: Sequence[int]) -> list[tuple[Any, ...]]:
