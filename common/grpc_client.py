@@ -42,7 +42,8 @@ def error_from_rpc(error: grpc.aio.AioRpcError) -> errors.AutomationError:
     status = error.code()
     message = error.details() or status.name
     code = meta.get(errors.CODE_KEY)
-    if status == grpc.StatusCode.RESOURCE_EXHAUSTED:
+    # Our rate limits carry a code; gRPC's own size limits do not and are not retryable waits.
+    if status == grpc.StatusCode.RESOURCE_EXHAUSTED and code is not None:
         retry = meta.get(errors.RETRY_KEY, "1")
         return errors.RateLimited(message, retry_after=float(retry), code=code)
     if code == errors.UserNotRegistered.default_code:

@@ -35,7 +35,9 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
         status = grpc.StatusCode[exc.status]
         if status == grpc.StatusCode.INTERNAL:
             log.error("rpc failed: %s", exc.message)
-        await context.abort(status, exc.message, errors.trailing_metadata(exc))
+        # Messages may quote user input; keep them well under gRPC's metadata limits.
+        message = exc.message if len(exc.message) <= 1000 else exc.message[:999] + "…"
+        await context.abort(status, message, errors.trailing_metadata(exc))
     log.exception("unexpected error in rpc", exc_info=exc)
     await context.abort(
         grpc.StatusCode.INTERNAL, "internal error", ((errors.CODE_KEY, "INTERNAL"),)
@@ -161,6 +163,19 @@ class GrpcServer:
         """NOT_SERVING at once, refuse new RPCs, let in-flight ones finish within `grace`."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+
+
+def stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT.
+
+    Install it before announcing readiness, so a signal that arrives right after the "serving"
+    line is not lost.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def wait_for_signal() -> None:

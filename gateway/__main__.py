@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 from aiohttp import web
 
 from common import logs
-from common.grpc_server import wait_for_signal
 from common.settings import SettingsError
 from gateway.app import create_app
 from gateway.config import GatewaySettings
@@ -20,6 +20,11 @@ log = logging.getLogger("gateway")
 
 async def serve(settings: GatewaySettings) -> None:
     """Serve until SIGTERM/SIGINT; in-flight requests get the grace period to finish."""
+    # Handlers go in before the "serving" line: whoever waits for that line may signal at once.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(
         create_app(settings), access_log=None, shutdown_timeout=settings.shutdown_grace_seconds
     )
@@ -29,9 +34,11 @@ async def serve(settings: GatewaySettings) -> None:
         await site.start()
         port = runner.addresses[0][1]
         log.info("gateway serving", extra={"port": port})
-        await wait_for_signal()
+        await stop.wait()
     finally:
         await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         log.info("gateway stopped")
 
 

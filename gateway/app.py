@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -12,7 +11,13 @@ from gateway import sse
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
 from gateway.handlers import Handlers
-from gateway.middleware import cors_preflight, error_mapping, request_context, response_headers
+from gateway.middleware import (
+    body_limit,
+    cors_preflight,
+    error_mapping,
+    request_context,
+    response_headers,
+)
 from gateway.openapi import document
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -62,9 +67,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
     """The gateway application (channels open on startup, close on cleanup)."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[request_context, error_mapping, cors_preflight(settings.frontend_urls)],
+        middlewares=[
+            request_context,
+            error_mapping,
+            body_limit(MAX_BODY_BYTES),
+            cors_preflight(settings.frontend_urls),
+        ],
     )
-    app[sse.STREAMS] = set[asyncio.Task[object]]()
     app.on_response_prepare.append(response_headers(settings.frontend_urls))
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
@@ -78,8 +87,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
         await b.close()
 
     async def close_streams(app: web.Application) -> None:
-        streams = app[sse.STREAMS]
-        for task in list(streams):
+        # Event streams never end by themselves; end them so shutdown need not wait for clients.
+        handlers = app.get(HANDLERS)
+        for task in list(handlers.streams if handlers is not None else ()):
             task.cancel()
 
     app.cleanup_ctx.append(backends)

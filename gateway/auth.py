@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -10,6 +9,7 @@ from aiohttp import web
 from common.auth import auth_id_for, is_valid_api_key
 from common.errors import InvalidArgument, PermissionDenied
 from gateway.errors import Unauthenticated
+from gateway.inputs import parse_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +57,11 @@ async def _json_body(request: web.Request) -> dict[str, object]:
     """The JSON object body if there is one (malformed bodies are reported by the handler)."""
     if not request.body_exists or request.content_type != "application/json":
         return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
     try:
-        value = json.loads(await request.read() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        value = parse_json(raw)
+    except InvalidArgument:
         return {}
     return value if isinstance(value, dict) else {}

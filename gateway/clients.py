@@ -20,6 +20,20 @@ if TYPE_CHECKING:
     )
 
 
+# A service's error message may quote the offending input (up to the 1 MiB body): accept such
+# trailers instead of failing the call with RESOURCE_EXHAUSTED (gRPC's default limit is 16 KiB).
+MAX_METADATA_BYTES = 8 * 1024 * 1024
+CHANNEL_OPTIONS = (
+    *grpc_client.CHANNEL_OPTIONS,
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+)
+
+
+def _channel(address: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
 class CallOptions(TypedDict):
     """Keyword arguments every stub call gets."""
 
@@ -37,10 +51,10 @@ class Backends:
         self._channels: list[grpc.aio.Channel] = []
         self.shards: list[UserstoreStub] = []
         for address in userstore_addrs:
-            channel = grpc_client.channel(address)
+            channel = _channel(address)
             self._channels.append(channel)
             self.shards.append(userstore_grpc.UserstoreServiceStub(channel))
-        channel = grpc_client.channel(scheduler_addr)
+        channel = _channel(scheduler_addr)
         self._channels.append(channel)
         self.scheduler: SchedulerStub = scheduler_grpc.SchedulerServiceStub(channel)
 

@@ -7,17 +7,25 @@ them and errors coming back from the services. Bodies are ``{"success": false, "
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import grpc
 from aiohttp import web
 
 from common import errors
+from common.grpc_client import error_from_rpc
+
+log = logging.getLogger("gateway.errors")
+MAX_MESSAGE = 500
 
 HTTP_STATUS: dict[str, int] = {
     "OK": 200,
     "INVALID_ARGUMENT": 400,
-    "FAILED_PRECONDITION": 400,
+    # A state that forbids this now (inactive key, missing database): not the caller's input,
+    # so not a 400 (every 400 names a field of the request).
+    "FAILED_PRECONDITION": 409,
     "OUT_OF_RANGE": 400,
     "UNAUTHENTICATED": 401,
     "PERMISSION_DENIED": 403,
@@ -55,29 +63,55 @@ def error_body(message: str, code: str, field: str | None = None) -> dict[str, A
     return body
 
 
+def too_large() -> web.Response:
+    """The answer for a request body over the 1 MiB cap."""
+    return web.json_response(
+        error_body("Request body too large (limit 1 MiB)", "PAYLOAD_TOO_LARGE", "body"), status=413
+    )
+
+
 def domain_response(error: errors.AutomationError) -> web.Response:
-    """The answer for a domain error (raised here or rebuilt from a service's status)."""
-    status = http_status(error.status)
-    message = error.message if status < 500 else _public_message(status)
-    response = web.json_response(error_body(message, error.code, error.field), status=status)
-    if isinstance(error, errors.RateLimited):
-        response.headers["Retry-After"] = str(max(1, round(error.retry_after)))
-    return response
+    """The answer for a domain error raised in the gateway itself."""
+    return _answer(error, http_status(error.status))
 
 
 def rpc_response(error: grpc.aio.AioRpcError) -> web.Response:
-    """The answer for a failed gRPC call."""
-    from common.grpc_client import error_from_rpc
-
+    """The answer for a failed gRPC call: the service's domain error, through the same table."""
     mapped = error_from_rpc(error)
-    status = http_status(error.code().name)
-    message = mapped.message if status < 500 else _public_message(status)
-    if mapped.status == "UNAVAILABLE" and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-        status = 504
-    response = web.json_response(error_body(message, mapped.code, mapped.field), status=status)
-    if isinstance(mapped, errors.RateLimited):
-        response.headers["Retry-After"] = str(max(1, round(mapped.retry_after)))
+    code = error.code()
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and not _from_service(error):
+        # gRPC's own limits (a message or trailer too large) also say RESOURCE_EXHAUSTED; that
+        # is no rate limit, and only an oversized request can cause it here.
+        mapped = errors.InvalidArgument(
+            "The request is too large for the backend to process",
+            code="REQUEST_TOO_LARGE",
+            field="body",
+        )
+        return _answer(mapped, http_status(mapped.status))
+    status = http_status(code.name)
+    if status >= 500:
+        log.warning(
+            "backend call failed", extra={"grpc_status": code.name, "error_code": mapped.code}
+        )
+    return _answer(mapped, status)
+
+
+def _from_service(error: grpc.aio.AioRpcError) -> bool:
+    """Whether a status was raised by one of our services (they always send a machine code)."""
+    return any(key == errors.CODE_KEY for key, _ in error.trailing_metadata() or ())
+
+
+def _answer(error: errors.AutomationError, status: int) -> web.Response:
+    message = _clip(error.message) if status < 500 else _public_message(status)
+    response = web.json_response(error_body(message, error.code, error.field), status=status)
+    if isinstance(error, errors.RateLimited):
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return response
+
+
+def _clip(message: str) -> str:
+    """Messages may quote the caller's input; a human needs the start of it, not a megabyte."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
 
 
 def _public_message(status: int) -> str:

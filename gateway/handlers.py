@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -11,90 +12,33 @@ from aiohttp import web
 from torbox.automation.v1 import scheduler_service_pb2 as spb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
-from common.errors import InvalidArgument, RateLimited
+from common.errors import InvalidArgument, RateLimited, UserNotRegistered
 from common.token_bucket import TokenBucket
 from gateway.auth import Caller, caller_of
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
+from gateway.inputs import (
+    bool_query,
+    id_list,
+    int_query,
+    json_object,
+    optional_number,
+    optional_text,
+    positive_id,
+    text_query,
+)
 from gateway.jsonview import iso, to_json
 
 VERSION = "0.1.0"
 MAX_IDS = 1000
 # Per-user buckets of users not seen for this long are dropped.
 BUCKET_IDLE_SECONDS = 600.0
+STATUS_TIMEOUT = 3.0
 
 
 def ok(payload: dict[str, Any] | None = None, status: int = 200) -> web.Response:
     """A success answer in TBM's shape."""
     return web.json_response({"success": True, **(payload or {})}, status=status)
-
-
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object (an empty body is an empty object)."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidArgument("the body is not valid JSON", field="body") from None
-    if not isinstance(value, dict):
-        raise InvalidArgument("the body must be a JSON object", field="body")
-    return value
-
-
-def positive_id(raw: str | None, field: str) -> int:
-    """A path or query id: a positive integer."""
-    if raw is None or not raw.isdigit() or int(raw) <= 0 or len(raw) > 18:
-        raise InvalidArgument(f"{field} must be a positive integer", field=field)
-    return int(raw)
-
-
-def int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    """An integer query parameter within bounds."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidArgument(f"{name} must be a whole number", field=name) from None
-    if not lo <= value <= hi:
-        raise InvalidArgument(f"{name} must be between {lo} and {hi}", field=name)
-    return value
-
-
-def _id_list(value: Any, field: str) -> list[int]:
-    if not isinstance(value, list) or len(value) > MAX_IDS:
-        raise InvalidArgument(f"must be a list of at most {MAX_IDS} ids", field=field)
-    ids = []
-    for item in value:
-        if isinstance(item, bool):
-            raise InvalidArgument("ids must be positive integers", field=field)
-        if isinstance(item, str) and item.isdigit():
-            item = int(item)
-        if not isinstance(item, int) or item <= 0 or item >= 2**63:
-            raise InvalidArgument("ids must be positive integers", field=field)
-        ids.append(item)
-    return ids
-
-
-def _optional_number(body: dict[str, Any], name: str) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgument("must be a number", field=name)
-    return float(value)
-
-
-def _optional_text(body: dict[str, Any], name: str, limit: int = 2000) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise InvalidArgument(f"must be a string of at most {limit} characters", field=name)
-    return value
 
 
 class Handlers:
@@ -106,6 +50,8 @@ class Handlers:
         self.started = time.time()
         self._buckets: dict[str, TokenBucket] = {}
         self._last_sweep = time.monotonic()
+        # The tasks serving open event streams (shutdown ends them; status counts them).
+        self.streams: set[asyncio.Task[Any]] = set()
 
     async def caller(self, request: web.Request) -> Caller:
         """Authenticate and apply the caller's rate limit."""
@@ -140,31 +86,25 @@ class Handlers:
 
     async def status(self, request: web.Request) -> web.Response:
         """TBM's availability probe, with our scheduler and pool figures."""
-        scheduler: dict[str, Any] | None = None
-        shards: list[dict[str, Any] | None] = []
-        available = True
-        try:
-            scheduler = to_json(
-                await self.b.scheduler.GetStatus(spb.GetStatusRequest(), **self.b.opts(3.0))
-            )
-        except Exception:
-            available = False
-        for stub in self.b.shards:
-            try:
-                shards.append(
-                    to_json(await stub.GetStats(pb.GetStatsRequest(), **self.b.opts(3.0)))
-                )
-            except Exception:
-                shards.append(None)
-                available = False
+        # Asked concurrently: TBM's proxy gives this probe five seconds in all.
+        answers = await asyncio.gather(
+            self.b.scheduler.GetStatus(spb.GetStatusRequest(), **self.b.opts(STATUS_TIMEOUT)),
+            *(
+                stub.GetStats(pb.GetStatsRequest(), **self.b.opts(STATUS_TIMEOUT))
+                for stub in self.b.shards
+            ),
+            return_exceptions=True,
+        )
+        figures = [None if isinstance(a, BaseException) else to_json(a) for a in answers]
         return web.json_response(
             {
-                "available": available,
+                "available": all(f is not None for f in figures),
                 "mode": "selfhosted",
                 "version": VERSION,
                 "uptime": time.time() - self.started,
-                "scheduler": scheduler,
-                "userstores": shards,
+                "scheduler": figures[0],
+                "userstores": figures[1:],
+                "gateway": {"sse_streams": len(self.streams)},
             }
         )
 
@@ -192,7 +132,9 @@ class Handlers:
         result = await self.b.scheduler.RemoveKey(
             spb.RemoveKeyRequest(auth_id=caller.auth_id), **self.b.opts()
         )
-        return ok({"removed": result.removed})
+        if not result.removed:
+            raise UserNotRegistered()
+        return ok({"removed": True})
 
     async def activity(self, request: web.Request) -> web.Response:
         """The web app says the user is around."""
@@ -300,7 +242,9 @@ class Handlers:
     async def preview_rule(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
         body = await json_object(request)
-        rule = body.get("rule", body)
+        rule = body.get("rule", body)  # the rule itself, or wrapped as {"rule": ...}
+        if not isinstance(rule, dict):
+            raise InvalidArgument("must be a rule object", field="rule")
         response = await self.b.userstore(caller.auth_id).PreviewRule(
             pb.PreviewRuleRequest(auth_id=caller.auth_id, rule_json=json.dumps(rule)),
             **self.b.opts(),
@@ -318,7 +262,7 @@ class Handlers:
 
     async def torrents(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
-        include_removed = request.query.get("include_removed", "").lower() in ("1", "true", "yes")
+        include_removed = bool_query(request, "include_removed")
         response = await self.b.userstore(caller.auth_id).ListTorrents(
             pb.ListTorrentsRequest(auth_id=caller.auth_id, include_removed=include_removed),
             **self.b.opts(),
@@ -351,7 +295,7 @@ class Handlers:
         body = await json_object(request)
         message = pb.SetTorrentLimitsRequest(auth_id=caller.auth_id, torrent_id=torrent_id)
         for name in ("seed_ratio", "seed_time_hours"):
-            value = _optional_number(body, name)
+            value = optional_number(body, name)
             if value is not None:
                 setattr(message, name, value)
         response = await self.b.userstore(caller.auth_id).SetTorrentLimits(message, **self.b.opts())
@@ -372,7 +316,7 @@ class Handlers:
         caller = await self.caller(request)
         page = int_query(request, "page", 1, 1, 1_000_000)
         limit = int_query(request, "limit", 50, 1, 1000)
-        search = request.query.get("search", "")[:200]
+        search = text_query(request, "search", 200)
         response = await self.b.userstore(caller.auth_id).ListArchived(
             pb.ListArchivedRequest(auth_id=caller.auth_id, page=page, limit=limit, search=search),
             **self.b.opts(),
@@ -392,22 +336,18 @@ class Handlers:
     async def create_archived(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
         body = await json_object(request)
-        raw_id = body.get("torrent_id")
-        torrent_id = positive_id(
-            str(raw_id) if isinstance(raw_id, int | str) and not isinstance(raw_id, bool) else None,
-            "torrent_id",
-        )
-        info_hash = _optional_text(body, "hash", 128)
+        torrent_id = positive_id(body.get("torrent_id"), "torrent_id")
+        info_hash = optional_text(body, "hash", 128)
         if not info_hash:
             raise InvalidArgument("hash is required", field="hash")
         message = pb.CreateArchivedRequest(
             auth_id=caller.auth_id,
             torrent_id=torrent_id,
             hash=info_hash,
-            name=_optional_text(body, "name") or "",
+            name=optional_text(body, "name") or "",
         )
         for name in ("tracker", "magnet"):
-            value = _optional_text(body, name)
+            value = optional_text(body, name)
             if value is not None:
                 setattr(message, name, value)
         response = await self.b.userstore(caller.auth_id).CreateArchived(message, **self.b.opts())
@@ -440,7 +380,7 @@ class Handlers:
     async def set_protected(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
         body = await json_object(request)
-        ids = _id_list(body.get("download_ids"), "download_ids")
+        ids = id_list(body.get("download_ids"), "download_ids", MAX_IDS)
         protected = body.get("protected", True)
         if not isinstance(protected, bool):
             raise InvalidArgument("must be true or false", field="protected")

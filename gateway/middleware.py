@@ -1,4 +1,4 @@
-"""Middlewares: request ids and access logs, error mapping, security headers, CORS."""
+"""Middlewares: request ids and access logs, error mapping, body cap, security headers, CORS."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from aiohttp.typedefs import Middleware
 
 from common import errors
 from common.logs import new_request_id, request_id
-from gateway.errors import domain_response, error_body, rpc_response
+from gateway.errors import domain_response, error_body, rpc_response, too_large
 
 log = logging.getLogger("gateway.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+REQUEST_ID = "request_id"  # where the id is kept on the request, for the response hook
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -35,25 +36,40 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Give every request an id (kept from X-Request-Id when sane) and log one line for it."""
     incoming = request.headers.get("X-Request-Id", "")
     rid = incoming if _REQUEST_ID.fullmatch(incoming) else new_request_id()
+    request[REQUEST_ID] = rid
     token = request_id.set(rid)
     started = time.monotonic()
     status = 500
     try:
         response = await handler(request)
         status = response.status
-        response.headers["X-Request-Id"] = rid
-        response.headers["X-Correlation-Id"] = rid
         return response
     finally:
-        # The path only: query strings and headers may carry keys or auth ids.
+        # The route's template, never the raw path or query: those are the caller's text and
+        # may carry a key (and an unmatched path is not worth echoing into the logs).
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "(no route)"
         log.info(
             "%s %s %s",
             request.method,
-            request.path,
+            route,
             status,
             extra={"status": status, "ms": round((time.monotonic() - started) * 1000, 1)},
         )
         request_id.reset(token)
+
+
+def body_limit(max_bytes: int) -> Middleware:
+    """Refuse a declared body over the cap before reading it (read() enforces it when chunked)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > max_bytes:
+            return too_large()
+        return await handler(request)
+
+    return middleware
 
 
 @web.middleware
@@ -66,9 +82,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
     except grpc.aio.AioRpcError as error:
         return rpc_response(error)
     except web.HTTPRequestEntityTooLarge:
-        return web.json_response(
-            error_body("Request body too large (limit 1 MiB)", "PAYLOAD_TOO_LARGE"), status=413
-        )
+        return too_large()
     except web.HTTPException as error:
         if error.status == 404:
             body = error_body("Endpoint not found", "ENDPOINT_NOT_FOUND")
@@ -97,8 +111,11 @@ def cors_preflight(origins: tuple[str, ...]) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             origin = request.headers.get("Origin")
-            permitted = origin is not None and (allow_any or origin in allowed)
-            return web.Response(status=204 if permitted else 403)
+            if origin is not None and (allow_any or origin in allowed):
+                return web.Response(status=204)
+            return web.json_response(
+                error_body("Origin not allowed", "CORS_ORIGIN_DENIED"), status=403
+            )
         return await handler(request)
 
     return middleware
@@ -112,6 +129,10 @@ def response_headers(
     allowed = frozenset(origins)
 
     async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        rid = request.get(REQUEST_ID)
+        if isinstance(rid, str):
+            response.headers["X-Request-Id"] = rid
+            response.headers["X-Correlation-Id"] = rid
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         response.headers.setdefault("Cache-Control", "no-store")

@@ -33,7 +33,8 @@ def _op(
     responses: dict[str, Any] = {
         "200": {"description": "success", **_json(ok or {"$ref": "#/components/schemas/Ok"})}
     }
-    for status in errors:
+    statuses = set(errors) | ({413} if body is not None else set())
+    for status in sorted(statuses):
         responses[str(status)] = {"description": _REASONS[status], **_json(_ERROR)}
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if auth:
@@ -50,7 +51,7 @@ _REASONS = {
     401: "no API key",
     403: "the declared auth id does not match the key",
     404: "user not registered, or no such item",
-    409: "already exists",
+    409: "already exists, or the account's state forbids it now (e.g. an inactive key)",
     413: "request body larger than 1 MiB",
     429: "rate limited (see Retry-After)",
     503: "a backend service is unavailable",
@@ -63,11 +64,20 @@ _RULE = {"$ref": "#/components/schemas/Rule"}
 def document() -> dict[str, Any]:
     """The whole API as an OpenAPI document."""
     paths: dict[str, dict[str, Any]] = {
-        "/health": {"get": _op("Liveness", auth=False, errors=(), tag="system")},
+        "/health": {
+            "get": _op(
+                "Liveness",
+                ok={"$ref": "#/components/schemas/Health"},
+                auth=False,
+                errors=(),
+                tag="system",
+            )
+        },
         "/openapi.json": {"get": _op("This document", auth=False, errors=(), tag="system")},
         "/api/backend/status": {
             "get": _op(
                 "Availability and service figures (TBM reads `available`)",
+                ok={"$ref": "#/components/schemas/Status"},
                 auth=False,
                 errors=(),
                 tag="system",
@@ -77,6 +87,7 @@ def document() -> dict[str, Any]:
             "post": _op(
                 "Validate the key with TorBox, register the user, create their database",
                 ok={"$ref": "#/components/schemas/EnsureDb"},
+                errors=(400, 401, 403, 429, 503, 504),
                 tag="keys",
             )
         },
@@ -99,13 +110,13 @@ def document() -> dict[str, Any]:
                     "properties": {"rules": {"type": "array", "items": _RULE}},
                 },
                 ok={"type": "object", "properties": {"rules": {"type": "array", "items": _RULE}}},
-                errors=(400, 401, 403, 404, 413, 429, 503),
             ),
         },
         "/api/automation/rules/preview": {
             "post": _op(
-                "Evaluate an unsaved rule against the current state, explaining every condition",
-                body=_RULE,
+                "Evaluate an unsaved rule (the rule, or {rule}) against the current state, "
+                "explaining every condition",
+                body={"oneOf": [_RULE, {"type": "object", "properties": {"rule": _RULE}}]},
                 ok={"$ref": "#/components/schemas/Preview"},
             )
         },
@@ -149,7 +160,7 @@ def document() -> dict[str, Any]:
                     "type": "object",
                     "properties": {"result": {"$ref": "#/components/schemas/RunResult"}},
                 },
-                errors=(400, 401, 403, 404, 429, 503, 504),
+                errors=(400, 401, 403, 404, 409, 429, 503, 504),
             )
         },
         "/api/automation/presets": {
@@ -254,6 +265,7 @@ def document() -> dict[str, Any]:
             "post": _op(
                 "Re-add the torrent to TorBox from its magnet, then remove the row",
                 params=[_ID],
+                errors=(400, 401, 403, 404, 409, 429, 503, 504),
                 tag="archive",
             )
         },
@@ -303,6 +315,27 @@ _SCHEMAS: dict[str, Any] = {
             "field": {"type": "string"},
         },
     },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "healthy"}, "timestamp": {"type": "string"}},
+    },
+    "Status": {
+        "type": "object",
+        "required": ["available", "mode", "version", "uptime"],
+        "properties": {
+            "available": {"type": "boolean"},
+            "mode": {"const": "selfhosted"},
+            "version": {"type": "string"},
+            "uptime": {"type": "number", "description": "seconds"},
+            "scheduler": {"type": ["object", "null"]},
+            "userstores": {"type": "array", "items": {"type": ["object", "null"]}},
+            "gateway": {
+                "type": "object",
+                "properties": {"sse_streams": {"type": "integer"}},
+            },
+        },
+    },
     "EnsureDb": {
         "type": "object",
         "properties": {
@@ -311,6 +344,7 @@ _SCHEMAS: dict[str, Any] = {
             "dbExists": {"type": "boolean"},
             "wasCreated": {"type": "boolean"},
             "message": {"type": "string"},
+            "reactivated": {"type": "boolean"},
         },
     },
     "Rule": {

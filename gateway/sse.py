@@ -1,7 +1,9 @@
 """GET /api/automation/events: a user's live events as Server-Sent Events.
 
 Fed by the userstore's WatchEvents stream; a ``: ping`` comment every heartbeat keeps proxies
-from closing an idle connection. A client that disconnects cancels its gRPC stream at once.
+from closing an idle connection. aiohttp does not cancel a handler whose client went away, so the
+loop looks at the connection at least every DISCONNECT_CHECK_SECONDS and cancels the gRPC stream
+as soon as the client is gone (the userstore then drops its subscription).
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 from gateway.handlers import Handlers
 from gateway.jsonview import to_json
 
-# The tasks serving open streams, so shutdown can end them instead of waiting for clients.
-STREAMS: web.AppKey[set[asyncio.Task[object]]] = web.AppKey("sse_streams")
+DISCONNECT_CHECK_SECONDS = 0.5
 
 
 def _frame(payload: dict[str, Any]) -> bytes:
@@ -33,15 +34,17 @@ def frame_for(item: pb.WatchEventsResponse) -> bytes:
     return _frame({"event": event.pop("type"), **event})
 
 
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 async def events(handlers: Handlers, request: web.Request) -> web.StreamResponse:
     """Stream a user's events until they disconnect or the gateway shuts down."""
     caller = await handlers.caller(request)
     stub = handlers.b.userstore(caller.auth_id)
     # Fail before answering 200 when the user is unknown (a plain 404 beats a broken stream).
     await stub.GetUser(pb.GetUserRequest(auth_id=caller.auth_id), **handlers.b.opts())
-    call = stub.WatchEvents(
-        pb.WatchEventsRequest(auth_id=caller.auth_id), metadata=handlers.b.opts()["metadata"]
-    )
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -52,32 +55,44 @@ async def events(handlers: Handlers, request: web.Request) -> web.StreamResponse
     await response.prepare(request)
     task = asyncio.current_task()
     if task is not None:
-        request.app[STREAMS].add(task)
+        handlers.streams.add(task)
+    call = stub.WatchEvents(
+        pb.WatchEventsRequest(auth_id=caller.auth_id), metadata=handlers.b.opts()["metadata"]
+    )
+    loop = asyncio.get_running_loop()
     heartbeat = handlers.settings.sse_heartbeat_seconds
-    reader = call.__aiter__()
+    pending: asyncio.Future[pb.WatchEventsResponse] | None = None
     try:
         await response.write(b": connected\n\n")
-        pending: asyncio.Task[pb.WatchEventsResponse] | None = None
-        while True:
+        reader = call.__aiter__()
+        next_ping = loop.time() + heartbeat
+        while not _client_gone(request):
             if pending is None:
                 pending = asyncio.ensure_future(reader.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=heartbeat)
-            if not done:
+            wait = min(DISCONNECT_CHECK_SECONDS, max(0.0, next_ping - loop.time()))
+            done, _ = await asyncio.wait({pending}, timeout=wait)
+            if done:
+                try:
+                    item = pending.result()
+                except StopAsyncIteration:
+                    break
+                pending = None
+                await response.write(frame_for(item))
+            if loop.time() >= next_ping:
                 await response.write(b": ping\n\n")
-                continue
-            try:
-                item = pending.result()
-            except StopAsyncIteration:
-                break
-            pending = None
-            await response.write(frame_for(item))
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+                next_ping = loop.time() + heartbeat
+    except (ConnectionError, asyncio.CancelledError):
+        pass  # the client left, or the gateway is shutting down
     except Exception:
+        # The userstore ended the stream (restart, user removed): say so, so the client reconnects.
         with contextlib.suppress(Exception):
             await response.write(_frame({"event": "error", "message": "event stream interrupted"}))
     finally:
         call.cancel()
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
         if task is not None:
-            request.app[STREAMS].discard(task)
+            handlers.streams.discard(task)
     return response

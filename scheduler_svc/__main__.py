@@ -7,7 +7,7 @@ import os
 import sys
 
 from common import logs
-from common.grpc_server import wait_for_signal
+from common.grpc_server import stop_event
 from common.settings import SettingsError
 from scheduler_svc.app import SchedulerApp
 from scheduler_svc.config import SchedulerSettings
@@ -18,9 +18,10 @@ async def main() -> None:
     settings = SchedulerSettings.from_env(os.environ)
     logs.configure("scheduler", fmt=settings.log_format, level=settings.log_level)
     app = SchedulerApp(settings)
+    stop = stop_event()
     try:
         await app.start()
-        await wait_for_signal()
+        await stop.wait()
     finally:
         await app.stop()
 

@@ -45,6 +45,10 @@ class EventHub:
             if not queues:
                 del self._subscribers[auth_id]
 
+    def total_subscribers(self) -> int:
+        """How many live streams there are, all users together."""
+        return sum(len(queues) for queues in self._subscribers.values())
+
     def subscriber_count(self, auth_id: str) -> int:
         """How many live streams watch this user."""
         return len(self._subscribers.get(auth_id, ()))

@@ -429,4 +429,5 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
             uptime_seconds=self.clock() - self.started_at,
             pool_opens=self.pool.stats.opens,
             pool_evictions=self.pool.stats.evictions,
+            watch_streams=self.hub.total_subscribers(),
         )

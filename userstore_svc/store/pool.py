@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from common.auth import is_valid_auth_id
-from common.errors import FailedPrecondition, InvalidArgument
+from common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from userstore_svc.store.migrations import USER_MIGRATIONS, migrate
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class DatabasePool:
         on_open: Callable[[Handle], Awaitable[None]] | None,
     ) -> Handle:
         if self._closed:
-            raise FailedPrecondition("the userstore is shutting down", code="SHUTTING_DOWN")
+            raise Unavailable("the userstore is shutting down", code="SHUTTING_DOWN")
         handle = self._open.get(auth_id)
         if handle is not None:
             self._open.move_to_end(auth_id)

@@ -35,6 +35,12 @@ def regex_options() -> re2.Options:
     return options
 
 
+def _quote(value: object, limit: int = 60) -> str:
+    """A value quoted for an error message, cut short: messages must not echo huge inputs."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class _Ctx:
     """Builds error messages that name the rule (by position and name) and the field."""
 
@@ -46,7 +52,7 @@ class _Ctx:
     def fail(self, path: str, reason: str) -> InvalidArgument:
         label = f"Rule {self.index + 1}" if self.index is not None else "Rule"
         if self.name:
-            label += f" ({self.name})"
+            label += f" ({_quote(self.name, 60)[1:-1]})"
         field = f"{self.prefix}{path}" if path else self.prefix.rstrip(".")
         return InvalidArgument(f"{label}: {path or 'rule'}: {reason}", field=field or None)
 
@@ -58,7 +64,7 @@ def parse_rule(doc: Any, *, index: int | None = None, prefix: str = "") -> Rule:
             f"Rule {index + 1 if index is not None else ''}: must be a JSON object".replace(
                 "Rule :", "Rule:"
             ),
-            field=prefix.rstrip(".") or None,
+            field=prefix.rstrip(".") or "rule",
         )
     raw_name = doc.get("name")
     name = raw_name.strip() if isinstance(raw_name, str) else ""
@@ -130,7 +136,7 @@ def _asset_types(value: Any, ctx: _Ctx) -> tuple[str, ...]:
     types = sorted({str(item) for item in value})
     unknown = [t for t in types if t not in ASSET_TYPES]
     if unknown:
-        raise ctx.fail("assetTypes", f"unknown asset type {unknown[0]!r}")
+        raise ctx.fail("assetTypes", f"unknown asset type {_quote(unknown[0])}")
     if "torrent" not in types:
         raise ctx.fail("assetTypes", "only 'torrent' rules are supported by this backend")
     return tuple(types)
@@ -154,10 +160,11 @@ def _trigger(value: Any, ctx: _Ctx) -> Trigger:
         for i, event in enumerate(events):
             if event not in EVENT_TYPES:
                 raise ctx.fail(
-                    f"trigger.events[{i}]", f"unknown event {event!r} ({', '.join(EVENT_TYPES)})"
+                    f"trigger.events[{i}]",
+                    f"unknown event {_quote(event)} ({', '.join(EVENT_TYPES)})",
                 )
         return Trigger("event", events=tuple(dict.fromkeys(events)))
-    raise ctx.fail("trigger.type", f"unknown trigger type {kind!r} (interval or event)")
+    raise ctx.fail("trigger.type", f"unknown trigger type {_quote(kind)} (interval or event)")
 
 
 def _action(value: Any, ctx: _Ctx) -> str:
@@ -165,7 +172,7 @@ def _action(value: Any, ctx: _Ctx) -> str:
         raise ctx.fail("action", "must be an object with a type")
     kind = value.get("type")
     if kind not in ACTIONS:
-        raise ctx.fail("action.type", f"unknown action {kind!r} ({', '.join(ACTIONS)})")
+        raise ctx.fail("action.type", f"unknown action {_quote(kind)} ({', '.join(ACTIONS)})")
     return str(kind)
 
 
@@ -237,7 +244,7 @@ def _condition(value: Any, ctx: _Ctx, path: str) -> Condition:
     kind = value.get("type")
     field = FIELDS.get(kind) if isinstance(kind, str) else None
     if field is None or not isinstance(kind, str):
-        raise ctx.fail(f"{path}.type", f"unknown condition type {kind!r}")
+        raise ctx.fail(f"{path}.type", f"unknown condition type {_quote(kind)}")
     operators = OPERATORS[field.kind]
     operator = value.get("operator")
     if field.kind == "status" and operator is None:
@@ -245,7 +252,7 @@ def _condition(value: Any, ctx: _Ctx, path: str) -> Condition:
     if operator not in operators:
         raise ctx.fail(
             f"{path}.operator",
-            f"{operator!r} is not an operator for {kind} ({', '.join(operators)})",
+            f"{_quote(operator)} is not an operator for {kind} ({', '.join(operators)})",
         )
     raw = value.get("value")
     parsed: Any
@@ -273,7 +280,7 @@ def _condition(value: Any, ctx: _Ctx, path: str) -> Condition:
         unknown = [word for word in words if word not in STATUSES]
         if unknown:
             raise ctx.fail(
-                f"{path}.value", f"unknown status {unknown[0]!r} ({', '.join(STATUSES)})"
+                f"{path}.value", f"unknown status {_quote(unknown[0])} ({', '.join(STATUSES)})"
             )
         parsed = tuple(sorted(set(words)))
     else:

@@ -2091,6 +2091,7 @@ class GetStatsResponse(_message.Message):
     UPTIME_SECONDS_FIELD_NUMBER: _builtins.int
     POOL_OPENS_FIELD_NUMBER: _builtins.int
     POOL_EVICTIONS_FIELD_NUMBER: _builtins.int
+    WATCH_STREAMS_FIELD_NUMBER: _builtins.int
     open_databases: _builtins.int
     max_open_databases: _builtins.int
     databases_in_use: _builtins.int
@@ -2102,6 +2103,8 @@ class GetStatsResponse(_message.Message):
     uptime_seconds: _builtins.float
     pool_opens: _builtins.int
     pool_evictions: _builtins.int
+    watch_streams: _builtins.int
+    """Open WatchEvents streams (the gateway's SSE connections)."""
     def __init__(
         self,
         *,
@@ -2116,10 +2119,11 @@ class GetStatsResponse(_message.Message):
         uptime_seconds: _builtins.float = ...,
         pool_opens: _builtins.int = ...,
         pool_evictions: _builtins.int = ...,
+        watch_streams: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["databases_in_use", b"databases_in_use", "max_open_databases", b"max_open_databases", "open_databases", b"open_databases", "pool_evictions", b"pool_evictions", "pool_opens", b"pool_opens", "snapshots_applied", b"snapshots_applied", "snapshots_replayed", b"snapshots_replayed", "torrents_ingested", b"torrents_ingested", "uptime_seconds", b"uptime_seconds", "users_active", b"users_active", "users_registered", b"users_registered"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["databases_in_use", b"databases_in_use", "max_open_databases", b"max_open_databases", "open_databases", b"open_databases", "pool_evictions", b"pool_evictions", "pool_opens", b"pool_opens", "snapshots_applied", b"snapshots_applied", "snapshots_replayed", b"snapshots_replayed", "torrents_ingested", b"torrents_ingested", "uptime_seconds", b"uptime_seconds", "users_active", b"users_active", "users_registered", b"users_registered", "watch_streams", b"watch_streams"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
