@@ -7,6 +7,7 @@ user whose database is still open reads nothing from disk.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import sqlite3
@@ -190,18 +191,28 @@ _RULE_SELECT = (
 
 def _stored_rule(row: Sequence[Any]) -> StoredRule:
     rule_id, position, document, created, updated, evaluated, executed, count = row
-    rule = parse_rule({**json.loads(document), "id": rule_id})
+    rule, compiled = _compiled(rule_id, document)
     return StoredRule(
         id=rule_id,
         position=position,
         rule=rule,
-        compiled=compile_rule(rule),
+        compiled=compiled,
         created_at=created,
         updated_at=updated,
         last_evaluated_at=evaluated,
         last_executed_at=executed,
         execution_count=count,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(rule_id: int, document: str) -> tuple[Rule, CompiledRule]:
+    """Parse and compile a stored rule once.
+
+    Many users hold the same documents (presets), and compiled rules are immutable: share them.
+    """
+    rule = parse_rule({**json.loads(document), "id": rule_id})
+    return rule, compile_rule(rule)
 
 
 def take_ids(data: UserData, table: str, count: int) -> list[int]:
