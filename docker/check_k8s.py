@@ -303,17 +303,20 @@ def _check_routing(m: Manifests) -> list[str]:
             f"StatefulSet/{scheduler.name}: SCHEDULER_REPLICAS is {replicas!r} but the "
             f"StatefulSet has {scheduler.replicas} replicas"
         )
+    # The gateway routes a user's manual runs to the replica that polls them: it must list every
+    # scheduler pod, in index order, through the StatefulSet's headless Service.
+    scheduler_port = m.env_value(scheduler.container, "SCHEDULER_PORT") or "50052"
+    scheduler_service = _get(scheduler.doc, "spec", "serviceName")
+    expected_schedulers = ",".join(
+        f"{scheduler.name}-{index}.{scheduler_service}:{scheduler_port}"
+        for index in range(scheduler.replicas)
+    )
     address = m.env_value(gateway.container, "SCHEDULER_ADDR") or ""
-    host, _, target_port = address.rpartition(":")
-    target = m.named("Service", host)
-    if (
-        target is None
-        or not selector_matches(
-            {"matchLabels": target["spec"].get("selector")}, scheduler.pod_labels
+    if address != expected_schedulers:
+        problems.append(
+            f"gateway: SCHEDULER_ADDR is {address!r}; with {scheduler.replicas} scheduler "
+            f"replicas it must be {expected_schedulers!r}"
         )
-        or all(str(p["port"]) != target_port for p in target["spec"]["ports"])
-    ):
-        problems.append(f"gateway: SCHEDULER_ADDR {address!r} is not a Service of the scheduler")
     return problems
 
 

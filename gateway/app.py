@@ -78,7 +78,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         b = Backends(
-            settings.userstore_addrs, settings.scheduler_addr, settings.grpc_timeout_seconds
+            settings.userstore_addrs, settings.scheduler_addrs, settings.grpc_timeout_seconds
         )
         handlers = Handlers(settings, b)
         app[HANDLERS] = handlers

@@ -1,4 +1,4 @@
-"""The gateway's gRPC clients: a stub per userstore shard (routed by auth id) and the scheduler."""
+"""The gateway's gRPC clients: a stub per userstore shard and per scheduler replica, by auth id."""
 
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ class CallOptions(TypedDict):
 
 
 class Backends:
-    """Channels to every shard and to the scheduler, opened once per gateway process."""
+    """Channels to every shard and scheduler replica, opened once per gateway process."""
 
     def __init__(
-        self, userstore_addrs: tuple[str, ...], scheduler_addr: str, timeout: float
+        self, userstore_addrs: tuple[str, ...], scheduler_addrs: tuple[str, ...], timeout: float
     ) -> None:
         self.timeout = timeout
         self._channels: list[grpc.aio.Channel] = []
@@ -54,13 +54,22 @@ class Backends:
             channel = _channel(address)
             self._channels.append(channel)
             self.shards.append(userstore_grpc.UserstoreServiceStub(channel))
-        channel = _channel(scheduler_addr)
-        self._channels.append(channel)
-        self.scheduler: SchedulerStub = scheduler_grpc.SchedulerServiceStub(channel)
+        self.schedulers: list[SchedulerStub] = []
+        for address in scheduler_addrs:
+            channel = _channel(address)
+            self._channels.append(channel)
+            self.schedulers.append(scheduler_grpc.SchedulerServiceStub(channel))
 
     def userstore(self, auth_id: str) -> UserstoreStub:
         """The stub of the shard that holds this user (the same routing as the scheduler's)."""
         return self.shards[owner_index(auth_id, len(self.shards))]
+
+    def scheduler(self, auth_id: str) -> SchedulerStub:
+        """The replica that polls this user (the scheduler's own routing).
+
+        A manual run or a restore then happens under that user's poll lock.
+        """
+        return self.schedulers[owner_index(auth_id, len(self.schedulers))]
 
     def opts(self, timeout: float | None = None) -> CallOptions:
         """Deadline and request-id metadata for one call (every call has a deadline)."""

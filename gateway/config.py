@@ -15,7 +15,7 @@ class GatewaySettings:
     bind_host: str
     port: int
     userstore_addrs: tuple[str, ...]
-    scheduler_addr: str
+    scheduler_addrs: tuple[str, ...]
     frontend_urls: tuple[str, ...]
     rate_limit_per_minute: float
     rate_limit_burst: int
@@ -34,7 +34,9 @@ class GatewaySettings:
             bind_host=env.string("BIND_HOST", "127.0.0.1"),
             port=env.port("PORT", 3001),
             userstore_addrs=env.address_list("USERSTORE_ADDRS", "127.0.0.1:50051"),
-            scheduler_addr=env.address("SCHEDULER_ADDR", "127.0.0.1:50052"),
+            # One address, or every scheduler replica's in index order (manual runs and restores
+            # must reach the replica that polls the user).
+            scheduler_addrs=env.address_list("SCHEDULER_ADDR", "127.0.0.1:50052"),
             frontend_urls=env.string_list("FRONTEND_URL", "http://localhost:3000"),
             rate_limit_per_minute=env.number("RATE_LIMIT_PER_MINUTE", 300.0, minimum=1.0),
             rate_limit_burst=env.integer("RATE_LIMIT_BURST", 60, minimum=1),

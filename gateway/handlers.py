@@ -41,6 +41,41 @@ def ok(payload: dict[str, Any] | None = None, status: int = 200) -> web.Response
     return web.json_response({"success": True, **(payload or {})}, status=status)
 
 
+_SUMMED = (
+    "users_scheduled",
+    "polls_in_flight",
+    "polls_total",
+    "polls_failed",
+    "polls_skipped",
+    "actions_sent",
+    "actions_failed",
+    "keys_healthy",
+    "keys_degraded",
+    "keys_failing",
+    "keys_auth_failed",
+    "key_requests_24h",
+    "key_failures_24h",
+)
+
+
+def scheduler_totals(replicas: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The replicas' counters added up (key health over every user); None if none answer."""
+    answering = [r for r in replicas if r is not None]
+    if not answering:
+        return None
+    totals: dict[str, Any] = {
+        name: sum(int(r.get(name) or 0) for r in answering) for name in _SUMMED
+    }
+    requests = totals["key_requests_24h"]
+    totals["key_failure_rate_24h"] = totals["key_failures_24h"] / requests if requests else 0.0
+    totals["breaker_state"] = (
+        "open" if any(r.get("breaker_state") == "open" for r in answering) else "closed"
+    )
+    totals["replicas_answering"] = len(answering)
+    totals["dry_run"] = any(r.get("dry_run") for r in answering)
+    return totals
+
+
 class Handlers:
     """Every REST endpoint; state is only the backends and the per-user rate limits."""
 
@@ -87,8 +122,12 @@ class Handlers:
     async def status(self, request: web.Request) -> web.Response:
         """TBM's availability probe, with our scheduler and pool figures."""
         # Asked concurrently: TBM's proxy gives this probe five seconds in all.
+        replicas = len(self.b.schedulers)
         answers = await asyncio.gather(
-            self.b.scheduler.GetStatus(spb.GetStatusRequest(), **self.b.opts(STATUS_TIMEOUT)),
+            *(
+                stub.GetStatus(spb.GetStatusRequest(), **self.b.opts(STATUS_TIMEOUT))
+                for stub in self.b.schedulers
+            ),
             *(
                 stub.GetStats(pb.GetStatsRequest(), **self.b.opts(STATUS_TIMEOUT))
                 for stub in self.b.shards
@@ -96,14 +135,16 @@ class Handlers:
             return_exceptions=True,
         )
         figures = [None if isinstance(a, BaseException) else to_json(a) for a in answers]
+        schedulers = figures[:replicas]
         return web.json_response(
             {
                 "available": all(f is not None for f in figures),
                 "mode": "selfhosted",
                 "version": VERSION,
                 "uptime": time.time() - self.started,
-                "scheduler": figures[0],
-                "userstores": figures[1:],
+                "scheduler": scheduler_totals(schedulers),
+                "schedulers": schedulers,
+                "userstores": figures[replicas:],
                 "gateway": {"sse_streams": len(self.streams)},
             }
         )
@@ -113,7 +154,7 @@ class Handlers:
     async def ensure_db(self, request: web.Request) -> web.Response:
         """Validate the key with TorBox, register the user, create their database."""
         caller = await self.caller(request)
-        result = await self.b.scheduler.EnsureUser(
+        result = await self.b.scheduler(caller.auth_id).EnsureUser(
             spb.EnsureUserRequest(api_key=caller.api_key), **self.b.opts(30.0)
         )
         return ok(
@@ -129,7 +170,7 @@ class Handlers:
     async def remove_key(self, request: web.Request) -> web.Response:
         """The user removes their key: registry row and database deleted, polling stops."""
         caller = await self.caller(request)
-        result = await self.b.scheduler.RemoveKey(
+        result = await self.b.scheduler(caller.auth_id).RemoveKey(
             spb.RemoveKeyRequest(auth_id=caller.auth_id), **self.b.opts()
         )
         if not result.removed:
@@ -229,7 +270,7 @@ class Handlers:
         caller = await self.caller(request)
         rule_id = positive_id(request.match_info.get("id"), "id")
         started = time.monotonic()
-        result = await self.b.scheduler.RunRule(
+        result = await self.b.scheduler(caller.auth_id).RunRule(
             spb.RunRuleRequest(auth_id=caller.auth_id, rule_id=rule_id),
             **self.b.opts(self.settings.run_timeout_seconds),
         )
@@ -364,7 +405,7 @@ class Handlers:
     async def restore_archived(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
         archive_id = positive_id(request.match_info.get("id"), "id")
-        response = await self.b.scheduler.RestoreArchived(
+        response = await self.b.scheduler(caller.auth_id).RestoreArchived(
             spb.RestoreArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id),
             **self.b.opts(30.0),
         )

@@ -78,7 +78,16 @@ class Accounts:
         auth_id = auth_id_for(api_key)
         known = await self._get_user(auth_id)
         ciphertext: bytes | None = None
-        if known is not None and known.status == ACTIVE and known.key_ciphertext:
+        local = self.directory.users.get(auth_id)
+        # A key this replica stopped after auth failures is validated again even when the
+        # registry did not hear of the stop (the userstore was unreachable at the time).
+        stopped_here = local is not None and local.status == AUTH_FAILED
+        if (
+            known is not None
+            and known.status == ACTIVE
+            and known.key_ciphertext
+            and not stopped_here
+        ):
             try:
                 if self.directory.keybox.decrypt(known.key_ciphertext, auth_id) == api_key:
                     ciphertext = known.key_ciphertext
@@ -114,13 +123,15 @@ class Accounts:
             entry = self.directory.users.get(auth_id)
             if entry is not None:
                 entry.api_key = api_key
-                entry.health.consecutive_auth_failures = 0
+                entry.health.reset_auth()
             if change is not None:
                 self.poller.apply_changes([change], startup=False)
         return Ensured(
             auth_id,
             response.was_created,
-            response.reactivated or (known is not None and known.status == AUTH_FAILED),
+            response.reactivated
+            or stopped_here
+            or (known is not None and known.status == AUTH_FAILED),
         )
 
     async def remove(self, auth_id: str) -> bool:

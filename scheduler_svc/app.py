@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import aiohttp
 from torbox.automation.v1 import scheduler_service_pb2 as pb
@@ -94,10 +95,12 @@ class SchedulerApp:
 
     async def stop(self) -> None:
         """NOT_SERVING, stop scheduling, let in-flight calls finish, close connections."""
+        grace = self.settings.shutdown_grace_seconds
+        deadline = time.monotonic() + grace
         await self.server.health.enter_graceful_shutdown()
         if self.poller is not None:
-            await self.poller.stop()
-        await self.server.stop(self.settings.shutdown_grace_seconds)
+            await self.poller.stop(grace)
+        await self.server.stop(max(0.0, deadline - time.monotonic()))
         for stream in self.streams:
             await stream.close()
         if self.session is not None:

@@ -40,14 +40,21 @@ class UserEntry:
     health: KeyHealth = field(default_factory=KeyHealth)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     api_key: str | None = None
+    # How many torrents (not queued items) the last successful fetch listed; None before one.
+    last_listed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What a sync changed for one user: "added", "updated" or "removed"."""
+    """What a sync changed for one user: "added", "updated" or "removed".
+
+    `bulk` marks changes from reading a shard's whole registry (first contact or a replaced
+    registry): those users are spread over their interval instead of all being polled at once.
+    """
 
     kind: str
     entry: UserEntry
+    bulk: bool = False
 
 
 @dataclass(slots=True)
@@ -115,6 +122,12 @@ class Directory:
             or entry.ciphertext != user.key_ciphertext
             or entry.has_enabled_rules != user.has_enabled_rules
         )
+        if entry.ciphertext != user.key_ciphertext or (
+            entry.status == AUTH_FAILED and user.status == ACTIVE
+        ):
+            # A new key, or the old one validated again by ensure-db (possibly through another
+            # replica): its authentication failures start over.
+            entry.health.reset_auth()
         if entry.ciphertext != user.key_ciphertext:
             entry.api_key = None
         entry.status = user.status
@@ -159,11 +172,12 @@ class Directory:
                 break
         changes = [c for c in (self.apply(user, index) for user in rows) if c is not None]
         if full:
+            changes = [Change(c.kind, c.entry, bulk=True) for c in changes]
             listed = {user.auth_id for user in rows}
             for auth_id in [
                 a for a in self.users if self.shard_index(a) == index and a not in listed
             ]:
-                changes.append(Change("removed", self.users.pop(auth_id)))
+                changes.append(Change("removed", self.users.pop(auth_id), bulk=True))
         cursor.epoch, cursor.seq = epoch, after
         return changes
 

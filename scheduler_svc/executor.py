@@ -2,7 +2,9 @@
 
 The plan was made from the snapshot of this very poll, so nothing is re-checked here. Deleting a
 torrent that is already gone counts as done. An archive whose magnet TorBox did not list first
-fetches it (exportdata); if that fails the torrent is not deleted.
+fetches it (exportdata); if that fails the torrent is not deleted. Each outcome is handed to a
+`report` callback as soon as it is known (the poller streams it to the userstore), and an action
+whose turn comes while TorBox is considered down (`halted`) is not sent but reported as failed.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from torbox.automation.v1 import torrent_pb2 as tpb
 
@@ -26,6 +28,9 @@ _CONTROL = {
     tpb.ACTION_TYPE_REANNOUNCE: "reannounce",
 }
 GONE_CODES = frozenset({"ITEM_NOT_FOUND"})
+HALTED_CODE = "TORBOX_OUTAGE"
+
+Report = Callable[[tpb.ActionOutcome], Awaitable[None]]
 
 
 class ActionExecutor:
@@ -47,16 +52,42 @@ class ActionExecutor:
         self.failed = 0
 
     async def run(
-        self, key_id: str, api_key: str, actions: Sequence[tpb.PlannedAction]
+        self,
+        key_id: str,
+        api_key: str,
+        actions: Sequence[tpb.PlannedAction],
+        *,
+        report: Report | None = None,
+        halted: Callable[[], bool] | None = None,
     ) -> list[tpb.ActionOutcome]:
-        """Send every action (at most `concurrency` at once) and return their outcomes in order."""
+        """Send every action (at most `concurrency` at once) and return their outcomes in order.
+
+        `report` receives each outcome as soon as it is known; when `halted()` is true at an
+        action's turn, the action is not sent and fails with TORBOX_OUTAGE.
+        """
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(action: tpb.PlannedAction) -> tpb.ActionOutcome:
             async with gate:
-                return await self._execute(key_id, api_key, action)
+                if halted is not None and halted():
+                    outcome = self._not_sent(action, HALTED_CODE, "TorBox is unreachable")
+                else:
+                    outcome = await self._execute(key_id, api_key, action)
+            if report is not None:
+                await report(outcome)
+            return outcome
 
         return list(await asyncio.gather(*(one(a) for a in actions)))
+
+    def _not_sent(self, action: tpb.PlannedAction, code: str, message: str) -> tpb.ActionOutcome:
+        self.failed += 1
+        return tpb.ActionOutcome(
+            action_id=action.action_id,
+            success=False,
+            error_code=code,
+            message=message,
+            completed_at=self.clock(),
+        )
 
     async def _execute(
         self, key_id: str, api_key: str, action: tpb.PlannedAction

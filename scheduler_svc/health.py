@@ -60,6 +60,16 @@ class KeyHealth:
         failures = sum(b[2] for b in self.hours if b[0] >= oldest)
         return requests, failures
 
+    def failure_rate(self, now: float) -> float:
+        """Failures over requests in the last 24 hours (0.0 without requests)."""
+        requests, failures = self.totals(now)
+        return failures / requests if requests else 0.0
+
+    def reset_auth(self) -> None:
+        """The key was validated again (ensure-db) or replaced: auth failures start over."""
+        self.consecutive_auth_failures = 0
+        self.consecutive_failures = 0
+
     def state(self, now: float) -> str:
         """healthy, degraded (some failures) or failing (3+ in a row)."""
         if self.consecutive_failures >= 3:
@@ -68,6 +78,66 @@ class KeyHealth:
         if self.consecutive_failures > 0 or (requests and failures / requests > 0.2):
             return DEGRADED
         return HEALTHY
+
+
+@dataclass(slots=True)
+class HealthTotals:
+    """Key health summed over a replica's users, for /api/backend/status."""
+
+    healthy: int = 0
+    degraded: int = 0
+    failing: int = 0
+    auth_failed: int = 0
+    requests_24h: int = 0
+    failures_24h: int = 0
+    # Mean of the keys' average fetch times; None before any successful fetch.
+    avg_response_seconds: float | None = None
+    last_success_at: float | None = None
+    last_failure_at: float | None = None
+
+    @property
+    def failure_rate_24h(self) -> float:
+        """Failures over requests in the last 24 hours, all keys together."""
+        return self.failures_24h / self.requests_24h if self.requests_24h else 0.0
+
+    def add(self, health: KeyHealth, now: float, *, auth_failed: bool) -> None:
+        """Count one key."""
+        if auth_failed:
+            self.auth_failed += 1
+        else:
+            state = health.state(now)
+            if state == HEALTHY:
+                self.healthy += 1
+            elif state == DEGRADED:
+                self.degraded += 1
+            else:
+                self.failing += 1
+        requests, failures = health.totals(now)
+        self.requests_24h += requests
+        self.failures_24h += failures
+        self.last_success_at = _latest(self.last_success_at, health.last_success_at)
+        self.last_failure_at = _latest(self.last_failure_at, health.last_failure_at)
+
+    @staticmethod
+    def build(items: list[tuple[KeyHealth, bool]], now: float) -> HealthTotals:
+        """Totals over (health, auth_failed) pairs."""
+        totals = HealthTotals()
+        averages: list[float] = []
+        for health, auth_failed in items:
+            totals.add(health, now, auth_failed=auth_failed)
+            if health.avg_response_seconds is not None:
+                averages.append(health.avg_response_seconds)
+        if averages:
+            totals.avg_response_seconds = sum(averages) / len(averages)
+        return totals
+
+
+def _latest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
 
 
 class OutageBreaker:

@@ -1,9 +1,11 @@
 """Per-user polling: one APScheduler job per user, the poll itself, and what follows from it.
 
 A poll fetches the whole list (or fails and stops there: no snapshot, no actions), streams the
-snapshot to the user's shard, executes the plan's actions and streams their outcomes back. Jobs
+snapshot to the user's shard, executes the plan's actions and streams each outcome back. Jobs
 coalesce and never overlap; users without an enabled rule are polled at the idle interval; a plan
-may ask for an earlier poll, never sooner than the minimum interval.
+may ask for an earlier poll, never sooner than the minimum interval. While the outage breaker is
+open nothing is polled and no action is sent; a user whose shard is unreachable is not fetched
+(the fetch would be thrown away) and is polled soon after the stream reconnects.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -28,8 +31,9 @@ from common.logs import request_id
 from scheduler_svc.config import SchedulerSettings
 from scheduler_svc.directory import AUTH_FAILED, Change, Directory, UserEntry
 from scheduler_svc.executor import ActionExecutor
-from scheduler_svc.health import FAILING, OutageBreaker
+from scheduler_svc.health import HealthTotals, OutageBreaker
 from scheduler_svc.keys import KeyDecryptError
+from scheduler_svc.streams import IngestStream
 from scheduler_svc.torbox.client import TorBoxClient
 from scheduler_svc.torbox.errors import (
     TorBoxAuthError,
@@ -39,6 +43,13 @@ from scheduler_svc.torbox.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# Per-run jitter as a share of the interval (capped): each gap is interval +- half of it.
+JITTER_FRACTION = 0.1
+MAX_JITTER_SECONDS = 30.0
+# Users whose poll was skipped while their shard was down are polled within this after reconnect.
+CATCH_UP_SPREAD_SECONDS = 5.0
+OUTAGE_CODE = "TORBOX_OUTAGE"
 
 
 @dataclass(slots=True)
@@ -84,6 +95,15 @@ class Poller:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # Scheduled polls running now (APScheduler runs each job as a task of its own).
+        self._running: set[asyncio.Task[object]] = set()
+        # The nominal interval of each user's job (the trigger's own interval is shifted by
+        # half the jitter, see :meth:`_schedule`).
+        self._intervals: dict[str, float] = {}
+        # Users whose poll was skipped because their shard's stream was down, by shard index.
+        self._missed: dict[int, set[str]] = {}
+        for index, stream in enumerate(directory.shards):
+            stream.on_connect(self._caught_up_callback(index))
 
     # Lifecycle --------------------------------------------------------------------------------
 
@@ -95,14 +115,25 @@ class Poller:
             asyncio.create_task(self._probe_loop()),
         ]
 
-    async def stop(self) -> None:
-        """Stop scheduling (running polls are left to finish by the caller's grace period)."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop scheduling; running polls get `grace` seconds to finish, then are cancelled.
+
+        A cancelled poll loses nothing for good: its snapshot was applied or not (never in part),
+        and actions whose outcome was not reported are reconciled by the user's next poll.
+        """
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        running = list(self._running)
+        if running:
+            _done, late = await asyncio.wait(running, timeout=grace)
+            for poll in late:
+                poll.cancel()
+            if late:
+                await asyncio.wait(late)
 
     def interval_for(self, entry: UserEntry) -> float:
         """The user's regular poll interval."""
@@ -118,17 +149,24 @@ class Poller:
 
     def _schedule(self, entry: UserEntry, first_in: float) -> None:
         interval = self.interval_for(entry)
+        jitter = min(interval * JITTER_FRACTION, MAX_JITTER_SECONDS)
+        # APScheduler adds uniform(0, jitter) to each gap; shortening the trigger by half the
+        # jitter keeps the mean gap at the configured interval instead of drifting above it.
         self._scheduler.add_job(
             _run_job,
-            IntervalTrigger(seconds=interval, jitter=min(interval * 0.1, 30.0)),
+            IntervalTrigger(seconds=interval - jitter / 2, jitter=jitter or None),
             args=[self, entry.auth_id],
             id=entry.auth_id,
             name="poll",
             replace_existing=True,
             next_run_time=datetime.now(UTC) + timedelta(seconds=first_in),
         )
+        self._intervals[entry.auth_id] = interval
 
     def _unschedule(self, auth_id: str) -> None:
+        self._intervals.pop(auth_id, None)
+        for missed in self._missed.values():
+            missed.discard(auth_id)
         with contextlib.suppress(Exception):
             self._scheduler.remove_job(auth_id)
 
@@ -153,19 +191,35 @@ class Poller:
             job = self._scheduler.get_job(entry.auth_id)
             interval = self.interval_for(entry)
             if job is None:
-                # At startup spread users over their interval; a new user is polled at once.
-                self._schedule(entry, random.uniform(0, interval) if startup else 0.0)
-            elif job.trigger.interval.total_seconds() != interval:
+                # Users read in bulk (startup, a shard's first contact) are spread over their
+                # interval; a user who just registered or was reactivated is polled at once.
+                spread = startup or change.bulk
+                self._schedule(entry, random.uniform(0, interval) if spread else 0.0)
+            elif self._intervals.get(entry.auth_id) != interval:
                 remaining = (job.next_run_time - datetime.now(UTC)).total_seconds()
                 self._schedule(entry, max(0.0, min(remaining, interval)))
 
     async def _sync_loop(self) -> None:
         startup = True
         while True:
-            changes = await self.directory.sync()
-            self.apply_changes(changes, startup=startup)
-            startup = False
+            try:
+                changes = await self.directory.sync()
+                self.apply_changes(changes, startup=startup)
+                startup = False
+            except Exception:
+                # A bad sync must not end registry following for the life of the process.
+                log.exception("registry sync failed")
             await asyncio.sleep(self.settings.registry_sync_seconds)
+
+    def _caught_up_callback(self, shard: int) -> Callable[[], None]:
+        def caught_up() -> None:
+            missed = self._missed.pop(shard, set())
+            for auth_id in missed:
+                self._poll_soon(auth_id, random.uniform(0, CATCH_UP_SPREAD_SECONDS))
+            if missed:
+                log.info("shard back: polling skipped users soon", extra={"users": len(missed)})
+
+        return caught_up
 
     async def _probe_loop(self) -> None:
         while True:
@@ -178,14 +232,19 @@ class Poller:
                 key=lambda e: e.health.last_success_at or 0.0,
                 reverse=True,
             )[:3]
-            ok = False
+            # Without a key to probe with there is nothing to wait for: the next polls decide.
+            ok = not candidates
             for entry in candidates:
                 try:
                     await self.client.user_me(entry.auth_id, self.directory.api_key(entry))
-                    ok = True
-                    break
-                except (TorBoxError, KeyDecryptError):
+                except KeyDecryptError:
                     continue
+                except TorBoxUnavailable:
+                    continue
+                except TorBoxError:
+                    pass  # TorBox answered (even a refusal or a 429 means it is up)
+                ok = True
+                break
             self.breaker.probed(ok=ok, now=time.time())
             if ok:
                 log.info("TorBox answers again: polling resumes")
@@ -200,6 +259,13 @@ class Poller:
             return
         if self.breaker.open or entry.lock.locked():
             self.stats.skipped += 1
+            return
+        shard = self.directory.shard_index(auth_id)
+        if not self.directory.shards[shard].connected:
+            # Its snapshot could not be delivered: don't spend TorBox quota on a fetch that would
+            # be thrown away; poll as soon as the stream is back.
+            self.stats.skipped += 1
+            self._missed.setdefault(shard, set()).add(auth_id)
             return
         await self.poll(entry)
 
@@ -217,6 +283,10 @@ class Poller:
                 request_id.reset(token)
 
     async def _poll(self, entry: UserEntry, run_rule_id: int | None) -> PollResult:
+        if self.breaker.open:
+            # TorBox is down: no fetch, no snapshot, no actions (a manual run fails fast).
+            self.stats.skipped += 1
+            return PollResult(error=OUTAGE_CODE)
         self.stats.polls += 1
         try:
             api_key = self.directory.api_key(entry)
@@ -227,12 +297,13 @@ class Poller:
             return PollResult(error="KEY_DECRYPT_FAILED")
         started = time.monotonic()
         try:
-            torrents = await self.client.list_all(entry.auth_id, api_key)
+            torrents = await self._fetch(entry, api_key)
         except TorBoxError as error:
             await self._fetch_failed(entry, error)
             return PollResult(error=error.code)
         observed_at = time.time()
         entry.health.success(observed_at, time.monotonic() - started)
+        entry.last_listed = sum(1 for t in torrents if not t.queued)
         self.breaker.record(unreachable=False, now=observed_at)
         snapshot = pb.Snapshot(
             poll_id=uuid.uuid4().hex,
@@ -254,16 +325,55 @@ class Poller:
         self.stats.torrents += len(torrents)
         outcomes: list[tpb.ActionOutcome] = []
         if plan.actions:
-            outcomes = await self.executor.run(entry.auth_id, api_key, plan.actions)
-            await stream.send_outcomes(plan.poll_id, entry.auth_id, outcomes)
+            outcomes = await self._execute(entry, api_key, plan, stream)
         self._after_plan(entry, plan)
         return PollResult(plan=plan, outcomes=outcomes)
+
+    async def _fetch(self, entry: UserEntry, api_key: str) -> list[tpb.Torrent]:
+        """The whole list; an empty one where torrents were listed before is fetched again."""
+        torrents = await self.client.list_all(entry.auth_id, api_key)
+        if entry.last_listed and not any(not t.queued for t in torrents):
+            # TorBox's "no torrents" answer (404 ITEM_NOT_FOUND) is sometimes a glitch: one
+            # more fetch costs little and keeps a bogus empty list away from the userstore.
+            log.info("empty list where torrents were listed before: fetching again")
+            torrents = await self.client.list_all(entry.auth_id, api_key)
+        return torrents
+
+    async def _execute(
+        self, entry: UserEntry, api_key: str, plan: pb.Plan, stream: IngestStream
+    ) -> list[tpb.ActionOutcome]:
+        """Send the plan's actions, streaming each outcome to the shard as soon as it is known."""
+        sent: list[asyncio.Task[bool]] = []
+
+        async def report(outcome: tpb.ActionOutcome) -> None:
+            # Not awaited here: a slow acknowledgement must not hold the next action's slot.
+            sent.append(
+                asyncio.create_task(stream.send_outcomes(plan.poll_id, entry.auth_id, [outcome]))
+            )
+
+        outcomes = await self.executor.run(
+            entry.auth_id,
+            api_key,
+            plan.actions,
+            report=report,
+            halted=lambda: self.breaker.open,
+        )
+        if sent:
+            await asyncio.gather(*sent)
+        return outcomes
 
     async def _fetch_failed(self, entry: UserEntry, error: TorBoxError) -> None:
         now = time.time()
         auth = isinstance(error, TorBoxAuthError)
         self.stats.failed += 1
-        if not isinstance(error, TorBoxRateLimited):
+        if isinstance(error, TorBoxRateLimited):
+            # Not the key's fault; poll again once TorBox allows it (never sooner than the
+            # minimum interval), not a whole interval later.
+            self._poll_soon(
+                entry.auth_id,
+                max(error.retry_at - now, self.settings.min_poll_interval_seconds),
+            )
+        else:
             entry.health.failure(now, error.code, auth=auth)
         if self.breaker.record(unreachable=isinstance(error, TorBoxUnavailable), now=now):
             log.error("most polls cannot reach TorBox: pausing polls and actions, probing")
@@ -298,22 +408,26 @@ class Poller:
             if hint < self.interval_for(entry):
                 self._poll_soon(entry.auth_id, hint)
 
-    def health_counts(self) -> dict[str, int]:
-        """How many keys are in each health state (auth_failed users counted apart)."""
-        now = time.time()
-        counts = {"healthy": 0, "degraded": 0, "failing": 0, "auth_failed": 0}
-        for entry in self.directory.users.values():
-            if entry.status == AUTH_FAILED:
-                counts["auth_failed"] += 1
-            else:
-                state = entry.health.state(now)
-                counts[state if state != FAILING else "failing"] += 1
-        return counts
+    def health_totals(self) -> HealthTotals:
+        """Key health over this replica's users: states, 24 h requests and failures, timings."""
+        return HealthTotals.build(
+            [(e.health, e.status == AUTH_FAILED) for e in self.directory.users.values()],
+            time.time(),
+        )
 
 
 async def _run_job(poller: Poller, auth_id: str) -> None:
     """APScheduler's entry point (a module-level function, as its job store prefers)."""
+    task = asyncio.current_task()
+    if task is not None:
+        poller._running.add(task)
     try:
         await poller.scheduled_poll(auth_id)
+    except asyncio.CancelledError:
+        # Shutdown ran out of grace; nothing awaits this task, so just end it quietly.
+        return
     except Exception:
         log.exception("poll crashed")
+    finally:
+        if task is not None:
+            poller._running.discard(task)

@@ -92,21 +92,33 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self, request: pb.GetStatusRequest, context: Context
     ) -> pb.GetStatusResponse:
         stats = self.poller.stats
-        health = self.poller.health_counts()
-        return pb.GetStatusResponse(
+        totals = self.poller.health_totals()
+        response = pb.GetStatusResponse(
             replica_index=self.replica_index,
             replicas=self.replicas,
             users_scheduled=self.poller.scheduled,
             polls_in_flight=stats.in_flight,
             polls_total=stats.polls,
             polls_failed=stats.failed,
+            polls_skipped=stats.skipped,
             actions_sent=self.executor.sent,
             actions_failed=self.executor.failed,
             breaker_state=self.breaker.state,
-            keys_healthy=health["healthy"],
-            keys_degraded=health["degraded"],
-            keys_failing=health["failing"],
-            keys_auth_failed=health["auth_failed"],
+            keys_healthy=totals.healthy,
+            keys_degraded=totals.degraded,
+            keys_failing=totals.failing,
+            keys_auth_failed=totals.auth_failed,
+            key_requests_24h=totals.requests_24h,
+            key_failures_24h=totals.failures_24h,
+            key_failure_rate_24h=totals.failure_rate_24h,
             uptime_seconds=time.time() - self.started,
             dry_run=self.dry_run,
         )
+        for name, value in (
+            ("key_avg_response_seconds", totals.avg_response_seconds),
+            ("key_last_success_at", totals.last_success_at),
+            ("key_last_failure_at", totals.last_failure_at),
+        ):
+            if value is not None:
+                setattr(response, name, value)
+        return response

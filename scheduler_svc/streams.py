@@ -1,19 +1,20 @@
 """One long-lived Ingest stream per userstore shard, with reconnects and answers by poll id.
 
 Snapshots are never queued across a broken stream: a request made while the stream is down, or
-in flight when it breaks, fails at once (that poll is simply lost and the next one comes at its
-interval; the userstore ignores a replay, so nothing is ever applied twice). Outcomes are
-different: they are kept until a shard acknowledges them and resent after a reconnect, because
-they describe actions that really happened.
+in flight when it breaks, fails at once (that poll is simply lost and the poller polls the user
+again soon after the reconnect; the userstore ignores a replay, so nothing is ever applied twice).
+Outcomes are different: they are kept until a shard acknowledges them and resent after a
+reconnect, because they describe actions that really happened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+OUTCOMES_PREFIX = "outcomes:"
+_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
+
 
 class IngestStream:
     """The stream to one shard: send a request, await the answer that carries its poll id."""
@@ -45,7 +49,23 @@ class IngestStream:
         self._unacked: dict[str, pb.IngestRequest] = {}
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._outcome_batches = itertools.count(1)
+        self._on_connect: list[Callable[[], None]] = []
         self.reconnects = 0
+
+    @property
+    def connected(self) -> bool:
+        """Whether the stream is up right now (a snapshot sent now can be answered)."""
+        return self._connected.is_set()
+
+    @property
+    def unacknowledged(self) -> int:
+        """Outcome batches sent (or waiting to be) that the shard has not acknowledged yet."""
+        return len(self._unacked)
+
+    def on_connect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` every time the stream (re)connects."""
+        self._on_connect.append(callback)
 
     @property
     def stub(self) -> UserstoreAsyncStub:
@@ -83,16 +103,26 @@ class IngestStream:
     async def send_outcomes(
         self, poll_id: str, auth_id: str, outcomes: Sequence[tpb.ActionOutcome]
     ) -> bool:
-        """Deliver outcomes; on failure they are kept and resent after the next reconnect."""
+        """Deliver outcomes; if the shard is unreachable they are kept and resent on reconnect.
+
+        Each batch travels under its own key, ``outcomes:<poll id>:<n>``, so several batches of
+        one poll (outcomes are streamed as actions finish) never share an acknowledgement.
+        """
+        key = f"{OUTCOMES_PREFIX}{poll_id}:{next(self._outcome_batches)}"
         request = pb.IngestRequest(
-            outcomes=pb.ActionOutcomes(poll_id=poll_id, auth_id=auth_id, outcomes=list(outcomes))
+            outcomes=pb.ActionOutcomes(poll_id=key, auth_id=auth_id, outcomes=list(outcomes))
         )
-        key = f"outcomes:{poll_id}"
+        # Kept exactly as sent, so a resent batch is acknowledged under the same key.
         self._unacked[key] = request
         try:
             await self._request(key, request)
-        except AutomationError:
+        except Unavailable:
             log.warning("outcomes not acknowledged yet; will resend", extra={"shard": self.address})
+            return False
+        except AutomationError as error:
+            # The shard refused them for good (the user was removed, say): resending won't help.
+            self._unacked.pop(key, None)
+            log.warning("outcomes refused", extra={"shard": self.address, "code": error.code})
             return False
         self._unacked.pop(key, None)
         return True
@@ -106,7 +136,7 @@ class IngestStream:
         future: asyncio.Future[pb.IngestResponse] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
         try:
-            outbox.put_nowait(_keyed(request, key))
+            outbox.put_nowait(request)
             response = await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
             raise Unavailable(
@@ -140,6 +170,11 @@ class IngestStream:
                 self._connected.set()
                 if self.reconnects:
                     log.info("ingest stream reconnected", extra={"shard": self.address})
+                for callback in self._on_connect:
+                    try:
+                        callback()
+                    except Exception:
+                        log.exception("on-connect callback failed")
                 backoff = 0.1
                 async for response in call:
                     self._deliver(response)
@@ -163,28 +198,18 @@ class IngestStream:
         if kind == "plan":
             key = response.plan.poll_id
         elif kind == "outcomes_recorded":
-            key = response.outcomes_recorded.poll_id  # already "outcomes:<poll id>"
+            key = response.outcomes_recorded.poll_id  # "outcomes:<poll id>:<n>"
             self._unacked.pop(key, None)
         elif kind == "error":
             key = response.error.poll_id
+            if key.startswith(OUTCOMES_PREFIX) and response.error.code != _UNAVAILABLE:
+                # A resent batch nobody awaits any more: a refusal is final, drop it.
+                self._unacked.pop(key, None)
         else:
             return
         future = self._waiting.get(key)
         if future is not None and not future.done():
             future.set_result(response)
-
-
-def _keyed(request: pb.IngestRequest, key: str) -> pb.IngestRequest:
-    # Outcomes travel with a poll id of "outcomes:<poll id>" so their acknowledgement and any
-    # error come back under the same key as the request that awaits them.
-    if request.WhichOneof("kind") == "outcomes" and not request.outcomes.poll_id.startswith(
-        "outcomes:"
-    ):
-        copy = pb.IngestRequest()
-        copy.CopyFrom(request)
-        copy.outcomes.poll_id = key
-        return copy
-    return request
 
 
 async def _drain(outbox: asyncio.Queue[pb.IngestRequest]) -> AsyncIterator[pb.IngestRequest]:

@@ -217,11 +217,15 @@ class Ingestor:
                         },
                     )
                 )
-            for log_id, codes in failed_logs.items():
+            for log_id in failed_logs:
+                # Outcomes arrive one at a time: count every failure of the run, not this batch.
                 statements.append(
                     (
-                        "UPDATE rule_logs SET success=0, error_message=? WHERE id=?",
-                        (f"{len(codes)} action(s) failed: {', '.join(sorted(set(codes)))}", log_id),
+                        "UPDATE rule_logs SET success=0, error_message=(SELECT count(*) || "
+                        "' action(s) failed: ' || replace(group_concat(DISTINCT "
+                        "coalesce(error_code, 'ERROR')), ',', ', ') FROM actions "
+                        "WHERE log_id=? AND status='failed') WHERE id=?",
+                        (log_id, log_id),
                     )
                 )
             ids = user_db.take_ids(data, "events", len(events))

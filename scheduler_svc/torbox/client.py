@@ -14,6 +14,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -27,7 +29,7 @@ from scheduler_svc.torbox.errors import (
     TorBoxRateLimited,
     TorBoxUnavailable,
 )
-from scheduler_svc.torbox.ratelimit import RateLimiter
+from scheduler_svc.torbox.ratelimit import RateLimiter, RateLimitWait
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,28 @@ class TorBoxClient:
             if len(items) < PAGE_SIZE:
                 break
         return [*torrents.values(), *queued.values()]
+
+    async def torrent(self, key_id: str, api_key: str, torrent_id: int) -> tpb.Torrent | None:
+        """One torrent, fresh (None when TorBox does not list it); `data` may be a list or not."""
+        try:
+            data = await self._call(
+                "GET",
+                "torrents/mylist",
+                key_id,
+                api_key,
+                endpoint="mylist",
+                params={"bypass_cache": "true", "id": torrent_id},
+            )
+        except TorBoxApiError as error:
+            if error.code == "ITEM_NOT_FOUND":
+                return None
+            raise
+        for item in _as_list(data):
+            message = parse.torrent(item)
+            # An object with id 0 (or another id) is TorBox's other way of saying "not found".
+            if message is not None and message.id == torrent_id:
+                return message
+        return None
 
     async def control_torrent(
         self, key_id: str, api_key: str, torrent_id: int, operation: str
@@ -230,52 +254,61 @@ class TorBoxClient:
         json_body: dict[str, Any] | None,
         form: dict[str, str] | None,
     ) -> Any:
-        try:
-            await self.limiter.acquire(
-                key_id, endpoint, max_wait=self.config.max_token_wait_seconds
-            )
-        except TimeoutError:
-            blocked = self.limiter.blocked_for(key_id)
-            raise TorBoxRateLimited(
-                self._clock() + max(blocked, 1.0), "waiting for the rate limit"
-            ) from None
+        deadline = time.monotonic() + self.config.max_token_wait_seconds
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_seconds)
-        async with self._concurrency:
-            try:
-                async with self._session.request(
-                    method,
-                    f"{self._root}/{path}",
-                    params=params,
-                    json=json_body,
-                    data=form,
-                    headers=headers,
-                    timeout=timeout,
-                ) as response:
-                    body = await response.read()
-                    status = response.status
-                    response_headers = response.headers
-            except TimeoutError:
-                raise TorBoxUnavailable(
-                    "TIMEOUT", f"no answer within {self.config.timeout_seconds:g}s"
-                ) from None
-            except aiohttp.ClientError as error:
-                raise TorBoxUnavailable("CONNECTION_ERROR", type(error).__name__) from None
+        while True:
+            await self._admit(key_id, endpoint, deadline)
+            async with self._concurrency:
+                if self.limiter.blocked_for(key_id) > 0:
+                    # A 429 for this key arrived while this call waited for a connection slot:
+                    # go back and wait it out rather than send into the block.
+                    continue
+                try:
+                    async with self._session.request(
+                        method,
+                        f"{self._root}/{path}",
+                        params=params,
+                        json=json_body,
+                        data=form,
+                        headers=headers,
+                        timeout=timeout,
+                    ) as response:
+                        body = await response.read()
+                        status = response.status
+                        response_headers = response.headers
+                except TimeoutError:
+                    raise TorBoxUnavailable(
+                        "TIMEOUT", f"no answer within {self.config.timeout_seconds:g}s"
+                    ) from None
+                except aiohttp.ClientError as error:
+                    raise TorBoxUnavailable("CONNECTION_ERROR", type(error).__name__) from None
+            break
         if status == 429:
             retry_at = self._retry_at(response_headers)
             self.limiter.block(key_id, retry_at)
             raise TorBoxRateLimited(retry_at, _short(body))
         return _classify(status, body)
 
+    async def _admit(self, key_id: str, endpoint: str, deadline: float) -> None:
+        """Take the call's rate-limit tokens, or raise TorBoxRateLimited without sending."""
+        try:
+            await self.limiter.acquire(
+                key_id, endpoint, max_wait=max(0.0, deadline - time.monotonic())
+            )
+        except RateLimitWait as wait:
+            until = self.limiter.blocked_until(key_id)
+            retry_at = until if until is not None else self._clock() + wait.wait
+            raise TorBoxRateLimited(retry_at, "waiting for the rate limit") from None
+
     def _retry_at(self, headers: Any) -> float:
         """When a 429 lifts: retry-after, else x-ratelimit-reset (epoch or delta), else fallback."""
         now = self._clock()
         retry_after = headers.get("retry-after")
         if retry_after is not None:
-            try:
-                return now + max(0.0, float(retry_after))
-            except ValueError:
-                pass
+            seconds = _retry_after_seconds(retry_after, now)
+            if seconds is not None:
+                return now + seconds
         reset = headers.get("x-ratelimit-reset")
         if reset is not None:
             try:
@@ -287,6 +320,21 @@ class TorBoxClient:
             if value >= 0:
                 return now + value  # a delta in seconds
         return now + self.config.rate_limit_fallback_seconds
+
+
+def _retry_after_seconds(value: str, now: float) -> float | None:
+    """Retry-After as seconds from now: delta seconds or (RFC 9110) an HTTP date."""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
 
 
 def _short(body: bytes) -> str:
@@ -320,7 +368,10 @@ def _classify(status: int, body: bytes) -> Any:
     if isinstance(code, str) and code:
         raise TorBoxApiError(code, message, status=status)
     if status == 422:
-        raise TorBoxApiError("VALIDATION_ERROR", json.dumps(detail)[:200], status=status)
+        # The request itself is wrong: sending it again cannot help.
+        raise TorBoxApiError(
+            "VALIDATION_ERROR", json.dumps(detail)[:200], status=status, retryable=False
+        )
     if status >= 500:
         raise TorBoxUnavailable(f"HTTP_{status}", message, status=status)
     if 200 <= status < 300:

@@ -50,8 +50,14 @@ class TorBoxAuthError(TorBoxError):
 
 
 class TorBoxApiError(TorBoxError):
-    """TorBox answered with an error code; codes ending in ERROR are its fault and retryable."""
+    """TorBox answered with an error code; codes ending in ERROR are its fault and retryable.
 
-    def __init__(self, code: str, message: str = "", *, status: int = 0) -> None:
+    Codes we make up ourselves (VALIDATION_ERROR for a bare 422) pass `retryable` explicitly, so
+    TorBox's naming rule is applied only to TorBox's own codes.
+    """
+
+    def __init__(
+        self, code: str, message: str = "", *, status: int = 0, retryable: bool | None = None
+    ) -> None:
         super().__init__(code, message, status=status)
-        self.retryable = code.endswith("ERROR")
+        self.retryable = code.endswith("ERROR") if retryable is None else retryable

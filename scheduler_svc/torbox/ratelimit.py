@@ -14,6 +14,14 @@ from collections.abc import Callable
 from common.token_bucket import TokenBucket
 
 
+class RateLimitWait(Exception):
+    """A token (or the end of a 429 block) is further away than the caller may wait."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"{wait:.3f}s")
+        self.wait = wait
+
+
 class RateLimiter:
     """Buckets per (key, endpoint), one global bucket, and per-key 429 blocks."""
 
@@ -42,6 +50,10 @@ class RateLimiter:
         """After a 429: nothing is sent for this key before `until_epoch` (wall clock)."""
         self._blocked_until[key_id] = max(self._blocked_until.get(key_id, 0.0), until_epoch)
 
+    def blocked_until(self, key_id: str) -> float | None:
+        """The wall-clock time a key's 429 block ends, or None when it may send."""
+        return self._blocked_until.get(key_id) if self.blocked_for(key_id) > 0 else None
+
     def blocked_for(self, key_id: str) -> float:
         """Seconds left on a key's 429 block (0 when it may send)."""
         until = self._blocked_until.get(key_id)
@@ -60,32 +72,39 @@ class RateLimiter:
             del self._buckets[bucket_key]
 
     async def acquire(self, key_id: str, endpoint: str, *, max_wait: float) -> None:
-        """Wait for a token for this key and endpoint (and a global one).
+        """Wait out the key's 429 block, then take a key/endpoint token and a global one.
 
-        Raises TimeoutError when the wait would exceed `max_wait` (the caller gives up instead of
-        holding a poll slot for minutes).
+        Raises :class:`RateLimitWait` when the wait would exceed `max_wait` (the caller gives up
+        instead of holding a poll slot for minutes); nothing is taken from the buckets then.
         """
-        blocked = self.blocked_for(key_id)
-        if blocked > max_wait:
-            raise TimeoutError(blocked)
-        if blocked > 0:
-            await asyncio.sleep(blocked)
+        deadline = self._clock() + max_wait
+        await self.wait_unblocked(key_id, deadline)
         bucket = self._buckets.get((key_id, endpoint))
         if bucket is None:
             bucket = self._buckets[(key_id, endpoint)] = TokenBucket.full(
                 self._per_key_rate, self._per_key_burst, self._clock()
             )
-        await self._take(bucket, max_wait)
+        await self._take(bucket, deadline)
         if self._global is not None:
-            await self._take(self._global, max_wait)
+            await self._take(self._global, deadline)
+        # A 429 for this key may have arrived while we waited for tokens.
+        await self.wait_unblocked(key_id, deadline)
 
-    async def _take(self, bucket: TokenBucket, max_wait: float) -> None:
-        waited = 0.0
+    async def wait_unblocked(self, key_id: str, deadline: float) -> None:
+        """Sleep until the key's 429 block is over (RateLimitWait if that is past `deadline`)."""
+        while True:
+            left = self.blocked_for(key_id)
+            if left <= 0:
+                return
+            if self._clock() + left > deadline:
+                raise RateLimitWait(left)
+            await asyncio.sleep(left)
+
+    async def _take(self, bucket: TokenBucket, deadline: float) -> None:
         while True:
             wait = bucket.wait_time(self._clock())
             if wait == 0.0:
                 return
-            if waited + wait > max_wait:
-                raise TimeoutError(wait)
-            waited += wait
+            if self._clock() + wait > deadline:
+                raise RateLimitWait(wait)
             await asyncio.sleep(wait)

@@ -90,7 +90,7 @@ class Stack:
                 **self.env,
                 "PORT": "0",
                 "USERSTORE_ADDRS": ",".join(self.userstore_addrs),
-                "SCHEDULER_ADDR": self.scheduler_addr(0),
+                "SCHEDULER_ADDR": ",".join(self.scheduler_addr(i) for i in range(self.schedulers)),
             },
         )
         self.gw_url = f"http://127.0.0.1:{await self.gateway.start()}"

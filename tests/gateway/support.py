@@ -56,7 +56,7 @@ class GatewayStack(Stack):
                 **self.env,
                 "PORT": "0",
                 "USERSTORE_ADDRS": ",".join(self.userstore_addrs),
-                "SCHEDULER_ADDR": self.scheduler_addr(0),
+                "SCHEDULER_ADDR": ",".join(self.scheduler_addr(i) for i in range(self.schedulers)),
                 **env,
             },
         )

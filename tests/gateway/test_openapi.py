@@ -22,7 +22,7 @@ METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 async def handlers() -> AsyncIterator[Handlers]:
     """Handlers over channels that are never used (nothing listens; routes only need methods)."""
     settings = GatewaySettings.from_env({})
-    backends = Backends(settings.userstore_addrs, settings.scheduler_addr, 1.0)
+    backends = Backends(settings.userstore_addrs, settings.scheduler_addrs, 1.0)
     try:
         yield Handlers(settings, backends)
     finally:

@@ -267,6 +267,13 @@ class GetStatusResponse(_message.Message):
     KEYS_AUTH_FAILED_FIELD_NUMBER: _builtins.int
     UPTIME_SECONDS_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
+    KEY_REQUESTS_24H_FIELD_NUMBER: _builtins.int
+    KEY_FAILURES_24H_FIELD_NUMBER: _builtins.int
+    KEY_FAILURE_RATE_24H_FIELD_NUMBER: _builtins.int
+    KEY_AVG_RESPONSE_SECONDS_FIELD_NUMBER: _builtins.int
+    KEY_LAST_SUCCESS_AT_FIELD_NUMBER: _builtins.int
+    KEY_LAST_FAILURE_AT_FIELD_NUMBER: _builtins.int
+    POLLS_SKIPPED_FIELD_NUMBER: _builtins.int
     replica_index: _builtins.int
     replicas: _builtins.int
     users_scheduled: _builtins.int
@@ -276,13 +283,24 @@ class GetStatusResponse(_message.Message):
     actions_sent: _builtins.int
     actions_failed: _builtins.int
     breaker_state: _builtins.str
-    """"closed" (polling normally), "open" (TorBox outage: polls paused, probing) or "half_open"."""
+    """"closed" (polling normally) or "open" (TorBox outage: polls paused, probing)."""
     keys_healthy: _builtins.int
     keys_degraded: _builtins.int
     keys_failing: _builtins.int
     keys_auth_failed: _builtins.int
     uptime_seconds: _builtins.float
     dry_run: _builtins.bool
+    key_requests_24h: _builtins.int
+    """Key health over this replica's users, last 24 hours: fetches, failed fetches, their ratio."""
+    key_failures_24h: _builtins.int
+    key_failure_rate_24h: _builtins.float
+    key_avg_response_seconds: _builtins.float
+    """Mean of the keys' average fetch times; unset before any successful fetch."""
+    key_last_success_at: _builtins.float
+    """The latest successful and failed fetch of any key (epoch seconds)."""
+    key_last_failure_at: _builtins.float
+    polls_skipped: _builtins.int
+    """Polls not run: breaker open, user already being polled, or its shard unreachable."""
     def __init__(
         self,
         *,
@@ -301,11 +319,29 @@ class GetStatusResponse(_message.Message):
         keys_auth_failed: _builtins.int = ...,
         uptime_seconds: _builtins.float = ...,
         dry_run: _builtins.bool = ...,
+        key_requests_24h: _builtins.int = ...,
+        key_failures_24h: _builtins.int = ...,
+        key_failure_rate_24h: _builtins.float = ...,
+        key_avg_response_seconds: _builtins.float | None = ...,
+        key_last_success_at: _builtins.float | None = ...,
+        key_last_failure_at: _builtins.float | None = ...,
+        polls_skipped: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_key_avg_response_seconds", b"_key_avg_response_seconds", "_key_last_failure_at", b"_key_last_failure_at", "_key_last_success_at", b"_key_last_success_at", "key_avg_response_seconds", b"key_avg_response_seconds", "key_last_failure_at", b"key_last_failure_at", "key_last_success_at", b"key_last_success_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions_failed", b"actions_failed", "actions_sent", b"actions_sent", "breaker_state", b"breaker_state", "dry_run", b"dry_run", "keys_auth_failed", b"keys_auth_failed", "keys_degraded", b"keys_degraded", "keys_failing", b"keys_failing", "keys_healthy", b"keys_healthy", "polls_failed", b"polls_failed", "polls_in_flight", b"polls_in_flight", "polls_total", b"polls_total", "replica_index", b"replica_index", "replicas", b"replicas", "uptime_seconds", b"uptime_seconds", "users_scheduled", b"users_scheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_key_avg_response_seconds", b"_key_avg_response_seconds", "_key_last_failure_at", b"_key_last_failure_at", "_key_last_success_at", b"_key_last_success_at", "actions_failed", b"actions_failed", "actions_sent", b"actions_sent", "breaker_state", b"breaker_state", "dry_run", b"dry_run", "key_avg_response_seconds", b"key_avg_response_seconds", "key_failure_rate_24h", b"key_failure_rate_24h", "key_failures_24h", b"key_failures_24h", "key_last_failure_at", b"key_last_failure_at", "key_last_success_at", b"key_last_success_at", "key_requests_24h", b"key_requests_24h", "keys_auth_failed", b"keys_auth_failed", "keys_degraded", b"keys_degraded", "keys_failing", b"keys_failing", "keys_healthy", b"keys_healthy", "polls_failed", b"polls_failed", "polls_in_flight", b"polls_in_flight", "polls_skipped", b"polls_skipped", "polls_total", b"polls_total", "replica_index", b"replica_index", "replicas", b"replicas", "uptime_seconds", b"uptime_seconds", "users_scheduled", b"users_scheduled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__key_avg_response_seconds: _TypeAlias = _typing.Literal["key_avg_response_seconds"]  # noqa: Y015
+    _WhichOneofArgType__key_avg_response_seconds: _TypeAlias = _typing.Literal["_key_avg_response_seconds", b"_key_avg_response_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__key_last_failure_at: _TypeAlias = _typing.Literal["key_last_failure_at"]  # noqa: Y015
+    _WhichOneofArgType__key_last_failure_at: _TypeAlias = _typing.Literal["_key_last_failure_at", b"_key_last_failure_at"]  # noqa: Y015
+    _WhichOneofReturnType__key_last_success_at: _TypeAlias = _typing.Literal["key_last_success_at"]  # noqa: Y015
+    _WhichOneofArgType__key_last_success_at: _TypeAlias = _typing.Literal["_key_last_success_at", b"_key_last_success_at"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__key_avg_response_seconds) -> _WhichOneofReturnType__key_avg_response_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__key_last_failure_at) -> _WhichOneofReturnType__key_last_failure_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__key_last_success_at) -> _WhichOneofReturnType__key_last_success_at | None: ...
 
 Global___GetStatusResponse: _TypeAlias = GetStatusResponse  # noqa: Y015

@@ -1,0 +1,121 @@
+"""The ingest stream to a real userstore process: answers by poll id, restarts, resent outcomes."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from torbox.automation.v1 import torrent_pb2 as tpb
+from torbox.automation.v1 import userstore_service_pb2 as upb
+
+from common import grpc_client
+from common.errors import Unavailable
+from scheduler_svc.streams import IngestStream
+from tests.e2e.stack import Stack, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def shard(tmp_path: Path) -> AsyncIterator[Stack]:
+    """One userstore process."""
+    stack = Stack(tmp_path)
+    await stack.start_userstore(0)
+    try:
+        yield stack
+    finally:
+        await stack.stop()
+
+
+@pytest.fixture
+async def stream(shard: Stack) -> AsyncIterator[IngestStream]:
+    """A connected ingest stream to the shard."""
+    ingest = IngestStream(shard.userstore_addrs[0], timeout=10)
+    ingest.start()
+    assert await ingest.wait_connected(20)
+    try:
+        yield ingest
+    finally:
+        await ingest.close()
+
+
+async def _user(stream: IngestStream) -> str:
+    auth_id = secrets.token_hex(32)
+    await stream.stub.RegisterUser(
+        upb.RegisterUserRequest(auth_id=auth_id, key_ciphertext=secrets.token_bytes(48)),
+        timeout=10,
+        metadata=grpc_client.metadata(),
+    )
+    return auth_id
+
+
+def _snapshot(auth_id: str, observed_at: float) -> upb.Snapshot:
+    return upb.Snapshot(
+        poll_id=uuid.uuid4().hex,
+        auth_id=auth_id,
+        observed_at=observed_at,
+        complete=True,
+        torrents=[tpb.Torrent(id=7, hash="ab" * 20, name="one", download_state="seeding")],
+        poll_interval_seconds=1,
+    )
+
+
+async def test_snapshots_get_their_own_plans_and_a_replay_changes_nothing(
+    stream: IngestStream,
+) -> None:
+    """Each snapshot is answered under its poll id; sending one again is not applied twice."""
+    users = [await _user(stream) for _ in range(3)]
+    now = time.time()
+    snapshots = [_snapshot(u, now) for u in users]
+    plans = [await stream.send_snapshot(s) for s in snapshots]
+    assert [p.poll_id for p in plans] == [s.poll_id for s in snapshots]
+    assert all(p.applied for p in plans)
+    again = await stream.send_snapshot(snapshots[0])
+    assert not again.applied
+
+
+async def test_the_stream_reconnects_after_a_userstore_restart_and_resends_outcomes(
+    shard: Stack, stream: IngestStream
+) -> None:
+    """While the shard is down snapshots fail fast and outcomes wait; once it is back both flow."""
+    auth_id = await _user(stream)
+    assert (await stream.send_snapshot(_snapshot(auth_id, time.time()))).applied
+    outcome = tpb.ActionOutcome(action_id=123456, success=True, completed_at=time.time())
+    assert await stream.send_outcomes("p1", auth_id, [outcome])
+    assert stream.unacknowledged == 0
+
+    process = shard.userstores[0]
+    port = process.port
+    await process.stop()
+    await eventually(lambda: _down(stream), timeout=20, what="the stream to notice")
+    with pytest.raises(Unavailable):
+        await stream.send_snapshot(_snapshot(auth_id, time.time()))
+    assert not await stream.send_outcomes("p2", auth_id, [outcome])
+    assert stream.unacknowledged == 1
+
+    await shard.start_userstore(0, port=port)
+    assert await stream.wait_connected(30)
+    await eventually(
+        lambda: _acknowledged(stream), timeout=30, what="the kept outcomes to be acknowledged"
+    )
+    assert stream.reconnects >= 1
+    assert (await stream.send_snapshot(_snapshot(auth_id, time.time()))).applied
+
+
+async def test_outcomes_the_shard_refuses_for_good_are_not_kept(stream: IngestStream) -> None:
+    """Outcomes for an unregistered user are refused once and not resent forever."""
+    outcome = tpb.ActionOutcome(action_id=1, success=True, completed_at=time.time())
+    assert not await stream.send_outcomes("p", secrets.token_hex(32), [outcome])
+    assert stream.unacknowledged == 0
+
+
+async def _down(stream: IngestStream) -> bool:
+    return not stream.connected
+
+
+async def _acknowledged(stream: IngestStream) -> bool:
+    return stream.unacknowledged == 0
