@@ -426,6 +426,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
 
     # Rule bookkeeping.
     rules = []
+    bookkeeping: list[tuple[float | None, float | None, int, int]] = []
     for stored in data.rules:
         report = reports.get(stored.id)
         evaluated = stored.id in plan_out.evaluated_rule_ids
@@ -437,19 +438,22 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
                 last_executed_at=now if executed else stored.last_executed_at,
                 execution_count=stored.execution_count + (1 if executed else 0),
             )
-            statements.append(
+            bookkeeping.append(
                 (
-                    "UPDATE rules SET last_evaluated_at=?, last_executed_at=?, execution_count=? "
-                    "WHERE id=?",
-                    (
-                        stored.last_evaluated_at,
-                        stored.last_executed_at,
-                        stored.execution_count,
-                        stored.id,
-                    ),
+                    stored.last_evaluated_at,
+                    stored.last_executed_at,
+                    stored.execution_count,
+                    stored.id,
                 )
             )
         rules.append(stored)
+    statements.append(
+        (
+            "UPDATE rules SET last_evaluated_at=?, last_executed_at=?, execution_count=? "
+            "WHERE id=?",
+            bookkeeping,
+        )
+    )
 
     # Holds: write only what started or stopped.
     new_holds = plan_out.holds

@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import orjson
 from torbox.automation.v1 import torrent_pb2 as tpb
 
 from scheduler_svc.torbox import parse
@@ -344,8 +345,8 @@ def _short(body: bytes) -> str:
 def _classify(status: int, body: bytes) -> Any:
     """The `data` of a successful answer, or the exception that the answer means."""
     try:
-        payload = json.loads(body) if body else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        payload = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
         if status >= 500:
             raise TorBoxUnavailable(f"HTTP_{status}", "non-JSON error page") from None
         raise TorBoxUnavailable(

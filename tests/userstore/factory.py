@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from userstore_svc.core.models import PipelineConfig, TorrentSnapshot, TorrentState
@@ -69,7 +68,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 def snap(profile: str = "downloading", **fields: Any) -> TorrentSnapshot:
     """A snapshot in one of the profiles above, with any fields overridden."""
-    return replace(_BASE, **{**PROFILES[profile], **fields})
+    return _BASE._replace(**{**PROFILES[profile], **fields})
 
 
 class Feed:

@@ -248,7 +248,7 @@ def test_for_minutes_requires_the_condition_to_hold_across_polls() -> None:
     holds: Holds = {}
     fired = []
     for minute, ratio in [(0, 2), (5, 2), (9, 2), (10, 2), (12, 0.5), (13, 2), (22, 2), (23, 2)]:
-        current = {1: replace(torrents[1], snap=replace(torrents[1].snap, ratio=ratio))}
+        current = {1: torrents[1]._replace(snap=torrents[1].snap._replace(ratio=ratio))}
         out = run([rule], current, now=T0 + minute * 60, holds=holds)
         holds = out.holds
         fired.append(bool(out.intents))

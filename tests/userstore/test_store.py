@@ -93,6 +93,23 @@ async def test_a_user_holds_one_connection_at_a_time(tmp_path: Path) -> None:
     assert not overlap
 
 
+async def test_databases_are_wal_with_the_project_pragmas(tmp_path: Path) -> None:
+    """New and reopened user databases (and the registry) run in WAL with synchronous=NORMAL."""
+    store = await open_store(tmp_path, max_open=1)
+    try:
+        for n in (1, 2, 1):  # a pool of one: every use after the first reopens a file
+            await store.users.register(auth(n), b"x")
+            async with store.pool.use(auth(n)) as handle:
+                assert await handle.fetchall("PRAGMA journal_mode") == [("wal",)]
+                assert await handle.fetchall("PRAGMA synchronous") == [(1,)]
+                assert await handle.fetchall("PRAGMA foreign_keys") == [(1,)]
+    finally:
+        await close_store(store)
+    conn = sqlite3.connect(tmp_path / "master.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()
+
+
 async def test_a_missing_database_is_an_error_not_a_new_file(tmp_path: Path) -> None:
     """Without create, a registered user's missing file is reported, never silently made."""
     pool = DatabasePool(tmp_path, 2)

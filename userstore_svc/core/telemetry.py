@@ -12,17 +12,12 @@ Conventions (each one is tested):
 
 from __future__ import annotations
 
-import operator
-from dataclasses import replace
-
 from userstore_svc.core import speeds
 from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
 from userstore_svc.core.status import DOWNLOADING, SEEDING, derive_status
 
-# Every field but the sighting time: two states equal under it need no write.
-_COMPARED = operator.attrgetter(
-    *(f for f in TorrentState.__dataclass_fields__ if f != "last_seen_at")
-)
+# Two states equal in every field but the sighting time need no write.
+_SEEN = TorrentState._fields.index("last_seen_at")
 
 
 def status_of(snap: TorrentSnapshot) -> str:
@@ -156,7 +151,7 @@ def advance(
         # Nothing moved and no timer can cross a threshold: the remembered state stands as is.
         if prev.last_seen_at == now:
             return prev, [], False
-        return replace(prev, last_seen_at=now), [], False
+        return prev._replace(last_seen_at=now), [], False
 
     key = snap.key
     events: list[Event] = []
@@ -326,7 +321,7 @@ def advance(
         max_download_speed=max_speed,
         samples=samples,
     )
-    moved = bool(events) or _COMPARED(state) != _COMPARED(prev)
+    moved = bool(events) or state[:_SEEN] != prev[:_SEEN] or state[_SEEN + 1 :] != prev[_SEEN + 1 :]
     return state, events, moved
 
 
@@ -339,13 +334,12 @@ def mark_missing(prev: TorrentState, now: float) -> TorrentState:
     """A torrent absent from a suspicious snapshot: kept, flagged, not derived further."""
     if prev.missing_since is not None:
         return prev
-    return replace(prev, missing_since=now)
+    return prev._replace(missing_since=now)
 
 
 def mark_removed(prev: TorrentState, now: float) -> tuple[TorrentState, Event]:
     """A torrent confirmed gone from TorBox: its shadow stays for the log, flagged as removed."""
-    state = replace(
-        prev,
+    state = prev._replace(
         present=False,
         removed_at=now,
         missing_since=None,

@@ -175,6 +175,14 @@ USER_MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX actions_rule_torrent ON actions(rule_id, torrent_key, created_at);
         """,
     ),
+    Migration(
+        3,
+        "recent actions and old events by time",
+        """
+        CREATE INDEX actions_created ON actions(created_at);
+        CREATE INDEX events_observed ON events(observed_at);
+        """,
+    ),
 )
 
 REGISTRY_MIGRATIONS: tuple[Migration, ...] = (

@@ -38,8 +38,8 @@ Statements = Iterable[tuple[str, Any]]
 # Set once, on a new file (before its first table): lets maintenance reclaim space. Asked again of
 # an existing file it costs more than all the other pragmas together.
 NEW_FILE_PRAGMA = "PRAGMA auto_vacuum=INCREMENTAL"
+WAL_PRAGMA = "PRAGMA journal_mode=WAL"
 PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
@@ -129,7 +129,7 @@ class PoolStats:
 class DatabasePool:
     """At most `max_open` open user databases; the least recently used idle one is closed first."""
 
-    def __init__(self, directory: Path, max_open: int, *, threads: int = 4) -> None:
+    def __init__(self, directory: Path, max_open: int, *, threads: int = 2) -> None:
         if max_open < 1:
             raise ValueError("max_open must be at least 1")
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="sqlite")
@@ -294,7 +294,9 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         if new:
+            # Both are stored in the file itself: set once, not on every open.
             conn.execute(NEW_FILE_PRAGMA)
+            conn.execute(WAL_PRAGMA)
         conn.executescript(";".join(PRAGMAS))
         migrate(conn, USER_MIGRATIONS)
     except BaseException:

@@ -21,7 +21,7 @@ import aiosqlite
 from common.auth import is_valid_auth_id
 from common.errors import InvalidArgument, Unavailable, UserNotRegistered
 from userstore_svc.store.migrations import REGISTRY_MIGRATIONS, migrate
-from userstore_svc.store.pool import PRAGMAS
+from userstore_svc.store.pool import PRAGMAS, WAL_PRAGMA
 
 ACTIVE = "active"
 AUTH_FAILED = "auth_failed"
@@ -293,6 +293,7 @@ def _prepare(path: Path) -> None:
     """Create or migrate the registry file before the long-lived connection opens it."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
+        conn.execute(WAL_PRAGMA)
         conn.executescript(";".join(PRAGMAS))
         migrate(conn, REGISTRY_MIGRATIONS)
     finally:

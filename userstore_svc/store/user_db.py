@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
-import operator
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from userstore_svc.core.models import SNAPSHOT_FIELDS, Event, TorrentSnapshot, TorrentState
@@ -22,15 +21,11 @@ from userstore_svc.core.rules.plan import DEFAULT_COOLDOWN_MINUTES, TorrentLimit
 from userstore_svc.core.rules.schema import parse_rule
 from userstore_svc.store.pool import Handle
 
-STATE_FIELDS: tuple[str, ...] = tuple(f for f in TorrentState.__dataclass_fields__ if f != "snap")
+STATE_FIELDS: tuple[str, ...] = TorrentState._fields[1:]
 TORRENT_COLUMNS = 1 + len(SNAPSHOT_FIELDS) + len(STATE_FIELDS)
-_SNAP_OF = operator.attrgetter(*SNAPSHOT_FIELDS)
-_STATE_OF = operator.attrgetter(*STATE_FIELDS)
 # Positions of the boolean fields, which SQLite returns as 0/1.
 _SNAP_BOOLS = tuple(
-    i
-    for i, f in enumerate(SNAPSHOT_FIELDS)
-    if TorrentSnapshot.__dataclass_fields__[f].type == "bool"
+    i for i, f in enumerate(SNAPSHOT_FIELDS) if TorrentSnapshot.__annotations__[f] == "bool"
 )
 _PRESENT = STATE_FIELDS.index("present")
 _SNAP_END = 1 + len(SNAPSHOT_FIELDS)
@@ -84,7 +79,8 @@ class UserData:
 
 def state_row(state: TorrentState) -> tuple[Any, ...]:
     """A state as one `torrents` row."""
-    return (state.key, *_SNAP_OF(state.snap), *_STATE_OF(state))
+    snap = state.snap
+    return (snap.key, *snap, *state[1:])
 
 
 def state_from_row(row: Sequence[Any]) -> TorrentState:
@@ -143,7 +139,10 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
     last_actions = {
         (r[0], r[1]): r[2]
         for r in conn.execute(
-            "SELECT rule_id, torrent_key, MAX(created_at) FROM actions WHERE created_at >= ? "
+            # The time index, not the (rule, torrent) one the planner prefers for GROUP BY: only
+            # the few recent rows matter, and the other index means reading the whole log.
+            "SELECT rule_id, torrent_key, MAX(created_at) FROM actions INDEXED BY actions_created "
+            "WHERE created_at >= ? "
             "AND status IN ('pending','succeeded','failed','dry_run','unknown') "
             "GROUP BY rule_id, torrent_key",
             (since,),
@@ -180,7 +179,7 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
 
 
 def _with_seen(state: TorrentState, when: float) -> TorrentState:
-    return replace(state, last_seen_at=when)
+    return state._replace(last_seen_at=when)
 
 
 _RULE_SELECT = (

@@ -10,6 +10,7 @@ long; the caller keeps the start of each hold per (rule, condition, torrent) bet
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,7 +57,13 @@ def _string_op(operator: str, needle: str) -> Callable[[Any], bool]:
     if operator == "ends_with":
         return lambda v: v.lower().endswith(low)
     pattern = re2.compile(needle, regex_options())
-    return lambda v: pattern.search(v) is not None
+
+    # Names and trackers hardly change between polls: remember each text's answer (bounded).
+    @functools.lru_cache(maxsize=16384)
+    def search(text: str) -> bool:
+        return pattern.search(text) is not None
+
+    return search
 
 
 def _predicate(cond: Condition) -> Callable[[Any], bool]:

@@ -1,0 +1,319 @@
+"""The full stack: simulated TorBox, a userstore and a scheduler as processes, polling flat out.
+
+The simulator serves bulk accounts (the realistic mix, living in real time); every account is
+registered through the scheduler's EnsureUser and given the benchmark rules. The scheduler polls
+every user at an interval chosen so the offered load is above what the stack is expected to
+sustain (twice the target by default): the stack runs saturated and what it completes is its
+sustained rate. Throughput comes from the userstore's counters over steady windows; CPU and peak
+memory per process from /proc.
+
+APScheduler logs a warning each time a user's poll is due while the previous one still waits for
+a slot; at twice the sustainable load that is about one warning per completed poll, which is
+counted and reported (it is part of the scheduler's cost when overloaded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from torbox.automation.v1 import scheduler_service_pb2 as spb
+from torbox.automation.v1 import scheduler_service_pb2_grpc as spb_grpc
+from torbox.automation.v1 import userstore_service_pb2 as pb
+from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
+
+from bench import procstat
+from bench.profile import Profiler
+from bench.userstore import gather_limited, userstore_env
+from bench.workload import rule_docs
+from common import grpc_client
+from common.processes import ManagedProcess
+
+SKIPPED_TICK = "maximum number of running instances"
+# While users are registered each is polled once (its first poll inserts every row), then not again.
+SETUP_INTERVAL = 86_400.0
+
+
+def scheduler_env(
+    directory: Path, userstore: str, sim_url: str, interval: float, concurrency: int
+) -> dict[str, str]:
+    """The scheduler's environment: every user due every `interval` seconds, no rate limits."""
+    return {
+        "SCHEDULER_PORT": "0",
+        "USERSTORE_ADDRS": userstore,
+        "TORBOX_API_BASE": sim_url,
+        "ENCRYPTION_KEY_FILE": str(directory / "encryption.key"),
+        "POLL_INTERVAL_SECONDS": f"{interval:.3f}",
+        "IDLE_POLL_INTERVAL_SECONDS": f"{interval:.3f}",
+        "MIN_POLL_INTERVAL_SECONDS": f"{interval:.3f}",
+        "MAX_CONCURRENT_POLLS": str(concurrency),
+        "TORBOX_GLOBAL_RATE_PER_SECOND": "0",
+        "TORBOX_RATE_PER_MINUTE": "1000000000",
+        "TORBOX_TIMEOUT_SECONDS": "120",
+        "USERSTORE_TIMEOUT_SECONDS": "120",
+        "REGISTRY_SYNC_SECONDS": "1",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "info",
+    }
+
+
+class Stack:
+    """The three processes of one benchmark scenario."""
+
+    def __init__(self, directory: Path, max_open: int = 50) -> None:
+        self.directory = directory
+        self.max_open = max_open
+        self.simulator = ManagedProcess(
+            "simulator",
+            "simulator",
+            {},
+            args=("--port", "0", "--time-scale", "1", "--rate-limit-per-minute", "0"),
+        )
+        self.userstore = ManagedProcess(
+            "userstore", "userstore_svc", userstore_env(directory / "userstore", max_open)
+        )
+        self.scheduler: ManagedProcess | None = None
+        self.sim_url = ""
+        self.userstore_addr = ""
+        self.channels: list[Any] = []
+        self.userstore_stub: Any = None
+        self.scheduler_stub: Any = None
+
+    async def start(self, concurrency: int) -> None:
+        """Start the simulator, the userstore and a scheduler that polls new users once."""
+        self.sim_url = f"http://127.0.0.1:{await self.simulator.start()}"
+        self.userstore_addr = f"127.0.0.1:{await self.userstore.start()}"
+        channel = grpc_client.channel(self.userstore_addr)
+        self.channels.append(channel)
+        self.userstore_stub = pb_grpc.UserstoreServiceStub(channel)
+        await self.start_scheduler(SETUP_INTERVAL, concurrency)
+
+    async def start_scheduler(self, interval: float, concurrency: int) -> None:
+        """(Re)start the scheduler with every user due every `interval` seconds.
+
+        A restarted scheduler reads every user from the registry and spreads their first polls
+        over one interval.
+        """
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        self.scheduler = ManagedProcess(
+            "scheduler",
+            "scheduler_svc",
+            scheduler_env(self.directory, self.userstore_addr, self.sim_url, interval, concurrency),
+        )
+        channel = grpc_client.channel(f"127.0.0.1:{await self.scheduler.start()}")
+        self.channels.append(channel)
+        self.scheduler_stub = spb_grpc.SchedulerServiceStub(channel)
+
+    def processes(self) -> dict[str, ManagedProcess]:
+        """The running processes by name."""
+        found = {"simulator": self.simulator, "userstore": self.userstore}
+        if self.scheduler is not None:
+            found["scheduler"] = self.scheduler
+        return found
+
+    def pids(self) -> dict[str, int]:
+        """Process ids by name."""
+        return {
+            name: p.process.pid for name, p in self.processes().items() if p.process is not None
+        }
+
+    async def bulk(self, accounts: int, torrents: int) -> list[str]:
+        """Create the simulated accounts; returns their API keys."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.sim_url}/_sim/bulk",
+                json={"accounts": accounts, "torrents_per_account": torrents},
+                timeout=aiohttp.ClientTimeout(total=600),
+            ) as response,
+        ):
+            body = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"bulk set-up failed: {response.status} {body}")
+            keys: list[str] = body["api_keys"]
+            return keys
+
+    async def register(self, keys: list[str]) -> None:
+        """EnsureUser every key through the scheduler, then save the rules of each user."""
+        rules_json = json.dumps(rule_docs())
+
+        async def one(key: str) -> None:
+            ensured = await self.scheduler_stub.EnsureUser(
+                spb.EnsureUserRequest(api_key=key), timeout=120
+            )
+            await self.userstore_stub.SaveRules(
+                pb.SaveRulesRequest(auth_id=ensured.auth_id, rules_json=rules_json), timeout=120
+            )
+
+        await gather_limited(16, [functools.partial(one, k) for k in keys])
+
+    async def counters(self) -> tuple[int, int]:
+        """(snapshots applied, torrents ingested) so far, from the userstore."""
+        stats = await self.userstore_stub.GetStats(pb.GetStatsRequest(), timeout=30)
+        return int(stats.snapshots_applied), int(stats.torrents_ingested)
+
+    async def scheduler_status(self) -> spb.GetStatusResponse:
+        """The scheduler's figures."""
+        status: spb.GetStatusResponse = await self.scheduler_stub.GetStatus(
+            spb.GetStatusRequest(), timeout=30
+        )
+        return status
+
+    def skipped_ticks(self) -> int:
+        """APScheduler's 'skipped: maximum number of running instances' warnings so far."""
+        if self.scheduler is None:
+            return 0
+        return sum(1 for line in self.scheduler.lines if SKIPPED_TICK in line)
+
+    async def stop(self) -> dict[str, int]:
+        """Stop everything (reverse order); returns the exit codes."""
+        for channel in self.channels:
+            await channel.close()
+        codes = {}
+        for name, process in reversed(list(self.processes().items())):
+            codes[name] = await process.stop()
+        return codes
+
+
+async def run(
+    directory: Path,
+    *,
+    users: int,
+    torrents: int,
+    windows: int,
+    window_seconds: float,
+    offered_torrents_per_s: float,
+    concurrency: int,
+    max_open: int = 50,
+    warmup_timeout: float = 600.0,
+    profiler: Profiler | None = None,
+) -> dict[str, Any]:
+    """One scenario: `users` accounts of `torrents` each, polled flat out; returns the figures."""
+    interval = max(0.1, users * torrents / offered_torrents_per_s)
+    stack = Stack(directory, max_open)
+    try:
+        result = await _measure(
+            stack,
+            users,
+            torrents,
+            windows,
+            window_seconds,
+            interval,
+            concurrency,
+            warmup_timeout,
+            profiler or Profiler(None),
+        )
+    finally:
+        codes = await stack.stop()
+    bad = {name: code for name, code in codes.items() if code not in (0, -15)}
+    if bad:
+        tail = "\n".join(
+            f"----- {n}\n" + "\n".join(p.lines[-20:]) for n, p in stack.processes().items()
+        )
+        raise RuntimeError(f"a process exited badly: {bad}\n{tail}")
+    result["offered_torrents_per_s"] = offered_torrents_per_s
+    result["max_open_dbs"] = max_open
+    return result
+
+
+async def _measure(
+    stack: Stack,
+    users: int,
+    torrents: int,
+    windows: int,
+    window_seconds: float,
+    interval: float,
+    concurrency: int,
+    warmup_timeout: float,
+    profiler: Profiler,
+) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[name] = now - clock
+        clock = now
+
+    await stack.start(concurrency)
+    lap("start_s")
+    keys = await stack.bulk(users, torrents)
+    lap("bulk_s")
+    # Registration polls each user once: the first poll, which inserts every row.
+    await stack.register(keys)
+    await _until(stack, users, warmup_timeout)
+    lap("register_and_first_polls_s")
+    # Now poll flat out; steady windows start once every user has had a steady poll.
+    await stack.start_scheduler(interval, concurrency)
+    applied, _ = await stack.counters()
+    await _until(stack, applied + users, warmup_timeout)
+    lap("restart_and_warmup_s")
+
+    pids = stack.pids()
+    if profiler.enabled:
+        # An extra window under the profiler, before (and apart from) the measured ones.
+        recordings = [
+            await profiler.start(f"stack-{torrents}-{name}", pid) for name, pid in pids.items()
+        ]
+        await asyncio.sleep(window_seconds)
+        await profiler.stop(recordings)
+    status0 = await stack.scheduler_status()
+    skipped0 = stack.skipped_ticks()
+    window_results = []
+    cpu: dict[str, list[float]] = {name: [] for name in pids}
+    rss: dict[str, list[float]] = {name: [] for name in pids}
+    for _ in range(windows):
+        before = {name: procstat.sample(pid) for name, pid in pids.items()}
+        polls0, torrents0 = await stack.counters()
+        t0 = time.monotonic()
+        await asyncio.sleep(window_seconds)
+        polls1, torrents1 = await stack.counters()
+        seconds = time.monotonic() - t0
+        after = {name: procstat.sample(pid) for name, pid in pids.items()}
+        for name in pids:
+            cpu[name].append(procstat.cpu_share(before[name], after[name], seconds))
+            rss[name].append(after[name].rss_bytes / procstat.MIB)
+        window_results.append(
+            {
+                "polls_per_s": (polls1 - polls0) / seconds,
+                "torrents_per_s": (torrents1 - torrents0) / seconds,
+                "seconds": seconds,
+            }
+        )
+    lap("windows_s")
+    last = {name: procstat.sample(pid) for name, pid in pids.items()}
+    status1 = await stack.scheduler_status()
+    return {
+        "users": users,
+        "torrents_per_user": torrents,
+        "poll_interval_s": interval,
+        "max_concurrent_polls": concurrency,
+        "windows": window_results,
+        "processes": {
+            name: {
+                "cpu_cores": cpu[name],
+                "rss_mib": rss[name],
+                "peak_rss_mib": last[name].peak_rss_bytes / procstat.MIB,
+            }
+            for name in pids
+        },
+        "polls_failed": int(status1.polls_failed - status0.polls_failed),
+        "skipped_ticks": stack.skipped_ticks() - skipped0,
+        "timings": timings,
+    }
+
+
+async def _until(stack: Stack, applied: int, timeout: float) -> None:
+    """Wait until the userstore has applied `applied` snapshots in all."""
+    deadline = time.monotonic() + timeout
+    while (await stack.counters())[0] < applied:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the stack did not apply {applied} snapshots in {timeout:.0f} s")
+        await asyncio.sleep(0.2)
