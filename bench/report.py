@@ -242,6 +242,8 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
     for scenario in raw.get("stack", []):
         n = int(scenario["torrents_per_user"])
         where = f"full stack, {scenario['users']} users x {n}"
+        if scenario.get("shards", 1) > 1:
+            where += f", {scenario['shards']} userstore shards"
         if scenario["users"] <= scenario.get("max_open_dbs", 50):
             where += " (every database stays open)"
         goal = 20_000 if n <= 100 else 40_000

@@ -73,3 +73,6 @@ def configure(service: str, *, fmt: str = "json", level: str = "INFO") -> None:
     # Libraries that log every request at INFO drown the service's own lines.
     for noisy in ("aiohttp.access", "apscheduler.executors", "apscheduler.scheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A tick skipped because the user's poll is still running is coalescing at work, not a
+    # problem; the scheduler counts them (polls_skipped) instead.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

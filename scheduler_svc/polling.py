@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from torbox.automation.v1 import torrent_pb2 as tpb
@@ -94,6 +95,9 @@ class Poller:
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
+        # A tick that finds the user's previous poll still running is skipped (coalesced, by
+        # design): count it instead of letting APScheduler log a warning for each one.
+        self._scheduler.add_listener(self._tick_skipped, EVENT_JOB_MAX_INSTANCES)
         self._tasks: list[asyncio.Task[None]] = []
         # Scheduled polls running now (APScheduler runs each job as a task of its own).
         self._running: set[asyncio.Task[object]] = set()
@@ -104,6 +108,9 @@ class Poller:
         self._missed: dict[int, set[str]] = {}
         for index, stream in enumerate(directory.shards):
             stream.on_connect(self._caught_up_callback(index))
+
+    def _tick_skipped(self, _event: object) -> None:
+        self.stats.skipped += 1
 
     # Lifecycle --------------------------------------------------------------------------------
 

@@ -84,7 +84,9 @@ async def test_process_benchmarks_run(tmp_path: Path) -> None:
         # The stack really polled during its windows, and no poll failed.
         assert all(window["polls_per_s"] > 0 for window in scenario["windows"])
         assert scenario["polls_failed"] == 0
-        assert set(scenario["processes"]) == {"simulator", "userstore", "scheduler"}
+        shards = scenario["shards"]
+        userstores = {"userstore"} if shards == 1 else {f"userstore{i}" for i in range(shards)}
+        assert set(scenario["processes"]) == {"simulator", "scheduler", *userstores}
 
 
 def test_docs_section_is_replaced_and_nothing_else(tmp_path: Path) -> None:
