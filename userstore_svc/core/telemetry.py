@@ -151,7 +151,7 @@ def advance(
         # Nothing moved and no timer can cross a threshold: the remembered state stands as is.
         if prev.last_seen_at == now:
             return prev, [], False
-        return prev._replace(last_seen_at=now), [], False
+        return _sighted(prev, now), [], False
 
     key = snap.key
     events: list[Event] = []
@@ -323,6 +323,11 @@ def advance(
     )
     moved = bool(events) or state[:_SEEN] != prev[:_SEEN] or state[_SEEN + 1 :] != prev[_SEEN + 1 :]
     return state, events, moved
+
+
+def _sighted(state: TorrentState, now: float) -> TorrentState:
+    """The same state sighted again at `now` (built directly: NamedTuple._replace is slow)."""
+    return tuple.__new__(TorrentState, (*state[:_SEEN], now, *state[_SEEN + 1 :]))
 
 
 def _latest(*times: float | None) -> float:

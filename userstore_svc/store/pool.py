@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import sqlite3
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -129,9 +130,18 @@ class PoolStats:
 class DatabasePool:
     """At most `max_open` open user databases; the least recently used idle one is closed first."""
 
-    def __init__(self, directory: Path, max_open: int, *, threads: int = 2) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_open: int,
+        *,
+        threads: int = 2,
+        preload: Callable[[sqlite3.Connection], dict[str, Any]] | None = None,
+    ) -> None:
         if max_open < 1:
             raise ValueError("max_open must be at least 1")
+        # Read right after opening, in the same thread call (its result becomes the cache).
+        self.preload = preload
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="sqlite")
         self.directory = directory
         self.max_open = max_open
@@ -184,7 +194,6 @@ class DatabasePool:
         auth_id: str,
         *,
         create: bool = False,
-        on_open: Callable[[Handle], Awaitable[None]] | None = None,
     ) -> AsyncIterator[Handle]:
         """Hold a user's database for one piece of work (and that user's lock with it).
 
@@ -193,7 +202,7 @@ class DatabasePool:
         """
         path = self.path_for(auth_id)
         async with self._user_lock(auth_id):
-            handle = await self._acquire(auth_id, path, create, on_open)
+            handle = await self._acquire(auth_id, path, create)
             handle.in_use = True
             try:
                 yield handle
@@ -214,46 +223,45 @@ class DatabasePool:
                     self._slot_freed.notify_all()
             yield path
 
-    async def _acquire(
-        self,
-        auth_id: str,
-        path: Path,
-        create: bool,
-        on_open: Callable[[Handle], Awaitable[None]] | None,
-    ) -> Handle:
+    async def _acquire(self, auth_id: str, path: Path, create: bool) -> Handle:
         if self._closed:
             raise Unavailable("the userstore is shutting down", code="SHUTTING_DOWN")
         handle = self._open.get(auth_id)
         if handle is not None:
             self._open.move_to_end(auth_id)
             return handle
-        if not create and not path.exists():
+        evicted = await self._make_room()  # reserves a slot in self._opening
+        try:
+            # One thread call closes the evicted database, then opens and reads this one: the
+            # evicted connection is gone before the new one exists, within the reserved slot.
+            conn, cache = await offload(
+                self.executor,
+                functools.partial(
+                    _reopen, evicted.conn if evicted else None, path, create, self.preload
+                ),
+            )
+        finally:
+            self._opening -= 1
+        if conn is None:
             raise FailedPrecondition(
                 "this user's database is missing; call ensure-db to recreate it",
                 code="DATABASE_MISSING",
             )
-        await self._make_room()  # reserves a slot in self._opening
-        try:
-            conn = await offload(self.executor, functools.partial(connect, path))
-            try:
-                handle = Handle(auth_id, conn, self.executor)
-                if on_open is not None:
-                    await on_open(handle)
-            except BaseException:
-                await offload(self.executor, conn.close)
-                raise
-        finally:
-            self._opening -= 1
+        handle = Handle(auth_id, conn, self.executor, cache)
         self._open[auth_id] = handle
         self.stats.opens += 1
         self.stats.peak_open = max(self.stats.peak_open, len(self._open))
         return handle
 
-    async def _make_room(self) -> None:
-        """Wait until one more connection fits (closing idle ones, oldest first) and reserve it.
+    async def _make_room(self) -> Handle | None:
+        """Wait until one more connection fits and reserve it.
 
-        The caller releases the reservation once the connection is listed.
+        Returns the idle connection evicted for it (least recently used first), which the caller
+        closes before opening its own.
+
+        The caller releases the reservation once its connection is listed.
         """
+        evicted: Handle | None = None
         async with self._slot_freed:
             while len(self._open) + self._opening >= self.max_open:
                 victim = next((h for h in self._open.values() if not h.in_use), None)
@@ -262,9 +270,13 @@ class DatabasePool:
                     continue
                 del self._open[victim.auth_id]
                 self.stats.evictions += 1
-                await self._close(victim)
+                victim.cache.clear()
+                if evicted is not None:
+                    await self._close(evicted)
+                evicted = victim
             # Reserve the slot before releasing the condition so two openers cannot both take it.
             self._opening += 1
+        return evicted
 
     async def _close(self, handle: Handle) -> None:
         if handle.in_use:
@@ -287,9 +299,32 @@ class DatabasePool:
         self.executor.shutdown(wait=True)
 
 
+def _reopen(
+    evicted: sqlite3.Connection | None,
+    path: Path,
+    create: bool,
+    preload: Callable[[sqlite3.Connection], dict[str, Any]] | None,
+) -> tuple[sqlite3.Connection | None, dict[str, Any]]:
+    """Close an evicted connection, then open (and read) a user database; (None, {}) if missing."""
+    if evicted is not None:
+        try:
+            evicted.close()
+        except Exception:
+            log.exception("closing a user database failed")
+    if not create and not os.path.exists(path):
+        return None, {}
+    conn = connect(path)
+    try:
+        cache = preload(conn) if preload is not None else {}
+    except BaseException:
+        conn.close()
+        raise
+    return conn, cache
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open one user database with the project's pragmas and bring its schema up to date."""
-    new = not path.exists()
+    new = not os.path.exists(path)
     # Threads take turns on a connection, never share it at once: the user's lock sees to that.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:

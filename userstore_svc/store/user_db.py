@@ -103,6 +103,11 @@ async def load(handle: Handle) -> UserData:
     return data
 
 
+def preload(conn: sqlite3.Connection) -> dict[str, Any]:
+    """What the pool reads right after opening a user database: the cache for :func:`load`."""
+    return {CACHE_KEY: read_user_data(conn)}
+
+
 def read_user_data(conn: sqlite3.Connection) -> UserData:
     """Everything a poll reads, decoded (runs on a pool thread)."""
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
