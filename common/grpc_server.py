@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common import errors
+from common.logs import configure as configure_logs
 from common.logs import new_request_id, request_id
+from common.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +193,53 @@ async def wait_for_signal() -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+class Service(Protocol):
+    """A gRPC service's composition root, as :func:`run_service` drives it."""
+
+    async def start(self) -> int: ...
+
+    async def stop(self) -> None: ...
+
+
+class LogSettings(Protocol):
+    """The settings every service has for its logging."""
+
+    @property
+    def log_format(self) -> str: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+
+SettingsT = TypeVar("SettingsT", bound=LogSettings)
+
+
+def run_service(
+    name: str,
+    from_env: Callable[[Mapping[str, str]], SettingsT],
+    make: Callable[[SettingsT], Service],
+) -> None:
+    """The `python -m <service>` entry point.
+
+    Settings (failing fast, every bad variable named), logging, start, serve until SIGTERM or
+    SIGINT, then stop gracefully.
+    """
+    try:
+        settings = from_env(os.environ)
+    except SettingsError as error:
+        print(f"{name}: {error}", file=sys.stderr)  # noqa: T201 - before logging exists
+        sys.exit(2)
+    configure_logs(name, fmt=settings.log_format, level=settings.log_level)
+
+    async def serve() -> None:
+        service = make(settings)
+        stop = stop_event()
+        try:
+            await service.start()
+            await stop.wait()
+        finally:
+            await service.stop()
+
+    asyncio.run(serve())

@@ -6,7 +6,6 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from torbox.automation.v1 import torrent_pb2 as tpb
@@ -21,20 +20,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-async def shard(tmp_path: Path) -> AsyncIterator[Stack]:
-    """One userstore process."""
-    stack = Stack(tmp_path)
-    await stack.start_userstore(0)
-    try:
-        yield stack
-    finally:
-        await stack.stop()
-
-
-@pytest.fixture
-async def stream(shard: Stack) -> AsyncIterator[IngestStream]:
+async def stream(userstore: Stack) -> AsyncIterator[IngestStream]:
     """A connected ingest stream to the shard."""
-    ingest = IngestStream(shard.userstore_addrs[0], timeout=10)
+    ingest = IngestStream(userstore.userstore_addrs[0], timeout=10)
     ingest.start()
     assert await ingest.wait_connected(20)
     try:
@@ -79,7 +67,7 @@ async def test_snapshots_get_their_own_plans_and_a_replay_changes_nothing(
 
 
 async def test_the_stream_reconnects_after_a_userstore_restart_and_resends_outcomes(
-    shard: Stack, stream: IngestStream
+    userstore: Stack, stream: IngestStream
 ) -> None:
     """While the shard is down snapshots fail fast and outcomes wait; once it is back both flow."""
     auth_id = await _user(stream)
@@ -88,7 +76,7 @@ async def test_the_stream_reconnects_after_a_userstore_restart_and_resends_outco
     assert await stream.send_outcomes("p1", auth_id, [outcome])
     assert stream.unacknowledged == 0
 
-    process = shard.userstores[0]
+    process = userstore.userstores[0]
     port = process.port
     await process.stop()
     await eventually(lambda: _down(stream), timeout=20, what="the stream to notice")
@@ -97,7 +85,7 @@ async def test_the_stream_reconnects_after_a_userstore_restart_and_resends_outco
     assert not await stream.send_outcomes("p2", auth_id, [outcome])
     assert stream.unacknowledged == 1
 
-    await shard.start_userstore(0, port=port)
+    await userstore.start_userstore(0, port=port)
     assert await stream.wait_connected(30)
     await eventually(
         lambda: _acknowledged(stream), timeout=30, what="the kept outcomes to be acknowledged"
