@@ -11,16 +11,20 @@ import argparse
 import asyncio
 import dataclasses
 import shutil
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bench import machine, report
 from bench.profile import Profiler
 from bench.suite import BENCHMARKS, MODES, run_suite
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -93,6 +97,15 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+async def _stoppable(suite: Coroutine[Any, Any, T]) -> T:
+    """Run the suite; a SIGTERM cancels it like Ctrl-C does, so its `finally` blocks stop the
+    services (they run in their own sessions, out of reach of the terminal's signals)."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await suite
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, print, record; returns the exit code."""
     args = parse(sys.argv[1:] if argv is None else argv)
@@ -119,16 +132,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         raw = asyncio.run(
-            run_suite(
-                sizes,
-                data_dir,
-                only=args.only,
-                profiler=profiler,
-                progress=lambda text: print(
-                    f"[{time.monotonic() - started:6.1f}s] {text}", flush=True
-                ),
+            _stoppable(
+                run_suite(
+                    sizes,
+                    data_dir,
+                    only=args.only,
+                    profiler=profiler,
+                    progress=lambda text: print(
+                        f"[{time.monotonic() - started:6.1f}s] {text}", flush=True
+                    ),
+                )
             )
         )
+    except asyncio.CancelledError:
+        print("stopped by SIGTERM; the services it started are stopped", file=sys.stderr)
+        return 143
     finally:
         if not args.keep_data and args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -270,9 +270,9 @@ async def _measure(
     pids = stack.pids()
     if profiler.enabled:
         # An extra window under the profiler, before (and apart from) the measured ones.
-        recordings = [
-            await profiler.start(f"stack-{torrents}-{name}", pid) for name, pid in pids.items()
-        ]
+        shards = len(stack.userstores)
+        label = f"stack-{torrents}" if shards == 1 else f"stack-{torrents}-{shards}shards"
+        recordings = [await profiler.start(f"{label}-{name}", pid) for name, pid in pids.items()]
         await asyncio.sleep(window_seconds)
         await profiler.stop(recordings)
     status0 = await stack.scheduler_status()

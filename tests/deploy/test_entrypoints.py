@@ -20,7 +20,9 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from common.processes import ManagedProcess, ready_port
 from tests.deploy.deployfiles import ROOT, compose_service, image_copies, image_env
@@ -33,6 +35,11 @@ SERVICES = {
     "userstore": ("userstore_svc", "USERSTORE_PORT", "torbox.automation.v1.UserstoreService"),
     "scheduler": ("scheduler_svc", "SCHEDULER_PORT", "torbox.automation.v1.SchedulerService"),
     "torbox-backend": ("gateway", "PORT", None),
+}
+# a few methods reflection must describe for each gRPC service
+SOME_METHODS = {
+    "userstore": {"Ingest", "RegisterUser", "GetStats"},
+    "scheduler": {"EnsureUser", "RunRule", "GetStatus"},
 }
 
 
@@ -146,8 +153,30 @@ async def grpc_status(port: int, service: str) -> int:
     return int(reply.status)
 
 
+async def reflected(port: int, service: str) -> tuple[set[str], set[str]]:
+    """Server reflection on 127.0.0.1:port: the services listed, and the methods of `service`."""
+    requests = [
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=service),
+    ]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = [reply async for reply in stub.ServerReflectionInfo(iter(requests), timeout=10)]
+    listed = {entry.name for entry in replies[0].list_services_response.service}
+    package, _, name = service.rpartition(".")
+    methods: set[str] = set()
+    for raw in replies[1].file_descriptor_response.file_descriptor_proto:
+        proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+        if proto.package == package:
+            for described in proto.service:
+                if described.name == name:
+                    methods.update(method.name for method in described.method)
+    return listed, methods
+
+
 async def test_image_entry_points_serve_report_health_and_stop_cleanly(tmp_path: Path) -> None:
-    """The services, started as the image starts them, register a user and exit 0 on SIGTERM."""
+    """The services, started as the image starts them, answer health and reflection, register a
+    user and exit 0 on SIGTERM."""
     simulator = ManagedProcess(
         "simulator", "simulator", {}, args=("--port", "0", "--time-scale", "0")
     )
@@ -173,6 +202,15 @@ async def test_image_entry_points_serve_report_health_and_stop_cleanly(tmp_path:
                         container.name,
                         service,
                     )
+                # grpcurl and grpcui work against the pods: reflection lists the service, health
+                # and reflection itself, and describes the service's methods.
+                listed, methods = await reflected(container.port, container.health_name)
+                assert listed == {
+                    container.health_name,
+                    "grpc.health.v1.Health",
+                    "grpc.reflection.v1alpha.ServerReflection",
+                }, (container.name, listed)
+                assert SOME_METHODS[container.name] <= methods, (container.name, methods)
             assert await container.healthcheck() == 0, container.name
 
         gateway = containers["torbox-backend"]
