@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.errors import InvalidArgument, NotFound
-from userstore_svc.core.rules.evaluate import compile_rule, explain
+from userstore_svc.core.rules.evaluate import compile_rule, explain, trace_dict
 from userstore_svc.core.rules.plan import skip_reason
 from userstore_svc.core.rules.presets import PRESETS
 from userstore_svc.core.rules.schema import parse_rule, parse_rules, rule_doc
@@ -260,17 +260,7 @@ class RuleService:
                         matched=result is True,
                         actionable=result is True and reason is None,
                         skip_reason=reason or "",
-                        conditions=[
-                            {
-                                "path": t.path,
-                                "type": t.type,
-                                "operator": t.operator,
-                                "threshold": t.threshold,
-                                "value": t.value,
-                                "result": t.result,
-                            }
-                            for t in explain(rule, state, now, {})
-                        ],
+                        conditions=[trace_dict(t) for t in explain(rule, state, now, {})],
                     )
                 )
         rows.sort(key=lambda r: (not r.matched, r.torrent_id))

@@ -86,35 +86,37 @@ class TorBoxClient:
 
     async def list_all(self, key_id: str, api_key: str) -> list[tpb.Torrent]:
         """Every torrent (all pages, fresh) and every queued item, or an exception."""
-        torrents: dict[int, tpb.Torrent] = {}
-        for page in range(MAX_PAGES):
-            data = await self._call(
-                "GET",
-                "torrents/mylist",
-                key_id,
-                api_key,
-                endpoint="mylist",
-                params={"bypass_cache": "true", "limit": PAGE_SIZE, "offset": page * PAGE_SIZE},
-            )
-            items = _as_list(data)
-            for item in items:
-                message = parse.torrent(item)
-                if message is not None:
-                    torrents.setdefault(message.id, message)
-            if len(items) < PAGE_SIZE:
-                break
-        else:
+        torrents, ended = await self._pages(
+            key_id, api_key, "torrents/mylist", "mylist", {}, parse.torrent
+        )
+        if not ended:
             raise TorBoxUnavailable("TOO_MANY_PAGES", "mylist never ended")
-        queued: dict[int, tpb.Torrent] = {}
+        # The queued list is read as far as the guard allows.
+        queued, _ = await self._pages(
+            key_id, api_key, "queued/getqueued", "queued", {"type": "torrent"}, parse.queued
+        )
+        return [*torrents.values(), *queued.values()]
+
+    async def _pages(
+        self,
+        key_id: str,
+        api_key: str,
+        path: str,
+        endpoint: str,
+        params: dict[str, str],
+        parse_item: Callable[[Any], tpb.Torrent | None],
+    ) -> tuple[dict[int, tpb.Torrent], bool]:
+        """One list read page by page (first sighting of an id wins); whether its end was seen."""
+        found: dict[int, tpb.Torrent] = {}
         for page in range(MAX_PAGES):
             data = await self._call(
                 "GET",
-                "queued/getqueued",
+                path,
                 key_id,
                 api_key,
-                endpoint="queued",
+                endpoint=endpoint,
                 params={
-                    "type": "torrent",
+                    **params,
                     "bypass_cache": "true",
                     "limit": PAGE_SIZE,
                     "offset": page * PAGE_SIZE,
@@ -122,12 +124,12 @@ class TorBoxClient:
             )
             items = _as_list(data)
             for item in items:
-                message = parse.queued(item)
+                message = parse_item(item)
                 if message is not None:
-                    queued.setdefault(message.id, message)
+                    found.setdefault(message.id, message)
             if len(items) < PAGE_SIZE:
-                break
-        return [*torrents.values(), *queued.values()]
+                return found, True
+        return found, False
 
     async def torrent(self, key_id: str, api_key: str, torrent_id: int) -> tpb.Torrent | None:
         """One torrent, fresh (None when TorBox does not list it); `data` may be a list or not."""

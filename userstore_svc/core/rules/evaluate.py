@@ -223,17 +223,24 @@ def explain(
     return traces
 
 
+def trace_dict(trace: ConditionTrace) -> dict[str, Any]:
+    """One condition's trace as the API shows it (a hold's start is for the audit only)."""
+    return {
+        "path": trace.path,
+        "type": trace.type,
+        "operator": trace.operator,
+        "threshold": trace.threshold,
+        "value": trace.value,
+        "result": trace.result,
+    }
+
+
 def traces_json(traces: list[ConditionTrace]) -> str:
-    """The traces as compact JSON for the action log."""
+    """The traces as compact JSON for the action log, with when each held condition began."""
     return json.dumps(
         [
             {
-                "path": t.path,
-                "type": t.type,
-                "operator": t.operator,
-                "threshold": t.threshold,
-                "value": t.value,
-                "result": t.result,
+                **trace_dict(t),
                 **({"held_since": t.held_since} if t.held_since is not None else {}),
             }
             for t in traces
