@@ -74,6 +74,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         metavar="DIR",
         help="also profile the service processes with py-spy (if installed) into DIR",
     )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile: sample only the thread holding the GIL (py-spy --gil)",
+    )
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
     parser.add_argument(
         "--offered-factor",
@@ -126,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     facts = machine.facts(data_dir)
     print(f"benchmarks ({args.mode}): {', '.join(args.only)}; data in {data_dir}")
     print("machine: " + ", ".join(f"{k}={v}" for k, v in facts.items()))
-    profiler = Profiler(args.profile)
+    profiler = Profiler(args.profile, gil=args.profile_gil)
     if args.profile is not None and not profiler.enabled:
         print("py-spy not found: profiling skipped (pip install py-spy to enable it)")
     started = time.monotonic()

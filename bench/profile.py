@@ -65,9 +65,11 @@ class Recording:
 class Profiler:
     """Starts recordings into a directory; does nothing when no directory or no py-spy."""
 
-    def __init__(self, directory: Path | None, rate: int = 100) -> None:
+    def __init__(self, directory: Path | None, rate: int = 100, *, gil: bool = False) -> None:
         self.directory = directory
         self.rate = rate
+        # Only the thread holding the GIL: what bounds a Python process's throughput.
+        self.gil = gil
         self.executable = py_spy() if directory is not None else None
         self.summaries: list[Path] = []
 
@@ -93,6 +95,7 @@ class Profiler:
             "raw",
             "--output",
             str(output),
+            *(["--gil"] if self.gil else []),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )

@@ -176,7 +176,11 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
                     summarize([run[kind][phase] for run in result["runs"]]),
                 )
 
-    for key, title in (("userstore_inprocess", "in process"), ("userstore_grpc", "gRPC")):
+    for key, title in (
+        ("userstore_inprocess", "in process"),
+        ("userstore_grpc", "gRPC"),
+        ("userstore_grpc_2shards", "gRPC, two shards"),
+    ):
         result = raw.get(key)
         if not result:
             continue

@@ -27,6 +27,7 @@ from bench.stats import percentile
 from bench.workload import POLL_INTERVAL, Account, auth_id, rule_docs
 from common import grpc_client
 from common.processes import ManagedProcess
+from common.routing import owner_index
 from userstore_svc.hub import EventHub
 from userstore_svc.ingest import IngestConfig, Ingestor, SnapshotIn
 from userstore_svc.rules_service import RuleService
@@ -255,14 +256,21 @@ async def run_grpc(
     concurrency: int,
     max_open: int,
     seed: int,
+    shards: int = 1,
     profiler: Profiler | None = None,
 ) -> dict[str, Any]:
-    """A userstore process driven over one Ingest stream, `concurrency` snapshots in flight."""
-    child = ChildUserstore(directory, max_open)
-    await child.start()
+    """Userstore processes (`shards` of them, users routed as in production) driven over one
+    Ingest stream each, `concurrency` snapshots in flight in all."""
+    children: list[ChildUserstore] = []
     try:
+        for i in range(shards):
+            children.append(ChildUserstore(directory / f"shard-{i}", max_open))
+            await children[-1].start()
         ids = [auth_id(i, f"grpc{seed}") for i in range(users)]
-        await child.register(ids)
+        owner = [children[owner_index(user, shards)] for user in ids]
+        await asyncio.gather(
+            *(c.register([u for u, o in zip(ids, owner, strict=True) if o is c]) for c in children)
+        )
         accounts = _accounts(users, torrents, seed)
 
         def encoded() -> list[bytes]:
@@ -272,16 +280,18 @@ async def run_grpc(
             ]
 
         async def round_of(requests: list[bytes]) -> tuple[RoundResult, float]:
-            before = procstat.sample(child.pid)
+            before = [procstat.sample(c.pid) for c in children]
             started = time.perf_counter()
             result = await _timed_round(
                 users,
                 torrents,
                 concurrency,
-                lambda i: child.poll(ids[i], accounts[i], requests[i]),
+                lambda i: owner[i].poll(ids[i], accounts[i], requests[i]),
             )
-            share = procstat.cpu_share(
-                before, procstat.sample(child.pid), time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            share = sum(
+                procstat.cpu_share(b, procstat.sample(c.pid), elapsed)
+                for b, c in zip(before, children, strict=True)
             )
             return result, share
 
@@ -295,34 +305,44 @@ async def run_grpc(
             for account in accounts:
                 account.advance()
             requests = encoded()
-            recording = await profiler.start("userstore-grpc", child.pid)
+            names = (
+                ["userstore-grpc"]
+                if shards == 1
+                else [f"userstore-grpc-{shards}shards-{i}" for i in range(shards)]
+            )
+            recordings = [
+                await profiler.start(name, c.pid) for name, c in zip(names, children, strict=True)
+            ]
             await round_of(requests)
-            await profiler.stop([recording])
+            await profiler.stop(recordings)
         for _ in range(rounds):
             for account in accounts:
                 account.advance()
             result, share = await round_of(encoded())
             steady.append(result)
             cpu.append(share)
-            rss.append(procstat.sample(child.pid).rss_bytes / procstat.MIB)
-        stats = await child.stats()
-        memory = procstat.sample(child.pid)
+            # The largest shard's memory: each is a process of its own.
+            rss.append(max(procstat.sample(c.pid).rss_bytes for c in children) / procstat.MIB)
+        stats = [await c.stats() for c in children]
         return {
             "users": users,
             "torrents_per_user": torrents,
             "max_open_dbs": max_open,
+            "shards": shards,
             "concurrency": concurrency,
             "first_poll": first.as_json(),
             "rounds": [r.as_json() for r in steady],
             "cpu_cores": cpu,
-            "open_databases": stats.open_databases,
-            "pool_opens": stats.pool_opens,
-            "pool_evictions": stats.pool_evictions,
+            "open_databases": max(s.open_databases for s in stats),
+            "pool_opens": sum(s.pool_opens for s in stats),
+            "pool_evictions": sum(s.pool_evictions for s in stats),
             "rss_mib": rss,
-            "peak_rss_mib": memory.peak_rss_bytes / procstat.MIB,
+            "peak_rss_mib": max(procstat.sample(c.pid).peak_rss_bytes for c in children)
+            / procstat.MIB,
         }
     finally:
-        await child.stop()
+        for child in children:
+            await child.stop()
 
 
 async def run_latency(

@@ -18,14 +18,16 @@ log = logging.getLogger(__name__)
 _DATE_CACHE: dict[str, float | None] = {}
 _DATE_CACHE_MAX = 500_000
 _TRUE_STRINGS = frozenset({"true", "1", "yes"})
+_MISS = object()
 
 
 def parse_date(value: Any) -> float | None:
     """Epoch seconds from a TorBox date (both formats), None for null or garbage."""
     if not isinstance(value, str) or not value:
         return None
-    if value in _DATE_CACHE:
-        return _DATE_CACHE[value]
+    cached = _DATE_CACHE.get(value, _MISS)
+    if cached is not _MISS:
+        return cached  # type: ignore[return-value]
     result: float | None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -41,7 +43,7 @@ def parse_date(value: Any) -> float | None:
 
 def as_bool(value: Any) -> bool:
     """TorBox's booleans, which are not always booleans."""
-    if isinstance(value, bool):
+    if value is True or value is False:
         return value
     if isinstance(value, int | float):
         return value != 0
@@ -50,7 +52,11 @@ def as_bool(value: Any) -> bool:
     return False
 
 
+# Each converter first checks for the type a well-formed answer has (an exact type check, so a
+# bool never passes as an int): a poll converts ~25 values per torrent.
 def _int(value: Any) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -66,6 +72,8 @@ def _int(value: Any) -> int:
 
 
 def _float(value: Any) -> float:
+    if type(value) is float and value == value:
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
         return float(value)
     if isinstance(value, str):
@@ -98,7 +106,7 @@ def torrent(item: Any) -> tpb.Torrent | None:
     if torrent_id is None:
         return None
     files = item.get("files")
-    message = tpb.Torrent(
+    return tpb.Torrent(
         id=torrent_id,
         hash=str(item.get("hash") or "").lower(),
         name=str(item.get("name") or ""),
@@ -122,22 +130,20 @@ def torrent(item: Any) -> tpb.Torrent | None:
         seed_torrent=as_bool(item.get("seed_torrent")),
         long_term_seeding=as_bool(item.get("long_term_seeding")),
         private=as_bool(item.get("private")),
+        **_optional(item),
     )
-    _set_optional(message, item)
-    return message
 
 
-def _set_optional(message: tpb.Torrent, item: dict[str, Any]) -> None:
-    magnet = _str(item.get("magnet"))
-    if magnet is not None:
-        message.magnet = magnet
-    tracker = _str(item.get("tracker"))
-    if tracker is not None:
-        message.tracker = tracker
-    for name in ("created_at", "updated_at", "expires_at", "cached_at"):
-        value = parse_date(item.get(name))
-        if value is not None:
-            setattr(message, name, value)
+def _optional(item: dict[str, Any]) -> dict[str, Any]:
+    """The optional fields, as constructor arguments (None leaves a field unset: absent, not 0)."""
+    return {
+        "magnet": _str(item.get("magnet")),
+        "tracker": _str(item.get("tracker")),
+        "created_at": parse_date(item.get("created_at")),
+        "updated_at": parse_date(item.get("updated_at")),
+        "expires_at": parse_date(item.get("expires_at")),
+        "cached_at": parse_date(item.get("cached_at")),
+    }
 
 
 def queued(item: Any) -> tpb.Torrent | None:
@@ -147,12 +153,11 @@ def queued(item: Any) -> tpb.Torrent | None:
     queued_id = _id(item.get("id"))
     if queued_id is None:
         return None
-    message = tpb.Torrent(
+    return tpb.Torrent(
         id=queued_id,
         hash=str(item.get("hash") or "").lower(),
         name=str(item.get("name") or ""),
         download_state="queued",
         queued=True,
+        **_optional(item),
     )
-    _set_optional(message, item)
-    return message

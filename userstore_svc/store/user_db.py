@@ -28,6 +28,9 @@ _SNAP_BOOLS = tuple(
     i for i, f in enumerate(SNAPSHOT_FIELDS) if TorrentSnapshot.__annotations__[f] == "bool"
 )
 _PRESENT = STATE_FIELDS.index("present")
+_MISSING = STATE_FIELDS.index("missing_since")
+_LAST_SEEN = STATE_FIELDS.index("last_seen_at")
+_new = tuple.__new__
 _SNAP_END = 1 + len(SNAPSHOT_FIELDS)
 INSERT_TORRENT = f"INSERT OR REPLACE INTO torrents VALUES ({','.join('?' * TORRENT_COLUMNS)})"
 CACHE_KEY = "data"
@@ -83,14 +86,22 @@ def state_row(state: TorrentState) -> tuple[Any, ...]:
     return (snap.key, *snap, *state[1:])
 
 
-def state_from_row(row: Sequence[Any]) -> TorrentState:
-    """A `torrents` row back as a state (booleans restored from 0/1)."""
+def state_from_row(row: Sequence[Any], seen_at: float | None = None) -> TorrentState:
+    """A `torrents` row back as a state (booleans restored from 0/1).
+
+    `seen_at` is the last applied snapshot's time: a present torrent's row is not rewritten when
+    only its sighting changed, so every present row was seen then (see :func:`read_user_data`).
+    Built with ``tuple.__new__``: a named tuple's own constructor maps 54 arguments one by one.
+    """
     snap_values = list(row[1:_SNAP_END])
     for i in _SNAP_BOOLS:
         snap_values[i] = snap_values[i] == 1
     state_values = list(row[_SNAP_END:])
-    state_values[_PRESENT] = state_values[_PRESENT] == 1
-    return TorrentState(TorrentSnapshot(*snap_values), *state_values)
+    present = state_values[_PRESENT] = state_values[_PRESENT] == 1
+    if present and seen_at is not None and state_values[_MISSING] is None:
+        state_values[_LAST_SEEN] = seen_at
+    state_values.insert(0, _new(TorrentSnapshot, snap_values))
+    return _new(TorrentState, state_values)
 
 
 async def load(handle: Handle) -> UserData:
@@ -114,17 +125,9 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
     last_observed = float(meta["last_observed_at"]) if "last_observed_at" in meta else None
     states: dict[int, TorrentState] = {}
     for row in conn.execute("SELECT * FROM torrents"):
-        state = state_from_row(row)
         # Rows are written only when something besides the sighting changed; every present
         # torrent was sighted by the last applied snapshot.
-        if (
-            state.present
-            and state.missing_since is None
-            and last_observed is not None
-            and state.last_seen_at != last_observed
-        ):
-            state = _with_seen(state, last_observed)
-        states[state.key] = state
+        states[row[0]] = state_from_row(row, last_observed)
     rules = [_stored_rule(row) for row in conn.execute(_RULE_SELECT + " ORDER BY position, id")]
     holds: dict[int, dict[int, dict[str, float]]] = {}
     for rule_id, key, path, since in conn.execute(
@@ -181,10 +184,6 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
             zip(("actions", "rule_logs", "archived_downloads", "events"), ids, strict=True)
         ),
     )
-
-
-def _with_seen(state: TorrentState, when: float) -> TorrentState:
-    return state._replace(last_seen_at=when)
 
 
 _RULE_SELECT = (
