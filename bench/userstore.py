@@ -31,7 +31,6 @@ from common.routing import owner_index
 from userstore_svc.hub import EventHub
 from userstore_svc.ingest import IngestConfig, Ingestor, SnapshotIn
 from userstore_svc.rules_service import RuleService
-from userstore_svc.store import user_db
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
 from userstore_svc.users_service import UserService
@@ -116,7 +115,7 @@ async def run_inprocess(
     """The ingestor over a real pool and registry in this process (no gRPC, no protobuf)."""
     (directory / "users").mkdir(parents=True, exist_ok=True)
     registry = await Registry.open(directory / "master.sqlite")
-    pool = DatabasePool(directory / "users", max_open, preload=user_db.preload)
+    pool = DatabasePool(directory / "users", max_open)
     ingestor = Ingestor(pool, registry, EventHub(), IngestConfig())
     people = UserService(pool, registry, time.time)
     rules = RuleService(pool, registry, time.time)

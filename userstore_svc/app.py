@@ -21,7 +21,6 @@ from userstore_svc.maintenance import maintain_all
 from userstore_svc.moves import MoveService
 from userstore_svc.rules_service import RuleService
 from userstore_svc.servicer import UserstoreServicer
-from userstore_svc.store import user_db
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
 from userstore_svc.torrents_service import TorrentService
@@ -63,7 +62,7 @@ class UserstoreApp:
         s = self.settings
         s.user_db_dir.mkdir(parents=True, exist_ok=True)
         self.registry = await Registry.open(s.master_db_path)
-        self.pool = DatabasePool(s.user_db_dir, s.max_open_dbs, preload=user_db.preload)
+        self.pool = DatabasePool(s.user_db_dir, s.max_open_dbs)
         clock = time.time
         hub = EventHub()
         self.servicer = UserstoreServicer(

@@ -37,7 +37,7 @@ def _maintain(conn: sqlite3.Connection) -> bool:
 async def maintain_user(pool: DatabasePool, auth_id: str) -> bool:
     """Optimise one user's database; returns False when it fails its integrity check."""
     async with pool.use(auth_id) as handle:
-        return await handle.run(_maintain)
+        return await handle.run_in_thread(_maintain)
 
 
 async def maintain_all(pool: DatabasePool, registry: Registry) -> MaintenanceReport:

@@ -11,7 +11,6 @@ import pytest
 from userstore_svc.hub import EventHub
 from userstore_svc.ingest import IngestConfig, Ingestor
 from userstore_svc.rules_service import RuleService
-from userstore_svc.store import user_db
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
 from userstore_svc.users_service import UserService
@@ -39,7 +38,7 @@ async def open_store(
 ) -> Store:
     """Open (or reopen) a store in `root`."""
     registry = await Registry.open(root / "master.sqlite")
-    pool = DatabasePool(root / "users", max_open, preload=user_db.preload)
+    pool = DatabasePool(root / "users", max_open)
     (root / "users").mkdir(parents=True, exist_ok=True)
     hub = EventHub()
     now = [1_800_000_000.0]

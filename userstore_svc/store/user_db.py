@@ -105,18 +105,13 @@ def state_from_row(row: Sequence[Any], seen_at: float | None = None) -> TorrentS
 
 
 async def load(handle: Handle) -> UserData:
-    """The user's data, from the cache beside the connection or read once from disk (one hop)."""
+    """The user's data, from the cache beside the connection or read once from disk."""
     cached = handle.cache.get(CACHE_KEY)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     data = await handle.run(read_user_data)
     handle.cache[CACHE_KEY] = data
     return data
-
-
-def preload(conn: sqlite3.Connection) -> dict[str, Any]:
-    """What the pool reads right after opening a user database: the cache for :func:`load`."""
-    return {CACHE_KEY: read_user_data(conn)}
 
 
 def read_user_data(conn: sqlite3.Connection) -> UserData:
