@@ -113,8 +113,19 @@ def _held(
 
 
 def _compile_condition(cond: Condition) -> Test:
-    test = raw_test(cond)
     path, minutes, negate = cond.path, cond.for_minutes, cond.negate
+    if not minutes and not negate:
+        # Most conditions neither hold nor negate: one call per torrent instead of two.
+        get, hours, predicate = FIELDS[cond.type].get, cond.hours, _predicate(cond)
+
+        def plain(
+            state: TorrentState, now: float, _holds: Mapping[str, float], _out: dict[str, float]
+        ) -> Tri:
+            value = get(state, now, hours)
+            return None if value is None else predicate(value)
+
+        return plain
+    test = raw_test(cond)
 
     def run(
         state: TorrentState, now: float, holds: Mapping[str, float], out: dict[str, float]
@@ -133,6 +144,9 @@ def _compile_group(group: Group, exhaustive: bool) -> Test:
     parts = [_compile_condition(c) for c in group.conditions]
     parts += [_compile_group(g, exhaustive) for g in group.groups]
     negate = group.negate
+    if len(parts) == 1 and not negate:
+        # Alone, a part decides its group under AND and OR alike (unknown stays unknown).
+        return parts[0]
     is_and = group.logic == "and"
 
     def run(
@@ -160,12 +174,23 @@ def _compile_group(group: Group, exhaustive: bool) -> Test:
 
 
 @dataclass(frozen=True, slots=True)
+class Growing:
+    """A condition whose value grows toward its threshold while a torrent stays as it is."""
+
+    test: RawTest
+    threshold: float
+    seconds_per_unit: float
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     """A rule ready to test torrents; `tracks_holds` when it has for_minutes conditions."""
 
     rule: Rule
     test: Test
     tracks_holds: bool
+    # For the planner's hint: when the next poll could see this rule match.
+    growing: tuple[Growing, ...] = ()
 
 
 def compile_rule(rule: Rule) -> CompiledRule:
@@ -174,7 +199,12 @@ def compile_rule(rule: Rule) -> CompiledRule:
     A rule with held conditions is evaluated without short-cuts so every hold stays up to date.
     """
     tracks = bool(rule.for_minutes_paths)
-    return CompiledRule(rule, _compile_group(rule.root, exhaustive=tracks), tracks)
+    growing = []
+    for cond in iter_conditions(rule.root):
+        rate = FIELDS[cond.type].grows_per_second
+        if rate > 0 and cond.operator in ("gt", "gte") and not cond.negate:
+            growing.append(Growing(raw_test(cond), float(cond.value), 1.0 / rate))
+    return CompiledRule(rule, _compile_group(rule.root, exhaustive=tracks), tracks, tuple(growing))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from userstore_svc.core import telemetry
 from userstore_svc.core.models import Event, TorrentState
 from userstore_svc.core.rules.evaluate import (
     CompiledRule,
-    RawTest,
+    Growing,
     explain,
-    raw_test,
     traces_json,
 )
-from userstore_svc.core.rules.fields import FIELDS
 from userstore_svc.core.rules.model import (
     DESTRUCTIVE_ACTIONS,
     PROTECTED_ACTIONS,
@@ -42,6 +41,7 @@ DEFAULT_COOLDOWN_MINUTES = 30.0
 
 # Start of each running hold: rule id -> torrent key -> condition path -> since.
 Holds = dict[int, dict[int, dict[str, float]]]
+_NO_HOLDS: Mapping[str, float] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +187,13 @@ def plan(inp: PlanInput) -> PlanOutput:
         if inp.run_rule_id is not None and not manual:
             continue
         targets, execution_type = _targets(entry, present, by_event, now, manual)
-        # Holds are kept on every poll, whether or not the trigger fires now.
-        scope = present if compiled.tracks_holds else {k: present[k] for k in targets}
+        # Holds are kept on every poll, whether or not the trigger fires now. (Targets are among
+        # the present torrents: as many means all of them.)
+        scope = (
+            present
+            if compiled.tracks_holds or len(targets) == len(present)
+            else {k: present[k] for k in targets}
+        )
         if not scope and not targets:
             hint = _min(hint, _interval_wait(entry, now))
             continue
@@ -201,11 +206,11 @@ def plan(inp: PlanInput) -> PlanOutput:
             total=len(targets),
         )
         matched: list[tuple[int, TorrentState, Mapping[str, float]]] = []
-        growing = _growing_conditions(compiled)
+        growing = compiled.growing
         rule_holds = {} if inp.reset_holds else inp.holds.get(entry.rule_id, {})
         kept: dict[int, dict[str, float]] = {}
         for key, state in scope.items():
-            holds = rule_holds.get(key, {})
+            holds = rule_holds.get(key, _NO_HOLDS)
             out: dict[str, float] = {}
             result = compiled.test(state, now, holds, out)
             if out:
@@ -214,7 +219,7 @@ def plan(inp: PlanInput) -> PlanOutput:
                 continue
             if result is True:
                 matched.append((key, state, holds))
-            else:
+            elif growing or out:
                 hint = _min(hint, _crossing(growing, state, now, out, compiled))
         if kept:
             new_holds[entry.rule_id] = kept
@@ -441,18 +446,8 @@ def _apply_caps(
     ]
 
 
-def _growing_conditions(compiled: CompiledRule) -> list[tuple[RawTest, float, float]]:
-    """(raw test, threshold, seconds per unit) of conditions growing toward a threshold."""
-    found = []
-    for cond in iter_conditions(compiled.rule.root):
-        rate = FIELDS[cond.type].grows_per_second
-        if rate > 0 and cond.operator in ("gt", "gte") and not cond.negate:
-            found.append((raw_test(cond), float(cond.value), 1.0 / rate))
-    return found
-
-
 def _crossing(
-    growing: list[tuple[RawTest, float, float]],
+    growing: tuple[Growing, ...],
     state: TorrentState,
     now: float,
     holds: Mapping[str, float],
@@ -460,10 +455,10 @@ def _crossing(
 ) -> float | None:
     """The soonest a growing condition or a hold of this torrent completes (seconds from now)."""
     soonest: float | None = None
-    for test, threshold, seconds_per_unit in growing:
-        value, result = test(state, now)
+    for g in growing:
+        value, result = g.test(state, now)
         if result is False and isinstance(value, float):
-            soonest = _min(soonest, max(0.0, (threshold - value) * seconds_per_unit))
+            soonest = _min(soonest, max(0.0, (g.threshold - value) * g.seconds_per_unit))
     if holds:
         for cond in iter_conditions(compiled.rule.root):
             since = holds.get(cond.path)
