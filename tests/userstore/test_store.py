@@ -7,6 +7,7 @@ import hashlib
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -91,6 +92,40 @@ async def test_a_user_holds_one_connection_at_a_time(tmp_path: Path) -> None:
     await asyncio.gather(*(work() for _ in range(10)))
     await pool.close()
     assert not overlap
+
+
+async def test_a_cancelled_waiter_or_a_failed_open_never_holds_up_the_next(tmp_path: Path) -> None:
+    """With one connection in use: a waiter cancelled and an open that fails pass their turn on."""
+    pool = DatabasePool(tmp_path, 1)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with pool.use(auth(1), create=True):
+            await release.wait()
+
+    async def use(n: int, create: bool) -> list[Any]:
+        async with pool.use(auth(n), create=create) as handle:
+            return await handle.fetchall("SELECT count(*) FROM torrents")
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    cancelled = asyncio.create_task(use(2, True))
+    missing = asyncio.create_task(use(3, False))  # no file and no create: DATABASE_MISSING
+    last = asyncio.create_task(use(4, True))
+    await asyncio.sleep(0.01)
+    assert not last.done()  # the only connection is in use: everyone waits
+    cancelled.cancel()
+    release.set()
+    await holder
+    with pytest.raises(FailedPrecondition):
+        await missing
+    # A bound on the wait, so a lost turn fails the test instead of hanging it.
+    assert await asyncio.wait_for(last, 10) == [(0,)]
+    assert cancelled.cancelled()
+    assert pool.open_count == 1
+    assert pool.stats.peak_open == 1
+    assert not (tmp_path / f"user_{auth(2)}.sqlite").exists()
+    await pool.close()
 
 
 async def test_databases_are_wal_with_the_project_pragmas(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 Every access to a user's database goes through :meth:`DatabasePool.use`, which also serialises
 that user's work (one task at a time per user), so a connection is never shared by two tasks and
-"in use" is simply "its user's lock is held". When all ``max_open`` connections are in use the
-next caller waits for one to be released instead of exceeding the bound.
+"in use" is simply "its user's lock is held". A task holds one of ``max_open`` permits while it
+uses a connection, so when one more connection does not fit there is always an idle one to close
+for it; when every connection is in use the next task waits for a permit (first come, first
+served) instead of exceeding the bound.
 
 A user's statements run on the event loop's own thread (:meth:`Handle.run`): they touch one
 user's few hundred rows in the page cache, and with WAL and ``synchronous=NORMAL`` a commit does
@@ -162,7 +164,8 @@ class DatabasePool:
         self._open: OrderedDict[str, Handle] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
-        self._slot_freed = asyncio.Condition()
+        # At most max_open tasks use (or are opening) a connection at once.
+        self._permits = asyncio.Semaphore(max_open)
         self._opening = 0
         self._closed = False
 
@@ -214,15 +217,14 @@ class DatabasePool:
         registered user's database vanishing must be noticed, not papered over.
         """
         path = self.path_for(auth_id)
-        async with self._user_lock(auth_id):
+        # The user's lock before the permit: a task holding a permit never waits for a user.
+        async with self._user_lock(auth_id), self._permits:
             handle = await self._acquire(auth_id, path, create)
             handle.in_use = True
             try:
                 yield handle
             finally:
                 handle.in_use = False
-                async with self._slot_freed:
-                    self._slot_freed.notify_all()
 
     @asynccontextmanager
     async def exclusive(self, auth_id: str) -> AsyncIterator[Path]:
@@ -232,8 +234,6 @@ class DatabasePool:
             handle = self._open.pop(auth_id, None)
             if handle is not None:
                 await self._close(handle)
-                async with self._slot_freed:
-                    self._slot_freed.notify_all()
             yield path
 
     async def _acquire(self, auth_id: str, path: Path, create: bool) -> Handle:
@@ -243,7 +243,7 @@ class DatabasePool:
         if handle is not None:
             self._open.move_to_end(auth_id)
             return handle
-        evicted = await self._make_room()  # reserves a slot in self._opening
+        evicted = self._make_room()  # reserves a slot in self._opening
         try:
             # The evicted connection is gone before this one exists, within the reserved slot.
             if evicted is not None:
@@ -262,29 +262,23 @@ class DatabasePool:
         self.stats.peak_open = max(self.stats.peak_open, len(self._open))
         return handle
 
-    async def _make_room(self) -> Handle | None:
-        """Wait until one more connection fits and reserve it.
+    def _make_room(self) -> Handle | None:
+        """Reserve room for one more connection; returns the idle one evicted for it, if any.
 
-        Returns the idle connection evicted for it (least recently used first), which the caller
-        closes before opening its own.
-
-        The caller releases the reservation once its connection is listed.
+        The caller holds a permit, so at most ``max_open - 1`` other connections are in use or
+        being opened: when the pool is full, one of its connections is idle. The least recently
+        used idle one is evicted, and the caller closes it before opening its own. The caller
+        releases the reservation once its connection is listed.
         """
-        evicted: Handle | None = None
-        async with self._slot_freed:
-            while len(self._open) + self._opening >= self.max_open:
-                victim = next((h for h in self._open.values() if not h.in_use), None)
-                if victim is None:
-                    await self._slot_freed.wait()
-                    continue
-                del self._open[victim.auth_id]
-                self.stats.evictions += 1
-                victim.cache.clear()
-                if evicted is not None:
-                    await self._close(evicted)
-                evicted = victim
-            # Reserve the slot before releasing the condition so two openers cannot both take it.
-            self._opening += 1
+        evicted = None
+        if len(self._open) + self._opening >= self.max_open:
+            evicted = next((h for h in self._open.values() if not h.in_use), None)
+            if evicted is None:
+                raise RuntimeError("the pool is full of connections in use beyond its permits")
+            del self._open[evicted.auth_id]
+            self.stats.evictions += 1
+            evicted.cache.clear()
+        self._opening += 1
         return evicted
 
     async def _close(self, handle: Handle) -> None:
