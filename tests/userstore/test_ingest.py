@@ -235,6 +235,30 @@ async def test_state_survives_reopening_exactly(tmp_path: Path) -> None:
         await close_store(again)
 
 
+async def test_a_boolean_condition_matches_state_read_back_from_disk(tmp_path: Path) -> None:
+    """A private torrent that did not change since the database was closed still matches
+    "PRIVATE is true" (the remembered snapshot is read back with real booleans)."""
+    store = await open_store(tmp_path)
+    await store.users.register(USER, b"c")
+    private = {"type": "PRIVATE", "operator": "is_true", "value": True}
+    await store.rules.save_all(
+        USER, [rule("private", "pause", private, dry_run=True, cooldown_minutes=0)]
+    )
+    torrent = snap("seeding", id=1, private=True)
+    await ingest(store, 0, torrent)
+    assert await rows(store, "SELECT torrent_key, status FROM actions") == [(1, "dry_run")]
+    await close_store(store)
+    again = await open_store(tmp_path)
+    try:
+        await ingest(again, 60, torrent)
+        assert await rows(again, "SELECT torrent_key, status FROM actions") == [
+            (1, "dry_run"),
+            (1, "dry_run"),
+        ]
+    finally:
+        await close_store(again)
+
+
 async def test_dry_run_logs_would_have_and_sends_nothing(tmp_path: Path) -> None:
     """With DRY_RUN every match is recorded as a dry-run action and no action is planned."""
     store = await open_store(

@@ -221,7 +221,9 @@ def test_a_newer_schema_is_refused_not_touched(tmp_path: Path) -> None:
     )
 )
 def test_state_rows_round_trip(steps: list[tuple[str, int, int, float]]) -> None:
-    """A state written as a row and read back is equal to the original."""
+    """A state written as a row and read back is the original, value for value and type for type.
+
+    (Equality alone would pass 1 for True, and a boolean condition tests `is True`.)"""
     feed = Feed()
     for i, (profile, down, up, ratio) in enumerate(steps):
         feed.poll(i * 60, snap(profile, total_downloaded=down, total_uploaded=up, ratio=ratio))
@@ -233,7 +235,10 @@ def test_state_rows_round_trip(steps: list[tuple[str, int, int, float]]) -> None
         conn.execute(user_db.INSERT_TORRENT, user_db.state_row(state))
     for row in conn.execute("SELECT * FROM torrents"):
         restored = user_db.state_from_row(row)
-        assert restored == feed.states[restored.key]
+        original = feed.states[restored.key]
+        assert restored == original
+        for got, want in ((restored, original), (restored.snap, original.snap)):
+            assert [type(v) for v in got] == [type(v) for v in want]
 
 
 async def test_damaged_database_is_reported_never_recreated(store: Store) -> None:

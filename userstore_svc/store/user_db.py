@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +24,10 @@ from userstore_svc.store.pool import Handle
 
 STATE_FIELDS: tuple[str, ...] = TorrentState._fields[1:]
 TORRENT_COLUMNS = 1 + len(SNAPSHOT_FIELDS) + len(STATE_FIELDS)
-# Positions of the boolean fields, which SQLite returns as 0/1.
+# Positions of the boolean fields, which SQLite returns as 0/1. (Resolved hints: under
+# `from __future__ import annotations` the raw annotations are forward references, not types.)
 _SNAP_BOOLS = tuple(
-    i for i, f in enumerate(SNAPSHOT_FIELDS) if TorrentSnapshot.__annotations__[f] == "bool"
+    i for i, hint in enumerate(typing.get_type_hints(TorrentSnapshot).values()) if hint is bool
 )
 _PRESENT = STATE_FIELDS.index("present")
 _MISSING = STATE_FIELDS.index("missing_since")
