@@ -208,6 +208,13 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
         add("userstore", f"{where}: per-poll latency p99 under load", "ms", _runs(rounds, "p99_ms"))
         if "cpu_cores" in result:
             add("userstore", f"{where}: CPU", "cores", summarize(result["cpu_cores"]))
+            if "client_cpu_cores" in result:
+                add(
+                    "userstore",
+                    f"{where}: the benchmark's gRPC client CPU (same machine)",
+                    "cores",
+                    summarize(result["client_cpu_cores"]),
+                )
             add(
                 "userstore",
                 f"{where}: RSS with {result['open_databases']} databases open",

@@ -278,8 +278,10 @@ async def run_grpc(
                 for user, a in zip(ids, accounts, strict=True)
             ]
 
-        async def round_of(requests: list[bytes]) -> tuple[RoundResult, float]:
+        async def round_of(requests: list[bytes]) -> tuple[RoundResult, float, float]:
+            """The round, the userstores' CPU (cores) and this client's, over the round."""
             before = [procstat.sample(c.pid) for c in children]
+            client_before = procstat.sample()
             started = time.perf_counter()
             result = await _timed_round(
                 users,
@@ -292,11 +294,12 @@ async def run_grpc(
                 procstat.cpu_share(b, procstat.sample(c.pid), elapsed)
                 for b, c in zip(before, children, strict=True)
             )
-            return result, share
+            return result, share, procstat.cpu_share(client_before, procstat.sample(), elapsed)
 
-        first, _ = await round_of(encoded())
+        first, _, _ = await round_of(encoded())
         steady: list[RoundResult] = []
         cpu: list[float] = []
+        client_cpu: list[float] = []
         rss: list[float] = []
         profiler = profiler or Profiler(None)
         if profiler.enabled:
@@ -317,9 +320,10 @@ async def run_grpc(
         for _ in range(rounds):
             for account in accounts:
                 account.advance()
-            result, share = await round_of(encoded())
+            result, share, client = await round_of(encoded())
             steady.append(result)
             cpu.append(share)
+            client_cpu.append(client)
             # The largest shard's memory: each is a process of its own.
             rss.append(max(procstat.sample(c.pid).rss_bytes for c in children) / procstat.MIB)
         stats = [await c.stats() for c in children]
@@ -332,6 +336,8 @@ async def run_grpc(
             "first_poll": first.as_json(),
             "rounds": [r.as_json() for r in steady],
             "cpu_cores": cpu,
+            # The benchmark's own process (the gRPC client), on the same two cores.
+            "client_cpu_cores": client_cpu,
             "open_databases": max(s.open_databases for s in stats),
             "pool_opens": sum(s.pool_opens for s in stats),
             "pool_evictions": sum(s.pool_evictions for s in stats),
