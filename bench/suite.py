@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +110,12 @@ async def run_suite(
 ) -> dict[str, Any]:
     """Run the chosen benchmarks at these sizes with their files under `data_dir`."""
     s = sizes
+
+    async def settle() -> None:
+        # Write back what earlier benchmarks left dirty (a 1,000-torrent stack leaves hundreds
+        # of MB), so the kernel's writeback of one is not measured in the next.
+        await asyncio.to_thread(os.sync)
+
     profiler = profiler or Profiler(None)
     raw: dict[str, Any] = {}
     # Fewer users when each has more torrents, so both sizes handle about as many torrents.
@@ -150,21 +158,25 @@ async def run_suite(
             "seed": 1,
         }
         progress("userstore (in process)")
+        await settle()
         raw["userstore_inprocess"] = await userstore.run_inprocess(
             data_dir / "userstore-inprocess", **common
         )
         progress("userstore (gRPC)")
+        await settle()
         raw["userstore_grpc"] = await userstore.run_grpc(
             data_dir / "userstore-grpc", **common, profiler=profiler
         )
         # One userstore process is bound to one core by the GIL; the design uses more cores by
         # sharding (one shard per core), so the target is also measured as deployed on two cores.
         progress("userstore (gRPC, two shards)")
+        await settle()
         raw["userstore_grpc_2shards"] = await userstore.run_grpc(
             data_dir / "userstore-grpc-2shards", **common, shards=2, profiler=profiler
         )
     if "latency" in only:
         progress("snapshot-to-plan latency")
+        await settle()
         raw["latency"] = await userstore.run_latency(
             data_dir / "latency",
             users=s.latency_users,
@@ -185,6 +197,7 @@ async def run_suite(
         )
         for n, users, shards in scenarios:
             progress(f"full stack ({users} users x {n} torrents, {shards} shard(s))")
+            await settle()
             raw["stack"].append(
                 await stack.run(
                     data_dir / f"stack-{n}-{shards}",
