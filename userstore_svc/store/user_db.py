@@ -125,7 +125,7 @@ async def load(handle: Handle) -> UserData:
 
 
 def read_user_data(conn: sqlite3.Connection) -> UserData:
-    """Everything a poll reads, decoded (runs on a pool thread)."""
+    """Everything a poll reads, decoded."""
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     last_observed = float(meta["last_observed_at"]) if "last_observed_at" in meta else None
     states: dict[int, TorrentState] = {}
