@@ -19,7 +19,7 @@ from userstore_svc.core.pipeline import PollInput, run_poll
 from userstore_svc.store import user_db
 from userstore_svc.store.migrations import USER_MIGRATIONS
 
-Row = list[Any]
+Row = tuple[Any, ...]
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
 
 

@@ -128,6 +128,57 @@ async def test_a_cancelled_waiter_or_a_failed_open_never_holds_up_the_next(tmp_p
     await pool.close()
 
 
+async def test_a_waiter_cancelled_as_its_turn_comes_passes_it_on(tmp_path: Path) -> None:
+    """With one connection: the waiter handed the connection is cancelled before it uses it, and
+    the next waiter still gets its turn (nothing is left open for the cancelled one)."""
+    pool = DatabasePool(tmp_path, 1)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with pool.use(auth(1), create=True):
+            await release.wait()
+
+    async def use(n: int) -> list[Any]:
+        async with pool.use(auth(n), create=True) as handle:
+            return await handle.fetchall("SELECT count(*) FROM torrents")
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    woken = asyncio.create_task(use(2))
+    last = asyncio.create_task(use(3))
+    await asyncio.sleep(0.01)
+    release.set()
+    await holder  # the connection is free: `woken` has its turn (it may be opening its file)
+    woken.cancel()
+    assert await asyncio.wait_for(last, 10) == [(0,)]
+    assert woken.cancelled()
+    assert pool.open_count == 1
+    await pool.close()
+
+
+async def test_a_large_transaction_leaves_the_wal_checkpointed(tmp_path: Path) -> None:
+    """SQLite's own checkpoint is off for user files (it would sync inside a commit, on the event
+    loop); a transaction that leaves the WAL past 4 MiB is checkpointed and the WAL emptied."""
+    pool = DatabasePool(tmp_path, 2)
+    wal = tmp_path / f"user_{auth(1)}.sqlite-wal"
+    async with pool.use(auth(1), create=True) as handle:
+        assert await handle.fetchall("PRAGMA wal_autocheckpoint") == [(0,)]
+        rows = [(f"key-{i}", "x" * 4000) for i in range(1500)]  # ~6 MB of pages
+        await handle.transaction([("INSERT INTO meta(key, value) VALUES (?, ?)", rows)])
+        assert wal.stat().st_size == 0
+        assert await handle.fetchall("SELECT count(*) FROM meta WHERE key LIKE 'key-%'") == [
+            (1500,)
+        ]
+        await handle.transaction([("DELETE FROM meta WHERE key = ?", ("key-0",))])
+        assert 0 < wal.stat().st_size < 4 * 1024 * 1024  # a small one is left to the close
+    await pool.close()
+    reopened = sqlite3.connect(tmp_path / f"user_{auth(1)}.sqlite")
+    assert reopened.execute("SELECT count(*) FROM meta WHERE key LIKE 'key-%'").fetchone() == (
+        1499,
+    )
+    reopened.close()
+
+
 async def test_databases_are_wal_with_the_project_pragmas(tmp_path: Path) -> None:
     """New and reopened user databases (and the registry) run in WAL with synchronous=NORMAL."""
     store = await open_store(tmp_path, max_open=1)

@@ -8,13 +8,17 @@ for it; when every connection is in use the next task waits for a permit (first 
 served) instead of exceeding the bound.
 
 A user's statements run on the event loop's own thread (:meth:`Handle.run`): they touch one
-user's few hundred rows in the page cache, and with WAL and ``synchronous=NORMAL`` a commit does
-not wait for the disk. Closing a database checkpoints its WAL and syncs the file, so closing (like
-maintenance, :meth:`Handle.run_in_thread`) goes to a small thread pool. Measured here (100-torrent
-users, 64 polls in flight): SQLite on worker threads cost about a third more CPU per poll than
-inline, because the ``sqlite3`` module releases the GIL on every row it steps and the event loop,
-always busy, takes it each time; the same hand-off would cost a statement-per-hop design (such as
-aiosqlite's) far more. aiosqlite still serves the registry, where statements are few.
+user's few hundred rows, in the page cache once the file is open, and with WAL and
+``synchronous=NORMAL`` a commit does not wait for the disk (SQLite's own checkpoint after a commit
+is turned off; a transaction that leaves the WAL past ``WAL_CHECKPOINT_BYTES`` checkpoints it on a
+thread). What may wait for the disk goes to a small thread pool: opening a file together with
+closing the connection evicted for it (a close checkpoints the WAL and syncs the file), the
+checkpoints, and maintenance (:meth:`Handle.run_in_thread`). A page not in the page cache is still
+read on the loop. Measured here (100-torrent users, 64 polls in flight): SQLite on worker threads
+cost about a third more CPU per poll than inline, because the ``sqlite3`` module releases the GIL
+on every row it steps and the event loop, always busy, takes it each time; the same hand-off
+would cost a statement-per-hop design (such as aiosqlite's) far more. aiosqlite still serves the
+registry, where statements are few.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ WAL_PRAGMA = "PRAGMA journal_mode=WAL"
 # and delete on every open) and skip the per-transaction file locks: about 0.3 ms of CPU less per
 # cold poll, measured. Set before the first access, or SQLite has already built the -shm file.
 USER_LOCKING_PRAGMA = "PRAGMA locking_mode=EXCLUSIVE"
+# Checkpoints sync the files: SQLite's automatic one would run inside a commit, on the event loop
+# (user databases only; the registry's statements run on aiosqlite's thread).
+USER_CHECKPOINT_PRAGMA = "PRAGMA wal_autocheckpoint=0"
+WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024  # SQLite's default point (1,000 pages of 4 KiB)
 PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
@@ -68,6 +76,7 @@ class Handle:
     auth_id: str
     conn: sqlite3.Connection
     executor: Executor
+    wal_path: str
     # Decoded state kept while the connection stays open (the store owns its contents).
     cache: dict[str, Any] = field(default_factory=dict)
     in_use: bool = False
@@ -93,8 +102,17 @@ class Handle:
         return await self.run(_execute, sql, params)
 
     async def transaction(self, statements: Statements) -> None:
-        """Statements in one IMMEDIATE transaction (a list of tuples means executemany)."""
+        """Statements in one IMMEDIATE transaction (a list of tuples means executemany).
+
+        A WAL grown past ``WAL_CHECKPOINT_BYTES`` is then checkpointed and emptied on a thread.
+        """
         await self.run(run_transaction, list(statements))
+        try:
+            wal_bytes = os.path.getsize(self.wal_path)
+        except OSError:
+            return
+        if wal_bytes > WAL_CHECKPOINT_BYTES:
+            await self.run_in_thread(_checkpoint)
 
 
 async def offload(executor: Executor, call: Callable[[], T]) -> T:
@@ -103,12 +121,20 @@ async def offload(executor: Executor, call: Callable[[], T]) -> T:
     If the caller is cancelled it still waits for the thread to finish, so a connection is never
     left in use by a thread after its user's lock is released.
     """
-    future = asyncio.get_running_loop().run_in_executor(executor, call)
+    return await _settled(asyncio.get_running_loop().run_in_executor(executor, call))
+
+
+async def _settled(future: asyncio.Future[T]) -> T:
+    """The thread's result; a cancelled caller still waits for the thread before it leaves."""
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         await asyncio.wait([future])
         raise
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -167,6 +193,9 @@ class DatabasePool:
         # At most max_open tasks use (or are opening) a connection at once.
         self._permits = asyncio.Semaphore(max_open)
         self._opening = 0
+        # Evicted connections still closing on a thread, by user: until one is gone it holds its
+        # file's lock (and may be removing its WAL), so its user waits before opening or moving.
+        self._closing: dict[str, asyncio.Future[Any]] = {}
         self._closed = False
 
     def path_for(self, auth_id: str) -> Path:
@@ -234,6 +263,7 @@ class DatabasePool:
             handle = self._open.pop(auth_id, None)
             if handle is not None:
                 await self._close(handle)
+            await self._closing_done(auth_id)
             yield path
 
     async def _acquire(self, auth_id: str, path: Path, create: bool) -> Handle:
@@ -243,24 +273,62 @@ class DatabasePool:
         if handle is not None:
             self._open.move_to_end(auth_id)
             return handle
+        await self._closing_done(auth_id)
         evicted = self._make_room()  # reserves a slot in self._opening
         try:
-            # The evicted connection is gone before this one exists, within the reserved slot.
-            if evicted is not None:
-                await offload(self.executor, functools.partial(_close_quietly, evicted.conn))
-            conn = _open(path, create)
+            conn = await self._reopen(evicted, path, create)
         finally:
             self._opening -= 1
+        if self._closed:
+            # Shutdown began while the file was opening: it is not listed, so close it here.
+            if conn is not None:
+                await offload(self.executor, functools.partial(_close_quietly, conn))
+            raise Unavailable("the userstore is shutting down", code="SHUTTING_DOWN")
         if conn is None:
             raise FailedPrecondition(
                 "this user's database is missing; call ensure-db to recreate it",
                 code="DATABASE_MISSING",
             )
-        handle = Handle(auth_id, conn, self.executor)
+        handle = Handle(auth_id, conn, self.executor, f"{path}-wal")
         self._open[auth_id] = handle
         self.stats.opens += 1
         self.stats.peak_open = max(self.stats.peak_open, len(self._open))
         return handle
+
+    async def _reopen(
+        self, evicted: Handle | None, path: Path, create: bool
+    ) -> sqlite3.Connection | None:
+        """Close the evicted connection, then open this file: one thread call, within the slot.
+
+        The evicted user is listed as closing until the call is over. A caller cancelled meanwhile
+        closes the connection the thread opened for it.
+        """
+        future = asyncio.get_running_loop().run_in_executor(
+            self.executor,
+            functools.partial(_close_and_open, evicted.conn if evicted else None, path, create),
+        )
+        if evicted is not None:
+            user = evicted.auth_id
+            self._closing[user] = future
+            future.add_done_callback(lambda done: self._forget_closing(user, done))
+        try:
+            return await _settled(future)
+        except asyncio.CancelledError:
+            if not future.cancelled() and future.exception() is None:
+                opened = future.result()
+                if opened is not None:
+                    _close_quietly(opened)  # never written to: nothing to checkpoint
+            raise
+
+    def _forget_closing(self, auth_id: str, future: asyncio.Future[Any]) -> None:
+        if self._closing.get(auth_id) is future:
+            del self._closing[auth_id]
+
+    async def _closing_done(self, auth_id: str) -> None:
+        """Wait until no evicted connection of this user is still closing."""
+        closing = self._closing.get(auth_id)
+        if closing is not None:
+            await asyncio.wait([closing])
 
     def _make_room(self) -> Handle | None:
         """Reserve room for one more connection; returns the idle one evicted for it, if any.
@@ -289,13 +357,25 @@ class DatabasePool:
         handle.cache.clear()
         await offload(self.executor, functools.partial(_close_quietly, handle.conn))
 
-    async def close(self) -> None:
-        """Close every connection (at shutdown, after in-flight work finished)."""
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """Close every connection at shutdown, once the tasks using one are done (bounded)."""
         self._closed = True
+        taken = 0
+        try:
+            # Every permit in hand means no task uses a connection; the ones queued for a permit
+            # get it after this and find the pool closed.
+            async with asyncio.timeout(grace_seconds):
+                while taken < self.max_open:
+                    await self._permits.acquire()
+                    taken += 1
+        except TimeoutError:
+            log.error("closing user databases while some are still in use")
         for handle in list(self._open.values()):
             handle.in_use = False
             await self._close(handle)
         self._open.clear()
+        for _ in range(taken):
+            self._permits.release()
         self.executor.shutdown(wait=True)
 
 
@@ -307,8 +387,12 @@ def _close_quietly(conn: sqlite3.Connection) -> None:
         log.exception("closing a user database failed")
 
 
-def _open(path: Path, create: bool) -> sqlite3.Connection | None:
-    """Open a user database; None if it is missing and not to be created."""
+def _close_and_open(
+    evicted: sqlite3.Connection | None, path: Path, create: bool
+) -> sqlite3.Connection | None:
+    """Close an evicted connection, then open a user database; None if it is missing."""
+    if evicted is not None:
+        _close_quietly(evicted)
     if not create and not os.path.exists(path):
         return None
     return connect(path)
@@ -325,7 +409,7 @@ def connect(path: Path) -> sqlite3.Connection:
             # Both are stored in the file itself: set once, not on every open.
             conn.execute(NEW_FILE_PRAGMA)
             conn.execute(WAL_PRAGMA)
-        conn.executescript(";".join(PRAGMAS))
+        conn.executescript(";".join((*PRAGMAS, USER_CHECKPOINT_PRAGMA)))
         migrate(conn, USER_MIGRATIONS)
     except BaseException:
         conn.close()

@@ -83,7 +83,7 @@ class UserData:
     next_ids: dict[str, int] = field(default_factory=dict)
 
 
-def state_row(state: TorrentState) -> list[Any]:
+def state_row(state: TorrentState) -> tuple[Any, ...]:
     """A state as one `torrents` row, booleans as 0/1.
 
     The sqlite3 module binds an exact int directly but sends a bool through its adapter lookup
@@ -93,7 +93,8 @@ def state_row(state: TorrentState) -> list[Any]:
     row: list[Any] = [snap.key, *snap, *state[1:]]
     for i in _ROW_BOOLS:
         row[i] = int(row[i])
-    return row
+    # A tuple: a statement's parameters given as a list would mean executemany.
+    return tuple(row)
 
 
 def state_from_row(row: Sequence[Any], seen_at: float | None = None) -> TorrentState:
