@@ -307,22 +307,20 @@ class DatabasePool:
             self.executor,
             functools.partial(_close_and_open, evicted.conn if evicted else None, path, create),
         )
+        # One entry per user at most: an evicted user is reopened only after _closing_done.
         if evicted is not None:
-            user = evicted.auth_id
-            self._closing[user] = future
-            future.add_done_callback(lambda done: self._forget_closing(user, done))
+            self._closing[evicted.auth_id] = future
         try:
-            return await _settled(future)
+            return await _settled(future)  # returns or raises only once the thread is done
         except asyncio.CancelledError:
             if not future.cancelled() and future.exception() is None:
                 opened = future.result()
                 if opened is not None:
                     _close_quietly(opened)  # never written to: nothing to checkpoint
             raise
-
-    def _forget_closing(self, auth_id: str, future: asyncio.Future[Any]) -> None:
-        if self._closing.get(auth_id) is future:
-            del self._closing[auth_id]
+        finally:
+            if evicted is not None:
+                del self._closing[evicted.auth_id]
 
     async def _closing_done(self, auth_id: str) -> None:
         """Wait until no evicted connection of this user is still closing."""
