@@ -12,7 +12,7 @@ from simulator.config import SimConfig
 from simulator.faults import FaultQueue
 from simulator.model import FINISHED_PROFILES, Profile
 from simulator.ratelimit import RateLimiter
-from simulator.render import Knobs, torrent_fragment
+from simulator.render import Knobs, Renderer, torrent_fragment
 from simulator.specs import Blueprint, TorrentSpec, draw
 from simulator.stats import Stats
 from simulator.torrents import QueuedItem, Torrent
@@ -36,6 +36,8 @@ class Snapshot:
     taken: float
     items: list[str]
     index: dict[int, int]
+    # The torrent id of each item, so faults can drop items from a stale list too.
+    ids: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,11 @@ class Account:
                 self.torrents.values(), key=lambda t: (t.created_wall, t.id), reverse=True
             )
         return self._ordered
+
+    def renderer(self, clock: SimClock) -> Renderer:
+        """A renderer for one request on this account."""
+        ident = self.identity
+        return Renderer(clock, self.knobs, auth_id=ident.auth_id, server=ident.server)
 
     def ordered_queue(self) -> list[QueuedItem]:
         """Queued items newest first."""
@@ -164,6 +171,8 @@ class Registry:
             birth_sim=self.clock.now(),
             created_wall=created,
             last_event_wall=created,
+            overrides=blueprint.overrides,
+            bare=blueprint.life.profile is Profile.METADL,
         )
         self._next_torrent_id += 1
         torrent.fragment = torrent_fragment(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,16 +13,26 @@ from typing import Any
 from aiohttp import web
 
 from simulator.accounts import Account, Registry
-from simulator.faults import ENDPOINT_GROUPS, Fault, FaultKind
+from simulator.faults import ENDPOINT_GROUPS, LIST_SHAPING, Fault, FaultKind
 from simulator.model import Profile
-from simulator.render import Knobs, Renderer
+from simulator.render import Knobs
 from simulator.responses import json_response
-from simulator.specs import SpecError, TorrentSpec
+from simulator.specs import OVERRIDE_FIELDS, SpecError, TorrentSpec, parse_overrides
 from simulator.torrents import Torrent
 
 # Enough for 1,000 x 100 and 100 x 1,000 with room to spare, but not a typo'd billion.
 MAX_BULK_TORRENTS = 1_000_000
 _BULK_SLICE_TORRENTS = 2_000
+# The body fields that only list-shaping kinds take, by kind.
+_SHAPING_FIELDS = {
+    FaultKind.HIDE_TORRENTS: frozenset({"ids", "hashes"}),
+    FaultKind.PARTIAL_LIST: frozenset({"fraction"}),
+}
+_ANY_SHAPING_FIELD = frozenset().union(*_SHAPING_FIELDS.values())
+_FAULT_FIELDS = (
+    frozenset({"api_key", "kind", "endpoint", "count", "seconds", "retry_after", "delay"})
+    | _ANY_SHAPING_FIELD
+)
 
 AdminHandler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -43,6 +54,7 @@ def setup(app: web.Application, registry: Registry) -> None:
         ("GET", "/_sim/accounts/{api_key}", admin.get_account),
         ("DELETE", "/_sim/accounts/{api_key}", admin.delete_account),
         ("POST", "/_sim/accounts/{api_key}/torrents", admin.add_torrent),
+        ("PATCH", "/_sim/accounts/{api_key}/torrents/{torrent_id}", admin.patch_torrent),
         ("POST", "/_sim/bulk", admin.bulk),
         ("POST", "/_sim/faults", admin.add_fault),
         ("DELETE", "/_sim/faults/{api_key}", admin.clear_faults),
@@ -145,10 +157,35 @@ class Admin:
         key = "torrent_id" if isinstance(added, Torrent) else "queued_id"
         return json_response({key: added.id})
 
+    async def patch_torrent(self, request: web.Request) -> web.Response:
+        """PATCH /_sim/accounts/{api_key}/torrents/{torrent_id}: change a torrent's overrides.
+
+        The body holds any of download_state (a string, or null to drop it), active (a boolean,
+        or null) and nulls (a list of field names, [] for none); a key left out keeps its value.
+        The answer is the overrides now in force. bypass_cache shows them at once; the cached
+        list once its snapshot is refreshed, like any other change.
+        """
+        account = self._account(request.match_info["api_key"])
+        torrent = self._torrent(account, request.match_info["torrent_id"])
+        body = await _body(request)
+        unknown = set(body) - OVERRIDE_FIELDS
+        if unknown:
+            raise AdminError(400, f"unknown fields: {sorted(unknown)}")
+        overrides = parse_overrides(body, torrent.overrides)
+        torrent.override(overrides)
+        return json_response({"torrent_id": torrent.id, **overrides.describe()})
+
+    @staticmethod
+    def _torrent(account: Account, raw_id: str) -> Torrent:
+        torrent = account.torrents.get(int(raw_id)) if raw_id.isdigit() else None
+        if torrent is None:
+            raise AdminError(404, f"no torrent {raw_id} on this account")
+        return torrent
+
     async def get_account(self, request: web.Request) -> web.Response:
         """GET /_sim/accounts/{api_key}: everything, rendered fresh, plus the control log."""
         account = self._account(request.match_info["api_key"])
-        renderer = Renderer(self.sim_clock, account.knobs)
+        renderer = account.renderer(self.sim_clock)
         ordered = account.ordered()
         torrents = json.loads("[" + ",".join(renderer.torrent(t) for t in ordered) + "]")
         auth_id = account.identity.auth_id
@@ -163,6 +200,7 @@ class Admin:
                 },
                 "torrents": torrents,
                 "profiles": {str(t.id): t.profile.value for t in ordered},
+                "overrides": {str(t.id): t.overrides.describe() for t in ordered if t.overrides},
                 "queued": [renderer.queued(item, auth_id) for item in account.ordered_queue()],
                 "requests": account.requests,
                 "faults": [fault.describe(now) for fault in account.faults.pending(now)],
@@ -194,8 +232,25 @@ class Admin:
         return json_response({"api_keys": keys})
 
     async def add_fault(self, request: web.Request) -> web.Response:
-        """POST /_sim/faults: schedule a fault for the next requests of one key."""
+        """POST /_sim/faults: schedule a fault for the next requests of one key.
+
+        Body: api_key, kind, endpoint (a group of ENDPOINT_GROUPS, "any" by default), count (how
+        many requests, 1 by default), seconds (how long; alone it means every request for that
+        long), retry_after and delay (for the kinds that use them). Faults of a key fire in the
+        order they were added, one per request. The list kinds fire on mylist only:
+
+        - empty_once: the empty-list answer (404, ITEM_NOT_FOUND, success true).
+        - hide_torrents: ids (torrent ids) and/or hashes (info-hashes, resolved to ids now), all
+          on the account: mylist answers as if those torrents did not exist (200 with the rest;
+          ?id= for one of them, or nothing left, is the empty-list 404).
+        - partial_list: fraction in (0, 1]: each response leaves out ceil(fraction x N) of the N
+          torrents, picked at random (repeatable for a seed), and still answers 200, with data
+          [] when nothing is left on the page; ?id= for a left-out torrent is the empty-list 404.
+        """
         body = await _body(request)
+        unknown = set(body) - _FAULT_FIELDS
+        if unknown:
+            raise AdminError(400, f"unknown fault fields: {sorted(unknown)}")
         api_key = body.get("api_key")
         if not isinstance(api_key, str):
             raise AdminError(400, "api_key is required")
@@ -207,6 +262,7 @@ class Admin:
         endpoint = body.get("endpoint", "any")
         if endpoint not in ENDPOINT_GROUPS:
             raise AdminError(400, f"endpoint must be one of {list(ENDPOINT_GROUPS)}")
+        _check_shaping_fields(body, kind, endpoint)
         seconds = _seconds(body, "seconds")
         # A duration alone means "every request for that long"; otherwise one request by default.
         default_count = math.inf if seconds is not None else 1
@@ -219,6 +275,10 @@ class Admin:
             until=now + seconds if seconds is not None else math.inf,
             retry_after=_seconds(body, "retry_after"),
             delay=_seconds(body, "delay"),
+            hidden=_hidden(body, account) if kind is FaultKind.HIDE_TORRENTS else frozenset(),
+            fraction=_fraction(body) if kind is FaultKind.PARTIAL_LIST else 0.0,
+            # Its own stream: the account's generator shapes torrents added later.
+            rng=random.Random(f"{self.registry.config.seed}:{api_key}:{account.faults.added}"),
         )
         account.faults.add(fault)
         return json_response(
@@ -248,6 +308,45 @@ class Admin:
 
     def _clock_state(self) -> dict[str, float]:
         return {"sim_seconds": self.sim_clock.now(), "time_scale": self.sim_clock.time_scale}
+
+
+def _check_shaping_fields(body: dict[str, Any], kind: FaultKind, endpoint: str) -> None:
+    """List-fault fields go with their own kind only, and list faults with mylist only."""
+    stray = body.keys() & (_ANY_SHAPING_FIELD - _SHAPING_FIELDS.get(kind, frozenset()))
+    if stray:
+        raise AdminError(400, f"{sorted(stray)} do not apply to {kind.value}")
+    if kind in LIST_SHAPING and endpoint not in ("any", "mylist"):
+        raise AdminError(400, f"{kind.value} applies to the mylist endpoint only")
+
+
+def _hidden(body: dict[str, Any], account: Account) -> frozenset[int]:
+    """The torrent ids a hide_torrents fault names by id or by hash; each must be on the account."""
+    ids = body.get("ids", [])
+    hashes = body.get("hashes", [])
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    ):
+        raise AdminError(400, "ids must be a list of torrent ids")
+    if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+        raise AdminError(400, "hashes must be a list of info-hashes")
+    missing = [i for i in ids if i not in account.torrents]
+    if missing:
+        raise AdminError(400, f"ids not on this account: {missing}")
+    by_hash = {t.content.hash: t.id for t in account.torrents.values()}
+    unknown = [h for h in hashes if h.lower() not in by_hash]
+    if unknown:
+        raise AdminError(400, f"hashes not on this account: {unknown}")
+    hidden = frozenset(ids) | {by_hash[h.lower()] for h in hashes}
+    if not hidden:
+        raise AdminError(400, "hide_torrents needs ids or hashes")
+    return hidden
+
+
+def _fraction(body: dict[str, Any]) -> float:
+    value = body.get("fraction")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise AdminError(400, "fraction must be a number in (0, 1]")
+    return float(value)
 
 
 def _mix(raw: object) -> list[TorrentSpec]:

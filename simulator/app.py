@@ -16,7 +16,7 @@ from simulator import admin
 from simulator.accounts import Account, Registry, Snapshot
 from simulator.clock import SimClock
 from simulator.config import SimConfig
-from simulator.faults import Fault, FaultKind
+from simulator.faults import LIST_SHAPING, Fault, FaultKind
 from simulator.params import (
     body_bool,
     body_int,
@@ -27,7 +27,7 @@ from simulator.params import (
     to_bool,
     to_int,
 )
-from simulator.render import Renderer, format_date
+from simulator.render import format_date
 from simulator.responses import (
     FieldProblem,
     bad_token,
@@ -47,6 +47,8 @@ from simulator.specs import added
 from simulator.torrents import Hold, Torrent
 
 REGISTRY = web.AppKey("registry", Registry)
+# A fault that lets a mylist request through but thins out the list it answers.
+LIST_FAULT = web.RequestKey("list_fault", Fault)
 API = "/v1/api"
 PAGE_LIMIT = 1000
 TORRENT_OPERATIONS = frozenset({"reannounce", "delete", "resume", "pause", "stop_seeding"})
@@ -135,6 +137,8 @@ class TorBoxApi:
             if early is not None:
                 await self._log_refused(request, endpoint, account, early, f"fault:{fault.kind}")
                 return early
+            if fault.kind in LIST_SHAPING:
+                request[LIST_FAULT] = fault
         limit = self.config.rate_limit_per_minute
         verdict = account.limiter.hit(endpoint, time.monotonic()) if limit else None
         if verdict is not None and not verdict.allowed:
@@ -307,43 +311,67 @@ class TorBoxApi:
         wanted = query_int(query, "id", None)
         offset = max(0, query_int(query, "offset", 0) or 0)
         limit = min(max(1, query_int(query, "limit", PAGE_LIMIT) or PAGE_LIMIT), PAGE_LIMIT)
+        fault = request.get(LIST_FAULT)
         if wanted is not None:
-            item = self._one(account, wanted, bypass)
+            item = self._one(account, wanted, bypass, fault)
             if item is None:
                 return not_found_quirk(_NO_TORRENTS)
             data = f"[{item}]" if account.knobs.id_returns_list else item
             return raw_envelope(data, "Torrent retrieved successfully.")
+        gone: frozenset[int] = frozenset()
         if bypass:
-            renderer = Renderer(self.clock, account.knobs)
-            page = account.ordered()[offset : offset + limit]
-            items = [renderer.torrent(torrent) for torrent in page]
+            torrents = account.ordered()
+            if fault is not None:
+                gone = fault.dropped([torrent.id for torrent in torrents])
+                torrents = [torrent for torrent in torrents if torrent.id not in gone]
+            renderer = account.renderer(self.clock)
+            items = [renderer.torrent(torrent) for torrent in torrents[offset : offset + limit]]
         else:
-            items = self._snapshot(account).items[offset : offset + limit]
+            snapshot = self._snapshot(account)
+            listed = snapshot.items
+            if fault is not None:
+                gone = fault.dropped(snapshot.ids)
+                listed = [
+                    row for row, tid in zip(listed, snapshot.ids, strict=True) if tid not in gone
+                ]
+            items = listed[offset : offset + limit]
         if not items:
+            if gone and fault is not None and fault.kind is FaultKind.PARTIAL_LIST:
+                # The glitch answers success with an empty page, unlike TorBox's empty-list 404.
+                return raw_envelope("[]", "Torrent list retrieved successfully.")
             return not_found_quirk(_NO_TORRENTS)
         return raw_envelope("[" + ",".join(items) + "]", "Torrent list retrieved successfully.")
 
-    def _one(self, account: Account, torrent_id: int, bypass: bool) -> str | None:
+    def _one(
+        self, account: Account, torrent_id: int, bypass: bool, fault: Fault | None
+    ) -> str | None:
         if not bypass:
             snapshot = self._snapshot(account)
             position = snapshot.index.get(torrent_id)
-            return None if position is None else snapshot.items[position]
+            if position is None or (
+                fault is not None and torrent_id in fault.dropped(snapshot.ids)
+            ):
+                return None
+            return snapshot.items[position]
         torrent = account.torrents.get(torrent_id)
         if torrent is None:
             return None
-        return Renderer(self.clock, account.knobs).torrent(torrent)
+        if fault is not None and torrent_id in fault.dropped([t.id for t in account.ordered()]):
+            return None
+        return account.renderer(self.clock).torrent(torrent)
 
     def _snapshot(self, account: Account) -> Snapshot:
         """TorBox's cached copy of the list, refreshed once it is cache_seconds old."""
         now = time.monotonic()
         snapshot = account.snapshot
         if snapshot is None or now - snapshot.taken >= self.config.cache_seconds:
-            renderer = Renderer(self.clock, account.knobs)
+            renderer = account.renderer(self.clock)
             torrents = account.ordered()
             snapshot = Snapshot(
                 now,
                 [renderer.torrent(torrent) for torrent in torrents],
                 {torrent.id: position for position, torrent in enumerate(torrents)},
+                [torrent.id for torrent in torrents],
             )
             account.snapshot = snapshot
         return snapshot
@@ -535,7 +563,7 @@ class TorBoxApi:
         if kind not in ("torrent", "usenet", "webdl"):
             return failure(400, "INVALID_OPTION", "Type must be 'torrent', 'usenet' or 'webdl'.")
         items = account.ordered_queue() if kind == "torrent" else []
-        renderer = Renderer(self.clock, account.knobs)
+        renderer = account.renderer(self.clock)
         auth_id = account.identity.auth_id
         if wanted is not None:
             match = next((item for item in items if item.id == wanted), None)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -21,9 +23,17 @@ class FaultKind(StrEnum):
     MALFORMED_JSON = "malformed_json"
     EMPTY_ONCE = "empty_once"
     REVOKED = "revoked"
+    # mylist answers 200 as usual but without the chosen torrents, as if they were gone.
+    HIDE_TORRENTS = "hide_torrents"
+    # mylist answers 200 with a random share of the torrents missing: a glitch in the list.
+    PARTIAL_LIST = "partial_list"
 
 
 MYLIST = "torrents/mylist"
+# Kinds that only make sense on mylist; they never fire on another endpoint.
+MYLIST_ONLY = frozenset({FaultKind.EMPTY_ONCE, FaultKind.HIDE_TORRENTS, FaultKind.PARTIAL_LIST})
+# Kinds that let the request through and thin out the list it answers.
+LIST_SHAPING = frozenset({FaultKind.HIDE_TORRENTS, FaultKind.PARTIAL_LIST})
 
 # Fault targets, as the admin API names them, mapped to the endpoints they cover.
 ENDPOINT_GROUPS: dict[str, frozenset[str] | None] = {
@@ -47,10 +57,16 @@ class Fault:
     until: float
     retry_after: float | None
     delay: float | None
+    # hide_torrents: the torrent ids left out (hashes are resolved when the fault is added).
+    hidden: frozenset[int] = frozenset()
+    # partial_list: the share of the list left out of each response, in (0, 1].
+    fraction: float = 0.0
+    # partial_list: which torrents go missing; seeded by the admin API for repeatable runs.
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def covers(self, endpoint: str) -> bool:
-        """Whether a request to `endpoint` is affected; the empty-list quirk is mylist-only."""
-        if self.kind is FaultKind.EMPTY_ONCE and endpoint != MYLIST:
+        """Whether a request to `endpoint` is affected; list faults are mylist-only."""
+        if self.kind in MYLIST_ONLY and endpoint != MYLIST:
             return False
         group = ENDPOINT_GROUPS[self.endpoint]
         return group is None or endpoint in group
@@ -64,7 +80,25 @@ class Fault:
             "seconds": None if math.isinf(self.until) else round(self.until - now, 3),
             "retry_after": self.retry_after,
             "delay": self.delay,
+            **self._shaping(),
         }
+
+    def _shaping(self) -> dict[str, object]:
+        if self.kind is FaultKind.HIDE_TORRENTS:
+            return {"ids": sorted(self.hidden)}
+        if self.kind is FaultKind.PARTIAL_LIST:
+            return {"fraction": self.fraction}
+        return {}
+
+    def dropped(self, ids: Sequence[int]) -> frozenset[int]:
+        """The torrent ids one response leaves out of `ids`, the whole list it is built from."""
+        if self.kind is FaultKind.HIDE_TORRENTS:
+            return self.hidden
+        if self.kind is FaultKind.PARTIAL_LIST:
+            # Rounded first, so 0.1 x 30 drops 3 and not, through float error, 4.
+            count = math.ceil(round(self.fraction * len(ids), 9))
+            return frozenset(self.rng.sample(list(ids), count))
+        return frozenset()
 
 
 class FaultQueue:
@@ -72,6 +106,8 @@ class FaultQueue:
 
     def __init__(self) -> None:
         self._faults: list[Fault] = []
+        # Faults ever added, which makes each one's random stream distinct and repeatable.
+        self.added = 0
 
     def __len__(self) -> int:
         return len(self._faults)
@@ -79,6 +115,7 @@ class FaultQueue:
     def add(self, fault: Fault) -> None:
         """Schedule a fault after the ones already pending."""
         self._faults.append(fault)
+        self.added += 1
 
     def clear(self) -> int:
         """Drop every pending fault and say how many there were."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -40,6 +40,9 @@ class Life:
     stall_after: float | None
     seeds: int
     peers: int
+    # metadl only: simulated seconds until the metadata arrives and the download begins; None
+    # keeps it in metaDL forever.
+    metadata_after: float | None = None
 
 
 class LiveState(NamedTuple):
@@ -60,15 +63,15 @@ class LiveState(NamedTuple):
     # Age of the last change that time caused; 0 when nothing has changed since birth.
     changed_age: float
     moving: bool
+    # False while a metadl torrent waits for its metadata: size and files are not known yet.
+    has_metadata: bool = True
 
 
 def state_at(life: Life, age: float) -> LiveState:
     """The state of a torrent with this life after `age` simulated seconds (age >= 0)."""
     profile = life.profile
     if profile is Profile.METADL:
-        return LiveState(
-            True, "metaDL", 0, life.peers, 0, 0, 0, 0, INFINITE_ETA, False, None, 0.0, False
-        )
+        return _metadl(life, age)
     if profile in FINISHED_PROFILES:
         return _finished_at_birth(life, age)
     if profile is Profile.STALLED:
@@ -116,6 +119,33 @@ def state_at(life: Life, age: float) -> LiveState:
         finish_age,
         life.upload_rate > 0,
     )
+
+
+def _metadl(life: Life, age: float) -> LiveState:
+    """Fetching metadata; once it arrives, a download from zero that began at that age."""
+    arrival = life.metadata_after
+    if arrival is None or age < arrival:
+        # Waiting for metadata moves only when it is due to arrive, so the memo must wait too.
+        waiting = arrival is not None
+        return LiveState(
+            True,
+            "metaDL",
+            0,
+            life.peers,
+            0,
+            0,
+            0,
+            0,
+            INFINITE_ETA,
+            False,
+            None,
+            0.0,
+            waiting,
+            False,
+        )
+    later = state_at(replace(life, profile=Profile.DOWNLOADING, metadata_after=None), age - arrival)
+    finished_age = None if later.finished_age is None else later.finished_age + arrival
+    return later._replace(finished_age=finished_age, changed_age=later.changed_age + arrival)
 
 
 def _finished_at_birth(life: Life, age: float) -> LiveState:

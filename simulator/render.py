@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from simulator.clock import SimClock
-from simulator.torrents import Content, QueuedItem, Torrent
+from simulator.torrents import Content, Overrides, QueuedItem, Torrent
 
 ActiveAs = Literal["bool", "int", "string"]
 _ACTIVE_TOKENS: dict[str, tuple[str, str]] = {
@@ -18,6 +18,53 @@ _ACTIVE_TOKENS: dict[str, tuple[str, str]] = {
     "string": ('"true"', '"false"'),
 }
 _EXPIRY_SECONDS = 30 * 86_400
+
+# Every top-level field of a torrent object, which the `nulls` override may name.
+FIXED_FIELDS = (
+    "id",
+    "auth_id",
+    "server",
+    "hash",
+    "name",
+    "magnet",
+    "size",
+    "created_at",
+    "torrent_file",
+    "files",
+    "download_path",
+    "inactive_check",
+    "tracker",
+    "owner",
+    "seed_torrent",
+    "allow_zipped",
+    "long_term_seeding",
+    "tracker_message",
+    "private",
+    "alternative_hashes",
+    "tags",
+    "airlocked",
+)
+LIVE_FIELDS = (
+    "active",
+    "updated_at",
+    "download_state",
+    "seeds",
+    "peers",
+    "ratio",
+    "progress",
+    "download_speed",
+    "upload_speed",
+    "eta",
+    "expires_at",
+    "download_present",
+    "download_finished",
+    "availability",
+    "total_uploaded",
+    "total_downloaded",
+    "cached",
+    "cached_at",
+)
+TORRENT_FIELDS = frozenset(FIXED_FIELDS + LIVE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +105,7 @@ def format_date(epoch: float, legacy: bool) -> str:
 def torrent_fragment(torrent: Torrent, *, auth_id: str, server: int, knobs: Knobs) -> str:
     """The opening brace and every field that never changes, as JSON text."""
     content = torrent.content
+    bare = torrent.bare
     fields: dict[str, Any] = {
         "id": torrent.id,
         "auth_id": auth_id,
@@ -65,10 +113,10 @@ def torrent_fragment(torrent: Torrent, *, auth_id: str, server: int, knobs: Knob
         "hash": content.hash,
         "name": content.name,
         "magnet": content.magnet,
-        "size": content.size,
+        "size": 0 if bare else content.size,
         "created_at": format_date(torrent.created_wall, knobs.legacy_dates),
         "torrent_file": content.torrent_file is not None,
-        "files": _files(content),
+        "files": [] if bare else _files(content),
         "download_path": content.hash,
         "inactive_check": 0,
         "tracker": content.tracker,
@@ -82,6 +130,9 @@ def torrent_fragment(torrent: Torrent, *, auth_id: str, server: int, knobs: Knob
         "tags": [],
         "airlocked": False,
     }
+    if torrent.overrides is not None:
+        for name in torrent.overrides.nulls & fields.keys():
+            fields[name] = None
     return json.dumps(fields, separators=(",", ":"))[:-1]
 
 
@@ -111,8 +162,11 @@ def _files(content: Content) -> list[dict[str, Any]]:
 class Renderer:
     """Renders torrents for one request: the clock is read and "now" formatted only once."""
 
-    def __init__(self, clock: SimClock, knobs: Knobs) -> None:
+    def __init__(self, clock: SimClock, knobs: Knobs, *, auth_id: str, server: int) -> None:
         self._clock = clock
+        self._knobs = knobs
+        self._auth_id = auth_id
+        self._server = server
         self._legacy = knobs.legacy_dates
         self._true, self._false = _ACTIVE_TOKENS[knobs.active_as]
         self._sim_now = clock.now()
@@ -125,6 +179,15 @@ class Renderer:
         if torrent.settled_tail is not None:
             return torrent.fragment + torrent.settled_tail
         state = torrent.state(self._sim_now)
+        if torrent.bare and state.has_metadata:
+            # The metadata arrived: size and files are known from now on.
+            torrent.bare = False
+            torrent.fragment = ""
+        if not torrent.fragment:
+            # Built at add time; only a metadata arrival or new overrides clear it.
+            torrent.fragment = torrent_fragment(
+                torrent, auth_id=self._auth_id, server=self._server, knobs=self._knobs
+            )
         if state.finished:
             cached_at = torrent.cached_at_json
             if cached_at is None:
@@ -155,10 +218,23 @@ class Renderer:
             f'"availability":{availability!r},"total_uploaded":{state.uploaded},'
             f'"total_downloaded":{downloaded},"cached":{flag},"cached_at":{cached_at}}}'
         )
+        if torrent.overrides is not None:
+            tail = self._overridden(tail, torrent.overrides)
         if not state.moving:
             # Time alone cannot change these fields any more; actions clear the memo.
             torrent.settled_tail = tail
         return torrent.fragment + tail
+
+    def _overridden(self, tail: str, overrides: Overrides) -> str:
+        """The live fields with a test's overrides applied; rare, so a JSON round trip will do."""
+        values = json.loads("{" + tail[1:])
+        if overrides.download_state is not None:
+            values["download_state"] = overrides.download_state
+        if overrides.active is not None:
+            values["active"] = json.loads(self._true if overrides.active else self._false)
+        for name in overrides.nulls & values.keys():
+            values[name] = None
+        return "," + json.dumps(values, separators=(",", ":"))[1:]
 
     def _finish_wall(self, torrent: Torrent, finished_age: float) -> float:
         if finished_age <= 0:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import math
 import random
 import string
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
 from simulator.catalog import FileEntry, files_for, random_hash, random_name, random_size
 from simulator.model import FINISHED_PROFILES, Life, Profile
-from simulator.torrents import Content, magnet_for
+from simulator.render import TORRENT_FIELDS
+from simulator.torrents import Content, Overrides, magnet_for
 
 _KIB = 1024
 _MIB = 1024 * _KIB
 _HOUR = 3600.0
 _DAY = 86_400.0
 _HEX = frozenset(string.hexdigits.lower())
+# The spec (and PATCH) keys that become a torrent's Overrides.
+OVERRIDE_FIELDS = frozenset({"download_state", "active", "nulls"})
 T = TypeVar("T")
 
 
@@ -44,13 +47,17 @@ class TorrentSpec:
     seeds: int | None = None
     peers: int | None = None
     age_seconds: float | None = None
+    # metadl only: the metadata arrives after this many simulated seconds, then it downloads.
+    metadata_after: float | None = None
+    # download_state, active and nulls: forced into the rendered JSON whatever the life says.
+    overrides: Overrides = field(default_factory=Overrides)
 
     @classmethod
     def parse(cls, raw: object) -> TorrentSpec:
         """Validate a JSON spec strictly: unknown keys and wrong types are errors."""
         if not isinstance(raw, dict):
             raise SpecError("a torrent spec must be an object")
-        known = {f.name for f in fields(cls)} - {"tracker_given"}
+        known = {f.name for f in fields(cls)} - {"tracker_given", "overrides"} | OVERRIDE_FIELDS
         unknown = set(raw) - known
         if unknown:
             raise SpecError(f"unknown torrent spec fields: {sorted(unknown)}")
@@ -75,11 +82,56 @@ class TorrentSpec:
             seeds=_integer(raw, "seeds", 0),
             peers=_integer(raw, "peers", 0),
             age_seconds=_number(raw, "age_seconds", 0.0, math.inf),
+            metadata_after=_number(raw, "metadata_after", 0.0, math.inf),
+            overrides=parse_overrides(raw),
         )
-        stuck = spec.profile in (Profile.STALLED, Profile.STALLS_LATER)
-        if stuck and spec.progress is not None and spec.progress >= 1.0:
-            raise SpecError("a stalled torrent's progress must stay below 1")
+        spec._check_profile_fit()
         return spec
+
+    def _check_profile_fit(self) -> None:
+        """Refuse fields that mean nothing for the chosen profile."""
+        stuck = self.profile in (Profile.STALLED, Profile.STALLS_LATER)
+        if stuck and self.progress is not None and self.progress >= 1.0:
+            raise SpecError("a stalled torrent's progress must stay below 1")
+        metadl = self.profile is Profile.METADL
+        if self.metadata_after is not None and not metadl:
+            raise SpecError("metadata_after applies to the metadl profile only")
+        if metadl and self.progress is not None:
+            # Nothing is downloaded before the metadata; a metadl download starts from zero.
+            raise SpecError("progress does not apply to the metadl profile")
+        if self.profile is Profile.QUEUED and self.overrides:
+            raise SpecError("download_state, active and nulls do not apply to queued items")
+
+
+def parse_overrides(raw: dict[str, object], base: Overrides | None = None) -> Overrides:
+    """download_state, active and nulls from JSON; a key left out keeps `base`'s value."""
+    base = base or Overrides()
+    return Overrides(
+        download_state=_state_text(raw) if "download_state" in raw else base.download_state,
+        active=_flag(raw, "active") if "active" in raw else base.active,
+        nulls=_nulls(raw) if "nulls" in raw else base.nulls,
+    )
+
+
+def _state_text(raw: dict[str, object]) -> str | None:
+    # Any string at all, since TorBox sends free text here; null drops the override.
+    value = raw.get("download_state")
+    if value is None or isinstance(value, str):
+        return value
+    raise SpecError("download_state must be a string")
+
+
+def _nulls(raw: dict[str, object]) -> frozenset[str]:
+    # Every name must be a field mylist renders, so a typo fails loudly instead of doing nothing.
+    value = raw.get("nulls")
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise SpecError("nulls must be a list of field names")
+    unknown = sorted(set(value) - TORRENT_FIELDS)
+    if unknown:
+        raise SpecError(f"nulls names unknown torrent fields: {unknown}")
+    return frozenset(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +141,7 @@ class Blueprint:
     content: Content
     life: Life
     age_seconds: float
+    overrides: Overrides | None = None
 
 
 def content_rng(seed: int, info_hash: str) -> random.Random:
@@ -121,7 +174,8 @@ def draw(spec: TorrentSpec, rng: random.Random, seed: int) -> Blueprint:
     profile = spec.profile
     info_hash = spec.hash or drawn_hash
     name, size, files = _content_draws(seed, info_hash, spec.name, spec.size)
-    if profile is Profile.METADL:
+    if profile is Profile.METADL and spec.metadata_after is None:
+        # Metadata that never arrives: the content is as empty as TorBox shows it.
         size, files = 0, []
     private = spec.private if spec.private is not None else private_r < 0.15
     if spec.tracker_given:
@@ -166,9 +220,10 @@ def draw(spec: TorrentSpec, rng: random.Random, seed: int) -> Blueprint:
         stall_after=stall_after,
         seeds=_pick(spec.seeds, _default_seeds(profile, seeds_r)),
         peers=_pick(spec.peers, _default_peers(profile, peers_r)),
+        metadata_after=spec.metadata_after,
     )
     age = _pick(spec.age_seconds, _default_age(profile, age_r))
-    return Blueprint(content, life, age)
+    return Blueprint(content, life, age, spec.overrides or None)
 
 
 def added(
@@ -252,7 +307,8 @@ def _default_ratio(profile: Profile, r: float) -> float:
 
 
 def _default_seeds(profile: Profile, r: float) -> int:
-    if profile in (Profile.DOWNLOADING, Profile.STALLS_LATER, Profile.QUEUED):
+    # A metadl torrent shows no seeds until its metadata arrives; these are for the download.
+    if profile in (Profile.DOWNLOADING, Profile.STALLS_LATER, Profile.QUEUED, Profile.METADL):
         return 1 + int(r * 60)
     if profile is Profile.SEEDING:
         return int(r * 25)

@@ -35,6 +35,29 @@ def magnet_for(info_hash: str, name: str) -> str:
     return f"magnet:?xt=urn:btih:{info_hash}&dn={quote(name, safe='')}"
 
 
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """What a test forces into a torrent's JSON, whatever its life says (admin API only)."""
+
+    # Rendered instead of the life's download_state, as any text TorBox might send.
+    download_state: str | None = None
+    # Rendered instead of the life's active flag (in the account's active_as style).
+    active: bool | None = None
+    # Top-level fields rendered as JSON null; this wins over the two overrides above.
+    nulls: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return self.download_state is not None or self.active is not None or bool(self.nulls)
+
+    def describe(self) -> dict[str, object]:
+        """The overrides as the admin API reports them."""
+        return {
+            "download_state": self.download_state,
+            "active": self.active,
+            "nulls": sorted(self.nulls),
+        }
+
+
 class Hold(StrEnum):
     """Why a torrent's life is frozen by an action."""
 
@@ -63,6 +86,10 @@ class Torrent:
     settled_tail: str | None = None
     # cached_at as rendered JSON (the account's date style), fixed once the finish is first seen.
     cached_at_json: str | None = None
+    # None for the ordinary torrent, so rendering it costs no more than before.
+    overrides: Overrides | None = None
+    # Rendered without metadata (size 0, files []) until its life says the metadata arrived.
+    bare: bool = False
 
     @property
     def profile(self) -> Profile:
@@ -98,6 +125,12 @@ class Torrent:
         self.held_total = sim_now - self.birth_sim - self.held_age
         self.hold = None
         self._touched(wall_now)
+
+    def override(self, overrides: Overrides) -> None:
+        """Force fields of the rendered JSON; the fragment is rebuilt on the next render."""
+        self.overrides = overrides or None
+        self.fragment = ""
+        self.settled_tail = None
 
     def _touched(self, wall_now: float) -> None:
         self.last_event_wall = wall_now

@@ -79,10 +79,17 @@ class Sim:
         reply = await self.call("POST", "/_sim/clock/advance", json_body={"seconds": seconds})
         assert reply.status == 200, reply.body
 
-    async def fault(self, key: str, kind: str, **extra: Any) -> None:
+    async def fault(self, key: str, kind: str, **extra: Any) -> dict[str, Any]:
         body = {"api_key": key, "kind": kind, **extra}
         reply = await self.call("POST", "/_sim/faults", json_body=body)
         assert reply.status == 200, reply.body
+        result: dict[str, Any] = reply.json
+        return result
+
+    async def patch(self, key: str, torrent_id: int, **body: Any) -> Reply:
+        return await self.call(
+            "PATCH", f"/_sim/accounts/{key}/torrents/{torrent_id}", json_body=body
+        )
 
     async def mylist(self, key: str, **params: str) -> Reply:
         return await self.call("GET", f"{API}/torrents/mylist", key=key, params=params)

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.simulator.conftest import API, Sim
+from tests.simulator.conftest import API, Sim, SimFactory
 
 
 async def seeded(sim: Sim) -> tuple[str, int]:
@@ -187,3 +187,158 @@ async def test_bad_fault_requests(sim: Sim, extra: dict[str, Any], status: int) 
     reply = await sim.call("POST", "/_sim/faults", json_body=body)
     assert reply.status == status
     assert "error" in reply.json
+
+
+async def listed(sim: Sim, key: str, *, fresh: bool = True, **params: str) -> list[int]:
+    reply = await (sim.fresh(key, **params) if fresh else sim.mylist(key, **params))
+    assert reply.status == 200, reply.body
+    return [t["id"] for t in reply.json["data"]]
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+async def test_hide_torrents_for_one_poll(sim: Sim, fresh: bool) -> None:
+    """A hidden torrent is missing from one 200 list, fresh or cached, then back."""
+    account = await sim.account(mix={"seeding": 3})
+    key, ids = account["api_key"], account["torrent_ids"]
+    everything = await listed(sim, key, fresh=fresh)
+    added = await sim.fault(key, "hide_torrents", ids=[ids[1]])
+    assert added["fault"]["ids"] == [ids[1]]
+    assert await listed(sim, key, fresh=fresh) == [i for i in everything if i != ids[1]]
+    assert await listed(sim, key, fresh=fresh) == everything
+
+
+async def test_hide_torrents_by_hash_for_a_duration(sim: Sim) -> None:
+    """Hashes (any case) name torrents too; with seconds, every poll in the window misses them."""
+    account = await sim.account(mix={"seeding": 2})
+    key, ids = account["api_key"], account["torrent_ids"]
+    target = await sim.torrent(key, ids[0])
+    await sim.fault(key, "hide_torrents", hashes=[target["hash"].upper()], seconds=60)
+    for _ in range(3):
+        assert await listed(sim, key) == [ids[1]]
+    pending = (await sim.state(key))["faults"]
+    assert (pending[0]["kind"], pending[0]["ids"], pending[0]["count"]) == (
+        "hide_torrents",
+        [ids[0]],
+        None,
+    )
+
+
+async def test_hidden_torrent_by_id_is_the_not_found_quirk(sim: Sim) -> None:
+    """mylist?id= for a hidden torrent answers like a missing one; others are served."""
+    account = await sim.account(mix={"seeding": 2})
+    key, ids = account["api_key"], account["torrent_ids"]
+    await sim.fault(key, "hide_torrents", ids=[ids[0]], count=2)
+    hidden = await sim.fresh(key, id=str(ids[0]))
+    assert (hidden.status, hidden.json["success"], hidden.json["error"]) == (
+        404,
+        True,
+        "ITEM_NOT_FOUND",
+    )
+    assert (await sim.fresh(key, id=str(ids[1]))).status == 200
+    assert (await sim.fresh(key, id=str(ids[0]))).status == 200
+
+
+async def test_hiding_everything_is_the_empty_list_quirk(sim: Sim) -> None:
+    """With every torrent hidden, mylist answers as TorBox does for an empty list."""
+    account = await sim.account(mix={"seeding": 2})
+    key = account["api_key"]
+    await sim.fault(key, "hide_torrents", ids=account["torrent_ids"])
+    reply = await sim.fresh(key)
+    assert (reply.status, reply.json["error"]) == (404, "ITEM_NOT_FOUND")
+
+
+async def test_hidden_torrents_leave_no_hole_in_the_pages(sim: Sim) -> None:
+    """Paging happens after hiding, as if the torrent were not on the account."""
+    account = await sim.account(mix={"finished_inactive": 4})
+    key = account["api_key"]
+    everything = await listed(sim, key)
+    await sim.fault(key, "hide_torrents", ids=[everything[0]])
+    assert await listed(sim, key, offset="0", limit="2") == everything[1:3]
+
+
+async def test_list_faults_spare_other_endpoints(sim: Sim) -> None:
+    """A list fault neither fires on nor is spent by other endpoints."""
+    account = await sim.account(mix={"seeding": 2})
+    key, ids = account["api_key"], account["torrent_ids"]
+    await sim.fault(key, "hide_torrents", ids=[ids[0]])
+    await sim.fault(key, "partial_list", fraction=0.5)
+    assert (await sim.call("GET", f"{API}/user/me", key=key)).status == 200
+    assert ids[0] not in await listed(sim, key)
+    assert len(await listed(sim, key)) == 1
+    assert len(await listed(sim, key)) == 2
+
+
+async def test_partial_list_drops_a_share_and_answers_200(sim: Sim) -> None:
+    """partial_list leaves out ceil(fraction x N) torrents from each response while it lasts."""
+    account = await sim.account(mix={"finished_inactive": 10})
+    key = account["api_key"]
+    everything = await listed(sim, key, fresh=False)
+    await sim.fault(key, "partial_list", fraction=0.25, count=2)
+    for fresh in (True, False):
+        part = await listed(sim, key, fresh=fresh)
+        assert len(part) == 7
+        assert set(part) < set(everything)
+        assert part == [i for i in everything if i in part]
+    assert await listed(sim, key) == everything
+    described = (await sim.fault(key, "partial_list", fraction=0.1))["fault"]
+    assert described["fraction"] == 0.1
+    assert len(await listed(sim, key)) == 9
+
+
+async def test_partial_list_of_everything_is_a_200_with_no_data(sim: Sim) -> None:
+    """fraction 1 answers success with data [], unlike TorBox's empty-list 404."""
+    key = (await sim.account(mix={"seeding": 3}))["api_key"]
+    await sim.fault(key, "partial_list", fraction=1)
+    reply = await sim.fresh(key)
+    assert reply.status == 200
+    assert (reply.json["success"], reply.json["error"], reply.json["data"]) == (True, None, [])
+
+
+async def test_partial_list_by_id(sim: Sim) -> None:
+    """mylist?id= for a torrent the glitch leaves out is the not-found quirk."""
+    account = await sim.account(mix={"seeding": 1})
+    key, tid = account["api_key"], account["torrent_ids"][0]
+    await sim.fault(key, "partial_list", fraction=1)
+    assert (await sim.fresh(key, id=str(tid))).status == 404
+
+
+async def test_partial_list_is_repeatable_for_a_seed(make_sim: SimFactory) -> None:
+    """The same seed and the same steps drop the same torrents."""
+    dropped: list[list[int]] = []
+    for _ in range(2):
+        sim = await make_sim(seed=11)
+        account = await sim.account(mix={"finished_inactive": 20})
+        key = account["api_key"]
+        await sim.fault(key, "partial_list", fraction=0.5, count=2)
+        first, second = await listed(sim, key), await listed(sim, key)
+        assert first != second
+        dropped.append(first + second)
+    assert dropped[0] == dropped[1]
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"kind": "hide_torrents"}, "ids or hashes"),
+        ({"kind": "hide_torrents", "ids": [1]}, "[1]"),
+        ({"kind": "hide_torrents", "ids": "1"}, "ids"),
+        ({"kind": "hide_torrents", "ids": [True]}, "ids"),
+        ({"kind": "hide_torrents", "hashes": ["ab" * 20]}, "ab" * 20),
+        ({"kind": "hide_torrents", "hashes": [1]}, "hashes"),
+        ({"kind": "hide_torrents", "fraction": 0.5, "ids": []}, "fraction"),
+        ({"kind": "partial_list"}, "fraction"),
+        ({"kind": "partial_list", "fraction": 0}, "fraction"),
+        ({"kind": "partial_list", "fraction": 1.5}, "fraction"),
+        ({"kind": "partial_list", "fraction": "half"}, "fraction"),
+        ({"kind": "partial_list", "fraction": 0.5, "ids": []}, "ids"),
+        ({"kind": "partial_list", "fraction": 0.5, "endpoint": "control"}, "mylist"),
+        ({"kind": "http_500", "fraction": 0.5}, "fraction"),
+        ({"kind": "http_500", "colour": "red"}, "colour"),
+    ],
+)
+async def test_bad_list_faults(sim: Sim, extra: dict[str, Any], words: str) -> None:
+    """List-fault fields are checked strictly, and each error names what is wrong."""
+    key, _ = await seeded(sim)
+    reply = await sim.call("POST", "/_sim/faults", json_body={"api_key": key, **extra})
+    assert reply.status == 400
+    assert words in reply.json["error"]

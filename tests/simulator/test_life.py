@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.simulator.conftest import Sim, SimFactory
 
 MIB = 1024**2
@@ -148,15 +150,94 @@ async def test_finished_inactive(sim: Sim) -> None:
 
 
 async def test_metadl_has_no_metadata(sim: Sim) -> None:
-    """metadl reports size 0, no files, state metaDL and progress 0."""
-    account = await sim.account(torrents=[{"profile": "metadl"}])
-    torrent = await sim.torrent(account["api_key"], account["torrent_ids"][0])
+    """metadl reports size 0, no files, state metaDL and progress 0, and stays so."""
+    account = await sim.account(torrents=[{"profile": "metadl", "size": 5 * MIB}])
+    key, tid = account["api_key"], account["torrent_ids"][0]
+    torrent = await sim.torrent(key, tid)
     assert (torrent["size"], torrent["files"], torrent["download_state"], torrent["progress"]) == (
         0,
         [],
         "metaDL",
         0.0,
     )
+    assert (torrent["active"], torrent["seeds"], torrent["eta"]) == (True, 0, 8_640_000)
+    assert (torrent["total_downloaded"], torrent["download_speed"]) == (0, 0)
+    assert (torrent["download_present"], torrent["download_finished"]) == (False, False)
+    assert torrent["cached_at"] is None
+    await sim.advance(10**6)
+    assert await sim.torrent(key, tid) == torrent
+
+
+async def test_metadata_arrives_then_it_downloads_and_seeds(sim: Sim) -> None:
+    """With metadata_after, size and files appear on time, then it downloads from zero."""
+    spec = {
+        "profile": "metadl",
+        "metadata_after": 30,
+        "size": 100 * MIB,
+        "download_rate": MIB,
+        "upload_rate": MIB,
+        "seeds": 5,
+    }
+    account = await sim.account(torrents=[spec])
+    key, tid = account["api_key"], account["torrent_ids"][0]
+    await sim.advance(29)
+    waiting = await sim.torrent(key, tid)
+    assert (waiting["download_state"], waiting["size"], waiting["files"]) == ("metaDL", 0, [])
+    assert (waiting["progress"], waiting["seeds"]) == (0.0, 0)
+    await sim.advance(11)
+    known = await sim.torrent(key, tid)
+    assert known["download_state"] == "downloading"
+    assert known["size"] == 100 * MIB
+    assert sum(entry["size"] for entry in known["files"]) == 100 * MIB
+    assert known["total_downloaded"] == 10 * MIB
+    assert (known["progress"], known["seeds"], known["eta"]) == (0.1, 5, 90)
+    await sim.advance(100)
+    seeding = await sim.torrent(key, tid)
+    assert (seeding["download_state"], seeding["download_finished"]) == ("uploading", True)
+    assert seeding["total_uploaded"] == 10 * MIB
+    assert seeding["cached_at"] is not None
+    assert (await sim.state(key))["profiles"] == {str(tid): "metadl"}
+
+
+async def test_metadata_arrival_reaches_the_cached_list(make_sim: SimFactory) -> None:
+    """The plain mylist shows the metadata too once its snapshot is refreshed."""
+    sim = await make_sim(cache_seconds=0)
+    spec = {"profile": "metadl", "metadata_after": 5, "size": 10 * MIB}
+    key = (await sim.account(torrents=[spec]))["api_key"]
+    assert (await sim.mylist(key)).json["data"][0]["size"] == 0
+    await sim.advance(5)
+    assert (await sim.mylist(key)).json["data"][0]["size"] == 10 * MIB
+
+
+async def test_metadata_waits_while_paused(sim: Sim) -> None:
+    """A paused metaDL torrent does not get its metadata; it arrives after resume, on time."""
+    spec = {"profile": "metadl", "metadata_after": 10, "size": 10 * MIB}
+    account = await sim.account(torrents=[spec])
+    key, tid = account["api_key"], account["torrent_ids"][0]
+    await sim.advance(4)
+    await sim.control(key, torrent_id=tid, operation="pause")
+    await sim.advance(100)
+    assert (await sim.torrent(key, tid))["size"] == 0
+    await sim.control(key, torrent_id=tid, operation="resume")
+    await sim.advance(5)
+    assert (await sim.torrent(key, tid))["size"] == 0
+    await sim.advance(1)
+    assert (await sim.torrent(key, tid))["size"] == 10 * MIB
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({"profile": "downloading", "metadata_after": 5}, "metadata_after"),
+        ({"profile": "metadl", "metadata_after": -1}, "metadata_after"),
+        ({"profile": "metadl", "progress": 0.5}, "progress"),
+    ],
+)
+async def test_bad_metadl_specs(sim: Sim, spec: dict[str, object], words: str) -> None:
+    """metadata_after is for metadl only and not negative; metadl has no progress to give."""
+    reply = await sim.call("POST", "/_sim/accounts", json_body={"torrents": [spec]})
+    assert reply.status == 400
+    assert words in reply.json["error"]
 
 
 async def test_queued_profile_lives_in_getqueued_only(sim: Sim) -> None:

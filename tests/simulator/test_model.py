@@ -94,6 +94,22 @@ def test_finished_inactive_and_metadl() -> None:
     assert (meta.download_state, meta.downloaded, meta.finished) == ("metaDL", 0, False)
 
 
+def test_metadl_downloads_once_its_metadata_arrives() -> None:
+    """Before metadata_after: metaDL and moving (time will change it); after: a download from 0."""
+    spec = life(Profile.METADL, start_downloaded=0, metadata_after=100.0)
+    waiting = state_at(spec, 99.9)
+    assert (waiting.download_state, waiting.has_metadata, waiting.moving) == ("metaDL", False, True)
+    assert (waiting.downloaded, waiting.seeds, waiting.eta) == (0, 0, INFINITE_ETA)
+    started = state_at(spec, 110)
+    assert (started.download_state, started.has_metadata) == ("downloading", True)
+    assert started.downloaded == 10 * 1024**2
+    finish_age = 100 + GIB / 1024**2
+    done = state_at(spec, finish_age + 1)
+    assert done.finished
+    assert done.finished_age == finish_age
+    assert state_at(life(Profile.METADL, size=0, start_downloaded=0), 10**9).moving is False
+
+
 def test_pause_and_stop_transforms() -> None:
     """Paused and stopped states are inactive and idle but keep their counters."""
     moving = state_at(life(Profile.SEEDING, start_uploaded=7), 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from simulator.render import TORRENT_FIELDS as TORRENT_NAMES
 from tests.simulator.conftest import API, Sim, SimFactory
 
 DATE_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -250,3 +251,10 @@ async def test_envelope_detail_and_content_type(sim: Sim) -> None:
     reply = await sim.call("GET", f"{API}/torrents/mylist", key=key)
     assert reply.headers["Content-Type"].startswith("application/json")
     assert reply.json["detail"] == "Torrent list retrieved successfully."
+
+
+async def test_nullable_names_are_exactly_the_rendered_fields(sim: Sim) -> None:
+    """The names `nulls` accepts are the fields mylist renders, no more and no fewer."""
+    key = (await sim.account(mix={"seeding": 1, "metadl": 1}))["api_key"]
+    for torrent in (await sim.fresh(key)).json["data"]:
+        assert set(torrent) == TORRENT_NAMES == set(TORRENT_FIELDS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import FormData
+
 from tests.simulator.conftest import API, Reply, Sim
 
 QUEUED_FIELDS = {"id", "auth_id", "created_at", "magnet", "torrent_file", "hash", "name", "type"}
@@ -102,3 +104,23 @@ async def test_controlqueued_errors(sim: Sim) -> None:
     log = (await sim.state(key))["requests"]
     assert [entry["result"] for entry in log] == [code for _, _, code in cases]
     assert {entry["endpoint"] for entry in log} == {"queued/controlqueued"}
+
+
+async def test_queued_torrent_file_upload_shape(sim: Sim) -> None:
+    """A queued .torrent upload has a null magnet and torrent_file as a string, as TorBox sends."""
+    info = b"d6:lengthi1024e4:name6:Sintel12:piece lengthi16384ee"
+    data = FormData()
+    data.add_field("file", b"d4:info" + info + b"e", filename="x.torrent")
+    data.add_field("as_queued", "true")
+    key = (await sim.account())["api_key"]
+    reply = await sim.call("POST", f"{API}/torrents/createtorrent", key=key, data=data)
+    assert reply.status == 200
+    item = (await get_queued(sim, key)).json["data"][0]
+    assert set(item) == QUEUED_FIELDS
+    assert item["magnet"] is None
+    assert isinstance(item["torrent_file"], str)
+    assert (item["id"], item["hash"], item["name"]) == (
+        reply.json["data"]["queued_id"],
+        reply.json["data"]["hash"],
+        "Sintel",
+    )
