@@ -24,11 +24,19 @@ PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
 
 
 def torrents_table_sql() -> str:
-    """The real schema's CREATE TABLE torrents statement (read from the migrations, not copied)."""
-    for statement in USER_MIGRATIONS[0].sql.split(";"):
-        text = statement.strip()
-        if text.startswith("CREATE TABLE torrents"):
-            return text.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)
+    """The real schema's CREATE TABLE torrents statement (read from the migrations, not copied).
+
+    The newest migration that (re)creates the table wins: a rebuild creates it under another
+    name and renames it.
+    """
+    for migration in reversed(USER_MIGRATIONS):
+        for statement in migration.sql.split(";"):
+            text = statement.strip()
+            if text.startswith("CREATE TABLE torrents"):
+                name = text.split()[2]
+                return text.replace(
+                    f"CREATE TABLE {name}", "CREATE TABLE IF NOT EXISTS torrents", 1
+                )
     raise RuntimeError("the user schema has no torrents table")
 
 
@@ -50,7 +58,7 @@ def user_rows(users: int, torrents: int, seed: int) -> list[list[Row]]:
                     torrents=account.snapshots,
                     max_gap=2.0 * POLL_INTERVAL,
                     baseline=poll == 0,
-                    pending_missing=frozenset(),
+                    pending_missing={},
                 ),
                 cfg,
             ).states

@@ -34,7 +34,7 @@ class _User:
 
     account: Account
     states: dict[int, TorrentState] = field(default_factory=dict)
-    pending_missing: frozenset[int] = frozenset()
+    pending_missing: dict[int, tuple[int, bool]] = field(default_factory=dict)
     holds: Holds = field(default_factory=dict)
     last_actions: dict[tuple[int, int], float] = field(default_factory=dict)
     last_evaluated: dict[int, float | None] = field(default_factory=dict)

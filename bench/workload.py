@@ -222,12 +222,12 @@ class Account:
                     self._rates[index] = _Rates(0, rates.up or rng.randint(64 * 1024, _MB))
             else:
                 up = int(rates.up * jitter)
-                uploaded = snap.total_uploaded + int(up * seconds)
+                uploaded = _known(snap.total_uploaded) + int(up * seconds)
                 new = snap._replace(
                     upload_speed=up,
                     total_uploaded=uploaded,
-                    ratio=round(uploaded / max(snap.total_downloaded, 1), 4),
-                    peers=max(1, snap.peers + rng.randint(-2, 2)),
+                    ratio=round(uploaded / max(_known(snap.total_downloaded), 1), 4),
+                    peers=max(1, _known(snap.peers) + rng.randint(-2, 2)),
                     updated_at=self.now,
                 )
             self.snapshots[index] = new
@@ -250,13 +250,20 @@ class Account:
         return b"\x0a" + _varint(len(body)) + body
 
 
+def _known(value: int | None) -> int:
+    """A workload value (the workload always sets every number)."""
+    assert value is not None
+    return value
+
+
 def _downloaded(
     snap: TorrentSnapshot, down: int, up: int, seconds: float, now: float
 ) -> TorrentSnapshot:
-    downloaded = min(snap.size, snap.total_downloaded + int(down * seconds))
-    uploaded = snap.total_uploaded + int(up * seconds)
+    size = _known(snap.size)
+    downloaded = min(size, _known(snap.total_downloaded) + int(down * seconds))
+    uploaded = _known(snap.total_uploaded) + int(up * seconds)
     ratio = round(uploaded / max(downloaded, 1), 4)
-    if downloaded >= snap.size:
+    if downloaded >= size:
         return snap._replace(
             download_state="uploading",
             progress=1.0,
@@ -271,10 +278,10 @@ def _downloaded(
             updated_at=now,
         )
     return snap._replace(
-        progress=round(downloaded / snap.size, 6),
+        progress=round(downloaded / size, 6),
         download_speed=down,
         upload_speed=up,
-        eta=int((snap.size - downloaded) / max(down, 1)),
+        eta=int((size - downloaded) / max(down, 1)),
         total_downloaded=downloaded,
         total_uploaded=uploaded,
         ratio=ratio,

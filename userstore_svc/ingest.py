@@ -7,7 +7,6 @@ connection, all inside one transaction.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -257,7 +256,9 @@ class _Applied:
 def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
     """Everything one snapshot changes, computed without I/O."""
     now = snap.observed_at
-    max_gap = 2.0 * max(snap.poll_interval, 1.0)
+    # A gap is judged by the interval that was in force: a user moved from the idle interval to
+    # the active one must not see the idle wait as an outage.
+    max_gap = 2.0 * max(snap.poll_interval, data.poll_interval or 0.0, 1.0)
     baseline = data.last_observed_at is None
     after_gap = not baseline and now - (data.last_observed_at or now) > max_gap
     result = run_poll(
@@ -269,6 +270,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             max_gap=max_gap,
             baseline=baseline,
             pending_missing=data.pending_missing,
+            previous_at=data.last_observed_at,
         ),
         config.pipeline,
     )
@@ -472,16 +474,14 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
     event_ids = user_db.take_ids(data, "events", len(events))
     statements.append((user_db.INSERT_EVENT, user_db.event_rows(events, event_ids)))
     polls = data.polls + 1
-    statements.append(
-        (
-            user_db.UPSERT_META,
-            [
-                ("last_observed_at", repr(now)),
-                ("polls", str(polls)),
-                ("pending_missing", json.dumps(sorted(result.pending_missing))),
-            ],
-        )
-    )
+    meta = [
+        ("last_observed_at", repr(now)),
+        ("polls", str(polls)),
+        ("pending_missing", user_db.encode_missing(result.pending_missing)),
+    ]
+    if data.poll_interval != float(snap.poll_interval):
+        meta.append(("poll_interval", repr(float(snap.poll_interval))))
+    statements.append((user_db.UPSERT_META, meta))
     if polls % PRUNE_EVERY_POLLS == 0:
         statements.extend(_prune_statements(now, config))
         states = {
@@ -514,6 +514,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             "last_observed_at": now,
             "polls": polls,
             "pending_missing": result.pending_missing,
+            "poll_interval": float(snap.poll_interval),
             "rules": rules,
             "holds": new_holds,
             "last_actions": last_actions,

@@ -10,7 +10,7 @@ from typing import Any
 
 from common.errors import InvalidArgument, NotFound
 from userstore_svc.core.rules.evaluate import compile_rule, explain, trace_dict
-from userstore_svc.core.rules.plan import skip_reason
+from userstore_svc.core.rules.plan import protected_keys, skip_reason
 from userstore_svc.core.rules.presets import PRESETS
 from userstore_svc.core.rules.schema import parse_rule, parse_rules, rule_doc
 from userstore_svc.store import user_db
@@ -245,12 +245,13 @@ class RuleService:
             data = await user_db.load(handle)
             now = data.last_observed_at
             states = [s for s in data.states.values() if s.present]
+            shielded = protected_keys(data.states, data.protected)
         rows: list[PreviewRow] = []
         if now is not None:
             for state in sorted(states, key=lambda s: s.key):
                 result = compiled.test(state, now, {}, {})
                 reason = skip_reason(rule.action, state) if result else None
-                if result and reason is None and state.snap.id in data.protected:
+                if result and reason is None and state.key in shielded:
                     reason = "protected"
                 rows.append(
                     PreviewRow(

@@ -9,6 +9,7 @@ from typing import Any
 from common.errors import InvalidArgument
 from userstore_svc.core import speeds, telemetry
 from userstore_svc.core.models import TorrentState
+from userstore_svc.core.rules.plan import protected_keys
 from userstore_svc.rules_service import ACTION_COLUMNS, action_dict
 from userstore_svc.store import user_db
 from userstore_svc.store.pool import DatabasePool
@@ -86,6 +87,7 @@ class TorrentService:
                 )
             }
             now = data.last_observed_at
+            shielded = protected_keys(data.states, data.protected)
             views = []
             for key in sorted(data.states):
                 state = data.states[key]
@@ -97,7 +99,7 @@ class TorrentService:
                         state=state,
                         now=now if now is not None else state.last_seen_at,
                         last_action=last.get(key),
-                        protected=not state.snap.queued and state.snap.id in data.protected,
+                        protected=key in shielded,
                         seed_ratio_limit=limit.seed_ratio if limit else None,
                         seed_time_limit_hours=limit.seed_time_hours if limit else None,
                     )

@@ -1,8 +1,9 @@
 """TorBox's torrent JSON normalised into the Torrent message, surviving every known quirk.
 
 Dates come as ``...Z`` or (older) ``+00:00`` with microseconds; ``active`` may be a bool, 1 or
-"true"; numbers may be null; ``download_state`` may be null or carry a parenthesised suffix;
-items without an integer id are dropped rather than guessed at.
+"true"; numbers and flags may be null and then stay unset (unknown, never 0 or false);
+``download_state`` may be null or carry a parenthesised suffix; items without an integer id are
+dropped rather than guessed at.
 """
 
 from __future__ import annotations
@@ -53,35 +54,47 @@ def as_bool(value: Any) -> bool:
 
 
 # Each converter first checks for the type a well-formed answer has (an exact type check, so a
-# bool never passes as an int): a poll converts ~25 values per torrent.
-def _int(value: Any) -> int:
+# bool never passes as an int): a poll converts ~25 values per torrent. Null, NaN and garbage are
+# None: unknown, never 0.
+def _int(value: Any) -> int | None:
     if type(value) is int:
         return value
+    if value is None:
+        return None
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value == value:
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
         return int(value)
     if isinstance(value, str):
         try:
-            return int(float(value))
+            number = float(value)
         except ValueError:
-            return 0
-    return 0
+            return None
+        return int(number) if number == number and abs(number) != float("inf") else None
+    return None
 
 
-def _float(value: Any) -> float:
+def _float(value: Any) -> float | None:
     if type(value) is float and value == value:
         return value
+    if value is None:
+        return None
     if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
         return float(value)
     if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
-            return 0.0
-    return 0.0
+            return None
+        return number if number == number else None
+    return None
+
+
+def _bool(value: Any) -> bool | None:
+    """A flag, or None when TorBox sent null or nothing."""
+    return None if value is None else as_bool(value)
 
 
 def _str(value: Any) -> str | None:
@@ -99,43 +112,55 @@ def _id(value: Any) -> int | None:
 
 
 def torrent(item: Any) -> tpb.Torrent | None:
-    """One mylist item as a Torrent message, or None when it has no usable id."""
+    """One mylist item as a Torrent message, or None when it has no usable id.
+
+    Every value TorBox sent as null (or not at all) stays unset. A size of 0 and an empty file
+    list mean the metadata is not known yet (a magnet in metaDL): both stay unset too.
+    """
     if not isinstance(item, dict):
         return None
     torrent_id = _id(item.get("id"))
     if torrent_id is None:
         return None
     files = item.get("files")
+    size = _int(item.get("size"))
+    progress = _float(item.get("progress"))
+    # An empty file list is "not known yet", never "no files".
+    file_count = (len(files) or None) if isinstance(files, list) else _int(item.get("file_count"))
+    values = {
+        "size": size if size is not None and size > 0 else None,
+        "active": _bool(item.get("active")),
+        "seeds": _int(item.get("seeds")),
+        "peers": _int(item.get("peers")),
+        "ratio": _float(item.get("ratio")),
+        "progress": None if progress is None else min(1.0, max(0.0, progress)),
+        "download_speed": _int(item.get("download_speed")),
+        "upload_speed": _int(item.get("upload_speed")),
+        "eta": _int(item.get("eta")),
+        "download_present": _bool(item.get("download_present")),
+        "download_finished": _bool(item.get("download_finished")),
+        "file_count": file_count if file_count is not None and file_count > 0 else None,
+        "availability": _float(item.get("availability")),
+        "total_uploaded": _int(item.get("total_uploaded")),
+        "total_downloaded": _int(item.get("total_downloaded")),
+        "cached": _bool(item.get("cached")),
+        "seed_torrent": _bool(item.get("seed_torrent")),
+        "long_term_seeding": _bool(item.get("long_term_seeding")),
+        "private": _bool(item.get("private")),
+        **_optional(item),
+    }
     return tpb.Torrent(
         id=torrent_id,
         hash=str(item.get("hash") or "").lower(),
         name=str(item.get("name") or ""),
-        size=_int(item.get("size")),
-        active=as_bool(item.get("active")),
         download_state=str(item.get("download_state") or ""),
-        seeds=_int(item.get("seeds")),
-        peers=_int(item.get("peers")),
-        ratio=_float(item.get("ratio")),
-        progress=min(1.0, max(0.0, _float(item.get("progress")))),
-        download_speed=_int(item.get("download_speed")),
-        upload_speed=_int(item.get("upload_speed")),
-        eta=_int(item.get("eta")),
-        download_present=as_bool(item.get("download_present")),
-        download_finished=as_bool(item.get("download_finished")),
-        file_count=len(files) if isinstance(files, list) else _int(item.get("file_count")),
-        availability=_float(item.get("availability")),
-        total_uploaded=_int(item.get("total_uploaded")),
-        total_downloaded=_int(item.get("total_downloaded")),
-        cached=as_bool(item.get("cached")),
-        seed_torrent=as_bool(item.get("seed_torrent")),
-        long_term_seeding=as_bool(item.get("long_term_seeding")),
-        private=as_bool(item.get("private")),
-        **_optional(item),
+        # None leaves a field unset: absent, not 0.
+        **{name: value for name, value in values.items() if value is not None},
     )
 
 
 def _optional(item: dict[str, Any]) -> dict[str, Any]:
-    """The optional fields, as constructor arguments (None leaves a field unset: absent, not 0)."""
+    """The optional text and date fields (None: unset)."""
     return {
         "magnet": _str(item.get("magnet")),
         "tracker": _str(item.get("tracker")),
@@ -159,5 +184,6 @@ def queued(item: Any) -> tpb.Torrent | None:
         name=str(item.get("name") or ""),
         download_state="queued",
         queued=True,
-        **_optional(item),
+        # The queued list says nothing of size, seeds, flags or progress: they stay unknown.
+        **{name: value for name, value in _optional(item).items() if value is not None},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from userstore_svc.core.models import PipelineConfig, TorrentSnapshot, TorrentState
@@ -66,9 +67,24 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+def hash_for(torrent_id: int, queued: bool = False) -> str:
+    """A distinct info hash per id, as TorBox lists one item per hash (id 1 keeps "aaa...")."""
+    if torrent_id == 1 and not queued:
+        return "a" * 40
+    return hashlib.sha1(f"{'q' if queued else 't'}{torrent_id}".encode()).hexdigest()
+
+
 def snap(profile: str = "downloading", **fields: Any) -> TorrentSnapshot:
-    """A snapshot in one of the profiles above, with any fields overridden."""
-    return _BASE._replace(**{**PROFILES[profile], **fields})
+    """A snapshot in one of the profiles above, with any fields overridden.
+
+    Unless a test names one, each id gets its own hash: two items with one hash are the same
+    torrent to the pipeline (a queued item becoming a torrent, a torrent re-added).
+    """
+    values = {**PROFILES[profile], **fields}
+    if "hash" not in values:
+        values["hash"] = hash_for(values.get("id", 1), bool(values.get("queued", False)))
+        values.setdefault("magnet", "magnet:?xt=urn:btih:" + values["hash"])
+    return _BASE._replace(**values)
 
 
 class Feed:
@@ -78,8 +94,9 @@ class Feed:
         self.cfg = cfg
         self.interval = interval
         self.states: dict[int, TorrentState] = {}
-        self.pending: frozenset[int] = frozenset()
+        self.pending: dict[int, tuple[int, bool]] = {}
         self.polls = 0
+        self.previous_at: float | None = None
         self.last: PollResult | None = None
 
     def poll(self, at: float, *torrents: TorrentSnapshot, complete: bool = True) -> PollResult:
@@ -93,9 +110,11 @@ class Feed:
                 max_gap=2 * self.interval,
                 baseline=self.polls == 0,
                 pending_missing=self.pending,
+                previous_at=self.previous_at,
             ),
             self.cfg,
         )
+        self.previous_at = max(self.previous_at or T0 + at, T0 + at)
         self.states = result.states
         self.pending = result.pending_missing
         self.polls += 1

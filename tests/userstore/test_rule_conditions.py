@@ -41,8 +41,10 @@ def one(condition: dict[str, Any], state: TorrentState, now: float) -> bool | No
 
 
 def seeding_for(hours: float, **fields: Any) -> tuple[TorrentState, float]:
-    """A torrent observed seeding every 10 minutes for `hours` hours."""
+    """A torrent added at T0 and observed seeding every 10 minutes for `hours` hours."""
     feed = Feed(interval=600)
+    feed.poll(-600)  # the account's first poll, before the torrent arrived
+    fields.setdefault("created_at", T0)
     steps = int(hours * 6)
     for i in range(steps + 1):
         feed.poll(i * 600, snap("seeding", total_uploaded=i * 1000, **fields))
@@ -50,8 +52,10 @@ def seeding_for(hours: float, **fields: Any) -> tuple[TorrentState, float]:
 
 
 def state_of(profile: str = "downloading", **fields: Any) -> tuple[TorrentState, float]:
-    """A torrent seen in two polls a minute apart."""
+    """A torrent added at T0 (watched from its arrival), seen in two polls a minute apart."""
     feed = Feed()
+    feed.poll(-60)  # the account's first poll, before the torrent arrived
+    fields.setdefault("created_at", T0)
     feed.poll(0, snap(profile, **fields))
     feed.poll(60, snap(profile, **fields))
     return feed.state(), T0 + 60
@@ -163,9 +167,10 @@ def test_time_conditions_use_real_telemetry() -> None:
 def test_stall_conditions() -> None:
     """DOWNLOAD_STALLED_TIME counts minutes of the current stall; 0 while downloading fine."""
     feed = Feed(interval=600)
-    feed.poll(0, snap(total_downloaded=10))
-    feed.poll(600, snap("stalled", total_downloaded=10))
-    feed.poll(1800, snap("stalled", total_downloaded=10))
+    feed.poll(-600)
+    feed.poll(0, snap(total_downloaded=10, created_at=T0))
+    feed.poll(600, snap("stalled", total_downloaded=10, created_at=T0))
+    feed.poll(1800, snap("stalled", total_downloaded=10, created_at=T0))
     now = T0 + 1800
     stall = {"type": "DOWNLOAD_STALLED_TIME", "operator": "gt", "value": 25}
     assert one(stall, feed.state(), now) is True

@@ -151,7 +151,7 @@ def test_blast_radius_count_cap_holds_every_destructive_action() -> None:
     assert {i.status for i in out.intents} == {"held"}
     assert len(out.intents) == 100
     assert [e.type for e in out.events] == ["AUTOMATION_HELD"]
-    assert "exceed the cap of 10" in out.events[0].data["reason"]
+    assert "over the cap of 10" in out.events[0].data["reason"]
     assert out.reports[0].processed == 0
 
 

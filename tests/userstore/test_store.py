@@ -279,9 +279,7 @@ def test_state_rows_round_trip(steps: list[tuple[str, int, int, float]]) -> None
     for i, (profile, down, up, ratio) in enumerate(steps):
         feed.poll(i * 60, snap(profile, total_downloaded=down, total_uploaded=up, ratio=ratio))
     conn = sqlite3.connect(":memory:")
-    for statement in USER_MIGRATIONS[0].sql.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    migrate(conn, USER_MIGRATIONS)
     for state in feed.states.values():
         conn.execute(user_db.INSERT_TORRENT, user_db.state_row(state))
     for row in conn.execute("SELECT * FROM torrents"):

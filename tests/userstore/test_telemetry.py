@@ -238,15 +238,36 @@ def test_completion_fires_once() -> None:
 
 
 def test_missing_torrent_is_removed_with_an_event_and_kept() -> None:
-    """A torrent missing from a complete snapshot is removed; its shadow stays for the log."""
+    """A torrent missing from two complete snapshots in a row is removed; its shadow stays."""
     feed = Feed()
-    feed.poll(0, snap(id=1), snap(id=2))
-    feed.poll(60, snap(id=1))
+    feed.poll(0, snap(id=1), snap(id=2), snap(id=3))
+    feed.poll(60, snap(id=1), snap(id=3))
+    assert feed.event_types() == []
+    assert feed.state(2).present
+    assert feed.state(2).missing_since == T0 + 60
+    assert feed.last is not None
+    assert feed.last.hold_reason is None  # one torrent gone is not a glitch to hold for
+    feed.poll(120, snap(id=1), snap(id=3))
     assert feed.event_types() == ["TORRENT_REMOVED"]
     assert not feed.state(2).present
-    assert feed.state(2).removed_at == T0 + 60
+    assert feed.state(2).removed_at == T0 + 120
+
+
+def test_a_torrent_missing_for_one_poll_keeps_its_history_and_replays_nothing() -> None:
+    """A one-poll flap: no removal, no event, no restarted telemetry when it comes back."""
+    feed = Feed()
+    feed.poll(0, snap(id=1), snap("seeding", id=2))
+    feed.poll(60, snap(id=1), snap("seeding", id=2, total_uploaded=100))
+    before = feed.state(2)
+    feed.poll(120, snap(id=1))
     assert feed.last is not None
-    assert feed.last.hold_reason is None
+    assert feed.last.removed == []
+    feed.poll(180, snap(id=1), snap("seeding", id=2, total_uploaded=200))
+    assert feed.event_types() == []
+    after = feed.state(2)
+    assert after.first_seen_at == before.first_seen_at
+    assert after.last_upload_activity_at == T0 + 180
+    assert after.missing_since is None
 
 
 def test_empty_list_removes_nothing_until_confirmed() -> None:
@@ -264,25 +285,44 @@ def test_empty_list_removes_nothing_until_confirmed() -> None:
     assert all(feed.state(i).missing_since is None for i in range(1, 4))
 
 
-def test_confirmed_empty_list_removes_on_the_second_poll() -> None:
-    """When the next snapshot is empty too, the removals are recorded."""
+def test_an_empty_list_is_confirmed_only_over_several_polls_and_minutes() -> None:
+    """An empty list twice is still a glitch; removal needs three polls over ten minutes."""
     feed = Feed()
     feed.poll(0, *[snap(id=i) for i in range(1, 4)])
-    feed.poll(60)
-    result = feed.poll(120)
+    for at in (60, 120, 180):
+        result = feed.poll(at)
+        assert result.removed == []
+        assert result.hold_reason is not None
+    for at in range(240, 600, 60):
+        assert feed.poll(at).removed == []
+    result = feed.poll(660)
     assert sorted(result.removed) == [1, 2, 3]
     assert result.hold_reason is None
 
 
 def test_collapsed_list_is_suspicious() -> None:
-    """Far fewer torrents than known (from 20 to 5) waits for confirmation."""
+    """Far fewer torrents than known (from 20 to 5) waits for confirmation over time."""
     feed = Feed()
     feed.poll(0, *[snap(id=i) for i in range(1, 21)])
     result = feed.poll(60, *[snap(id=i) for i in range(1, 6)])
     assert result.suspicious
     assert result.removed == []
+    assert result.hold_reason is not None
     result = feed.poll(120, *[snap(id=i) for i in range(1, 6)])
+    assert result.removed == []
+    result = feed.poll(700, *[snap(id=i) for i in range(1, 6)])
     assert len(result.removed) == 15
+
+
+def test_a_partial_list_on_a_small_account_is_a_glitch_too() -> None:
+    """Three of five torrents gone at once on a small account is held like a collapse."""
+    feed = Feed()
+    feed.poll(0, *[snap(id=i) for i in range(1, 6)])
+    result = feed.poll(60, snap(id=1), snap(id=2))
+    assert result.suspicious
+    assert result.hold_reason is not None
+    result = feed.poll(120, snap(id=1), snap(id=2))
+    assert result.removed == []
 
 
 def test_incomplete_snapshot_removes_nothing_and_holds() -> None:
@@ -294,15 +334,28 @@ def test_incomplete_snapshot_removes_nothing_and_holds() -> None:
     assert result.hold_reason is not None
 
 
-def test_a_removed_torrent_that_returns_is_added_again() -> None:
-    """A torrent listed again after removal is ADDED again and keeps its history."""
+def test_a_removed_torrent_that_returns_is_not_added_again() -> None:
+    """A torrent listed again after removal emits no first-time event and keeps its history."""
     feed = Feed()
     feed.poll(0, snap("seeding", id=1), snap(id=2))
     feed.poll(60, snap(id=2))
-    feed.poll(120, snap(id=2), snap("seeding", id=1))
-    assert "TORRENT_ADDED" in feed.event_types()
+    feed.poll(120, snap(id=2))
+    assert not feed.state(1).present
+    feed.poll(180, snap(id=2), snap("seeding", id=1))
+    assert feed.event_types() == []
     assert feed.state(1).present
     assert feed.state(1).first_seen_at == T0
+
+
+def test_a_known_hash_under_a_new_id_is_not_added() -> None:
+    """A queued item that becomes a torrent (same hash, new id) is not a new torrent."""
+    feed = Feed()
+    feed.poll(0, snap(id=1))
+    queued = snap("queued", id=7, hash="b" * 40)
+    feed.poll(60, snap(id=1), queued)
+    assert "TORRENT_ADDED" in feed.event_types()
+    feed.poll(120, snap(id=1), snap(id=9, hash="b" * 40))
+    assert "TORRENT_ADDED" not in feed.event_types()
 
 
 def test_same_snapshot_twice_changes_nothing() -> None:

@@ -13,37 +13,41 @@ from typing import Any, NamedTuple
 
 
 class TorrentSnapshot(NamedTuple):
-    """One torrent (or queued item) as TorBox reported it in one poll; times in epoch seconds."""
+    """One torrent (or queued item) as TorBox reported it in one poll; times in epoch seconds.
+
+    None is *unknown*: TorBox sent null, the field is not in the queued list's shape, or (size,
+    file count) the magnet is still fetching its metadata. Unknown is never read as 0 or False.
+    """
 
     id: int
     hash: str
     name: str
     magnet: str | None
-    size: int
-    active: bool
+    size: int | None
+    active: bool | None
     created_at: float | None
     updated_at: float | None
     download_state: str
-    seeds: int
-    peers: int
-    ratio: float
-    progress: float
-    download_speed: int
-    upload_speed: int
-    eta: int
+    seeds: int | None
+    peers: int | None
+    ratio: float | None
+    progress: float | None
+    download_speed: int | None
+    upload_speed: int | None
+    eta: int | None
     expires_at: float | None
-    download_present: bool
-    download_finished: bool
-    file_count: int
-    availability: float
+    download_present: bool | None
+    download_finished: bool | None
+    file_count: int | None
+    availability: float | None
     tracker: str | None
-    total_uploaded: int
-    total_downloaded: int
-    cached: bool
+    total_uploaded: int | None
+    total_downloaded: int | None
+    cached: bool | None
     cached_at: float | None
-    seed_torrent: bool
-    long_term_seeding: bool
-    private: bool
+    seed_torrent: bool | None
+    long_term_seeding: bool | None
+    private: bool | None
     queued: bool
 
     @property
@@ -86,6 +90,11 @@ class TorrentState(NamedTuple):
     active_run_since: float | None
     max_download_speed: float | None
     samples: bytes
+    # Start of the current continuous presence (first sight or return); gaps do not move it.
+    tracked_since: float
+    # True when we saw the torrent arrive and watched it without a gap since: accumulated times,
+    # stall counts and the maximum speed are then exact; otherwise they are lower bounds.
+    whole_life: bool
 
     @property
     def key(self) -> int:
@@ -109,9 +118,15 @@ class PipelineConfig:
 
     stall_after_seconds: float = 600.0
     ratio_event_threshold: float = 1.0
-    # A snapshot is suspicious when it drops below this share of the torrents we knew ...
+    # A snapshot is suspicious (a list glitch until shown otherwise) when it is empty where
+    # torrents were known, or when more than this share of the known torrents is missing from it
+    # (at least `suspicious_min_missing` of them).
     suspicious_drop_fraction: float = 0.5
-    # ... and we knew at least this many (an account of 3 emptying itself is not suspicious).
-    suspicious_min_known: int = 10
+    suspicious_min_missing: int = 2
+    # A torrent missing from a complete, unsuspicious poll is removed when the next poll still
+    # lacks it; one that vanished with many others needs this many polls ...
+    mass_confirm_polls: int = 3
+    # ... spanning at least this long (or three poll intervals, whichever is longer).
+    mass_confirm_seconds: float = 600.0
     sample_window_seconds: float = 3600.0
     max_samples: int = 240

@@ -1,18 +1,27 @@
 """One poll of one user through the pure pipeline: diff, derive, aggregate, events, removals.
 
-Removals are the dangerous part: an outage or a TorBox glitch can make a whole list look empty.
-A snapshot that is incomplete, empty, or far shorter than what we knew is *suspicious*: torrents
-missing from it are only flagged, and they are recorded as removed only if the next snapshot still
-lacks them. While anything is unconfirmed, destructive actions are held (see :attr:`hold_reason`).
+Removals are the dangerous part: an outage or a TorBox glitch can make torrents look gone. No
+torrent is removed on one poll's word:
+- a torrent missing from a complete poll is only flagged; it is removed when the next complete
+  poll still lacks it;
+- when many vanish at once (the list is empty, or more than half of it is missing) it is a
+  *mass disappearance*: removal waits for several polls spanning several minutes, and until then
+  destructive actions are held (see :attr:`PollResult.hold_reason`);
+- an incomplete poll confirms nothing and holds destructive actions.
+A torrent that comes back (by id, or under a new id with a hash we know) keeps its history and
+emits no first-time events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from userstore_svc.core import telemetry
 from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
+
+# Torrents missing from recent polls: key -> (complete polls it was missing from, mass episode).
+Missing = Mapping[int, tuple[int, bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +35,10 @@ class PollInput:
     max_gap: float
     # The user's first poll: nothing before it is known, so it emits no events.
     baseline: bool
-    # Keys missing from the previous (suspicious) snapshot, awaiting confirmation.
-    pending_missing: frozenset[int]
+    # Torrents missing from earlier polls, awaiting confirmation.
+    pending_missing: Missing = field(default_factory=dict)
+    # When the previous poll applied was observed: a poll not newer than it is a replay.
+    previous_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +49,7 @@ class PollResult:
     changed: list[TorrentState]
     events: list[Event]
     removed: list[int]
-    pending_missing: frozenset[int]
+    pending_missing: dict[int, tuple[int, bool]]
     suspicious: bool
     # Why destructive actions must not be sent after this poll; None when they may be.
     hold_reason: str | None
@@ -47,10 +58,14 @@ class PollResult:
 def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineConfig) -> PollResult:
     """Advance every remembered torrent by one snapshot. Pure: same inputs, same result."""
     now = poll.observed_at
+    if poll.previous_at is not None and now <= poll.previous_at:
+        # A replay: no time passed, nothing can have appeared, moved or gone.
+        return PollResult(dict(known), [], [], [], dict(poll.pending_missing), False, None)
     states: dict[int, TorrentState] = dict(known)
     changed: list[TorrentState] = []
     events: list[Event] = []
     seen: set[int] = set()
+    hashes: dict[str, int] | None = None
 
     for snap in poll.torrents:
         key = snap.key
@@ -58,50 +73,59 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
             continue  # TorBox listed it twice (page boundaries shift): the first copy wins.
         seen.add(key)
         prev = known.get(key)
-        if prev is None or not prev.present:
-            state, new_events = telemetry.first_sight(
-                snap, now, baseline=poll.baseline, returning=prev
-            )
-            moved = True
-        else:
+        if prev is not None and prev.present:
             state, new_events, moved = telemetry.advance(
                 prev, snap, now, max_gap=poll.max_gap, cfg=cfg
             )
+        else:
+            if prev is None and snap.hash:
+                if hashes is None:
+                    hashes = {s.snap.hash: k for k, s in known.items() if s.snap.hash}
+                seen_before = snap.hash in hashes
+            else:
+                seen_before = False
+            state, new_events = telemetry.first_sight(
+                snap, now, baseline=poll.baseline, returning=prev, seen_before=seen_before
+            )
+            moved = True
         states[key] = state
         if moved:
             changed.append(state)
         events.extend(new_events)
 
     present_before = [key for key, state in known.items() if state.present]
-    missing = frozenset(key for key in present_before if key not in seen)
-    suspicious = _is_suspicious(poll, len(present_before), len(seen), cfg)
-
+    missing = [key for key in present_before if key not in seen]
+    suspicious = _is_suspicious(len(present_before), len(missing), len(seen), cfg)
+    pending: dict[int, tuple[int, bool]] = {}
     removed: list[int] = []
-    pending: frozenset[int] = frozenset()
-    hold_reason: str | None = None
+    to_flag: list[int] = []
+    to_remove: list[int] = []
     if not poll.complete:
-        hold_reason = "incomplete snapshot (a page failed); waiting for a complete one"
-        confirmed: frozenset[int] = frozenset()
-        unconfirmed = missing
-        pending = poll.pending_missing
-    elif suspicious:
-        confirmed = missing & poll.pending_missing
-        unconfirmed = missing - confirmed
-        pending = missing
-        if unconfirmed:
-            hold_reason = (
-                f"snapshot listed {len(seen)} torrents where {len(present_before)} were known; "
-                f"{len(unconfirmed)} missing ones wait for the next poll to confirm"
-            )
+        # Nothing is confirmed by an incomplete poll; what was pending stays pending.
+        pending = {k: v for k, v in poll.pending_missing.items() if k not in seen}
+        to_flag = missing
     else:
-        confirmed, unconfirmed = missing, frozenset()
+        wait = max(cfg.mass_confirm_seconds, 1.5 * poll.max_gap)
+        for key in missing:
+            count, mass = poll.pending_missing.get(key, (0, False))
+            count, mass = count + 1, mass or suspicious
+            since = known[key].missing_since or now
+            if mass:
+                confirmed = count >= cfg.mass_confirm_polls and now - since >= wait - 1e-6
+            else:
+                confirmed = count >= 2
+            if confirmed:
+                to_remove.append(key)
+            else:
+                to_flag.append(key)
+                pending[key] = (count, mass)
 
-    for key in sorted(unconfirmed):
+    for key in sorted(to_flag):
         state = telemetry.mark_missing(known[key], now)
         if state is not known[key]:
             states[key] = state
             changed.append(state)
-    for key in sorted(confirmed):
+    for key in sorted(to_remove):
         state, event = telemetry.mark_removed(known[key], now)
         states[key] = state
         changed.append(state)
@@ -115,14 +139,29 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
         removed=removed,
         pending_missing=pending,
         suspicious=suspicious or not poll.complete,
-        hold_reason=hold_reason,
+        hold_reason=_hold_reason(poll, pending, len(seen), len(present_before)),
     )
 
 
-def _is_suspicious(poll: PollInput, known: int, listed: int, cfg: PipelineConfig) -> bool:
-    """Empty where torrents were known, or collapsed far below what we knew."""
-    if known == 0:
+def _is_suspicious(known: int, missing: int, listed: int, cfg: PipelineConfig) -> bool:
+    """Empty where torrents were known, or more than half of what we knew gone at once."""
+    if known == 0 or missing == 0:
         return False
     if listed == 0:
         return True
-    return known >= cfg.suspicious_min_known and listed < known * cfg.suspicious_drop_fraction
+    return missing >= cfg.suspicious_min_missing and missing > known * cfg.suspicious_drop_fraction
+
+
+def _hold_reason(
+    poll: PollInput, pending: Mapping[int, tuple[int, bool]], listed: int, known: int
+) -> str | None:
+    """Why destructive actions must wait after this poll, or None."""
+    if not poll.complete:
+        return "incomplete snapshot (a page failed); waiting for a complete one"
+    unconfirmed = sum(1 for _count, mass in pending.values() if mass)
+    if not unconfirmed:
+        return None
+    return (
+        f"snapshot listed {listed} torrents where {known} were known; {unconfirmed} that "
+        "vanished at once wait for several polls over several minutes to confirm it"
+    )

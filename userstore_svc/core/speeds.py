@@ -134,3 +134,10 @@ def change(
     if not samples:
         return None
     return max(0.0, total - _counters_at(samples, now - window, column))
+
+
+def last(blob: bytes) -> Sample:
+    """The newest sample of a non-empty ring: the counters last known and when."""
+    values = array("d")
+    values.frombytes(blob[-24:])
+    return (values[0], values[1], values[2])

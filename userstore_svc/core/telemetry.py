@@ -1,23 +1,33 @@
 """Derived telemetry for one torrent: activity, stalls, time in each state, and implied events.
 
 Conventions (each one is tested):
-- Bytes that grow mark activity at the poll that saw them grow.
+- Bytes that grow mark activity at the poll that saw them grow. Counters TorBox did not send are
+  unknown: they mark nothing, and the next known value is compared with the last known one.
 - An interval between two polls counts toward a state only when the torrent was in that state at
   both ends, so accumulated times never exceed the wall time observed.
 - A gap between observations longer than ``max_gap`` (an outage) counts toward nothing: runs are
-  closed at the last sighting, and stall time excludes it.
-- A torrent stalls when it is trying to download and no bytes moved for ``stall_after`` seconds (or
-  TorBox says it is stalled); ``stalled_since`` is the last activity, not the poll that noticed.
+  closed at the last sighting, and stall time excludes it (once).
+- A torrent stalls when it is moving bytes down (``STALLABLE``) and none moved for
+  ``stall_after`` seconds (or TorBox says it is stalled); ``stalled_since`` is the last activity
+  or the moment it became stallable, not the poll that noticed. Intervals in which it was not
+  watched (outages, polls without counters) are excluded.
+- Times, counts and the maximum speed are exact only for a torrent watched from its arrival
+  without a gap (``whole_life``); otherwise they are lower bounds (see rules/fields.py).
+- A torrent seen before (it returns after being marked removed, or comes back under a new id
+  with a known hash) keeps its history and emits no first-time events.
 """
 
 from __future__ import annotations
 
 from userstore_svc.core import speeds
 from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
-from userstore_svc.core.status import DOWNLOADING, SEEDING, derive_status
+from userstore_svc.core.status import DOWNLOADING, SEEDING, STALLABLE, derive_status
 
 # Two states equal in every field but the sighting time need no write.
 _SEEN = TorrentState._fields.index("last_seen_at")
+# A torrent TorBox says was created longer ago than this before we first saw it was not watched
+# from its arrival (our first sight of it is mid-life).
+NEW_TORRENT_SLACK_SECONDS = 600.0
 
 
 def status_of(snap: TorrentSnapshot) -> str:
@@ -31,75 +41,89 @@ def status_of(snap: TorrentSnapshot) -> str:
     )
 
 
+def _first_events(snap: TorrentSnapshot, status: str, now: float) -> list[Event]:
+    """The events of a torrent that has just arrived."""
+    key = snap.key
+    events = [Event("TORRENT_ADDED", key, now, {"name": snap.name, "status": status})]
+    if status in DOWNLOADING:
+        events.append(Event("TORRENT_DOWNLOADING_STARTED", key, now, {"status": status}))
+    if status in SEEDING:
+        events.append(Event("TORRENT_SEEDING_STARTED", key, now, {"ratio": snap.ratio}))
+    if snap.download_finished is True:
+        events.append(Event("TORRENT_COMPLETED", key, now, {"size": snap.size}))
+    if status == "stalled":
+        events.append(
+            Event(
+                "TORRENT_STALLED",
+                key,
+                now,
+                {"reason": "torbox_state", "state": snap.download_state},
+            )
+        )
+    return events
+
+
+def _start_samples(now: float, snap: TorrentSnapshot) -> bytes:
+    """A new ring from this sighting's counters, or none while they are unknown."""
+    if snap.total_downloaded is None or snap.total_uploaded is None:
+        return speeds.EMPTY
+    return speeds.start(now, snap.total_downloaded, snap.total_uploaded)
+
+
 def first_sight(
     snap: TorrentSnapshot,
     now: float,
     *,
     baseline: bool,
     returning: TorrentState | None,
+    seen_before: bool = False,
 ) -> tuple[TorrentState, list[Event]]:
-    """The state of a torrent seen for the first time (or again after it was removed).
+    """The state of a torrent seen for the first time, or again after it was removed.
 
     On a user's first poll (`baseline`) nothing is known about what happened before, so no events
-    are emitted and no ``*_started_at`` is invented.
+    are emitted and no ``*_started_at`` is invented. A torrent seen before (`returning`, or
+    `seen_before` for a known hash under a new id) emits no events either: it is not new.
     """
     status = status_of(snap)
-    downloading = status in DOWNLOADING
-    seeding = status in SEEDING
-    key = snap.key
-    stalled = status == "stalled"
-    events: list[Event] = []
-    if not baseline:
-        events.append(
-            Event(
-                "TORRENT_ADDED",
-                key,
-                now,
-                {"name": snap.name, "status": status, "returned": returning is not None},
-            )
-        )
-        if downloading:
-            events.append(Event("TORRENT_DOWNLOADING_STARTED", key, now, {"status": status}))
-        if seeding:
-            events.append(Event("TORRENT_SEEDING_STARTED", key, now, {"ratio": snap.ratio}))
-        if snap.download_finished:
-            events.append(Event("TORRENT_COMPLETED", key, now, {"size": snap.size}))
-        if stalled:
-            events.append(
-                Event(
-                    "TORRENT_STALLED",
-                    key,
-                    now,
-                    {"reason": "torbox_state", "state": snap.download_state},
-                )
-            )
-    started_download = None if baseline or not downloading else now
-    started_seeding = None if baseline or not seeding else now
+    new = not baseline and returning is None and not seen_before
+    events = _first_events(snap, status, now) if new else []
+    created = snap.created_at
+    whole_life = new and (created is None or now - created <= NEW_TORRENT_SLACK_SECONDS)
+    r = returning
+    speed = None if snap.download_speed is None else float(snap.download_speed)
+    if r is not None and r.max_download_speed is not None:
+        speed = r.max_download_speed if speed is None else max(speed, r.max_download_speed)
     state = TorrentState(
         snap=snap,
         status=status,
-        first_seen_at=returning.first_seen_at if returning else now,
+        first_seen_at=r.first_seen_at if r else now,
         last_seen_at=now,
         present=True,
         removed_at=None,
         missing_since=None,
         observed_since=now,
-        last_download_activity_at=returning.last_download_activity_at if returning else None,
-        last_upload_activity_at=returning.last_upload_activity_at if returning else None,
+        last_download_activity_at=r.last_download_activity_at if r else None,
+        last_upload_activity_at=r.last_upload_activity_at if r else None,
         # Last activity unknown: the stall is only known from now on.
-        stalled_since=now if stalled else None,
+        stalled_since=now if status == "stalled" else None,
         idle_excluded_seconds=0.0,
-        stall_count=(returning.stall_count if returning else 0) + (1 if stalled else 0),
-        downloading_started_at=started_download,
-        seeding_started_at=started_seeding,
-        seeding_seconds=returning.seeding_seconds if returning else 0.0,
-        seeding_run_since=now if seeding else None,
-        downloading_seconds=returning.downloading_seconds if returning else 0.0,
-        downloading_run_since=now if downloading else None,
-        active_seconds=returning.active_seconds if returning else 0.0,
-        active_run_since=now if snap.active else None,
-        max_download_speed=float(snap.download_speed),
-        samples=speeds.start(now, snap.total_downloaded, snap.total_uploaded),
+        stall_count=(r.stall_count if r else 0) + (1 if status == "stalled" else 0),
+        downloading_started_at=(
+            r.downloading_started_at if r else (now if new and status in DOWNLOADING else None)
+        ),
+        seeding_started_at=(
+            r.seeding_started_at if r else (now if new and status in SEEDING else None)
+        ),
+        seeding_seconds=r.seeding_seconds if r else 0.0,
+        seeding_run_since=now if status in SEEDING else None,
+        downloading_seconds=r.downloading_seconds if r else 0.0,
+        downloading_run_since=now if status in DOWNLOADING else None,
+        active_seconds=r.active_seconds if r else 0.0,
+        active_run_since=now if snap.active is True else None,
+        max_download_speed=speed,
+        samples=_start_samples(now, snap),
+        tracked_since=now,
+        whole_life=whole_life,
     )
     return state, events
 
@@ -123,6 +147,177 @@ def _accrue(
     return seconds, (now if now_in else None)
 
 
+def _last_counters(prev: TorrentState) -> tuple[int | None, int | None]:
+    """The counters last known: the previous sighting's, or the ring's newest sample."""
+    old = prev.snap
+    downloaded, uploaded = old.total_downloaded, old.total_uploaded
+    if (downloaded is None or uploaded is None) and prev.samples:
+        last = speeds.last(prev.samples)
+        if downloaded is None:
+            downloaded = int(last[1])
+        if uploaded is None:
+            uploaded = int(last[2])
+    return downloaded, uploaded
+
+
+def _transition_events(
+    prev: TorrentState, snap: TorrentSnapshot, status: str, now: float, cfg: PipelineConfig
+) -> tuple[list[Event], float | None, float | None]:
+    """Events a change of status or counters implies, and the new ``*_started_at`` times.
+
+    Transitions out of an unknown status, and changes of values that were unknown, imply
+    nothing: a null in one poll must not replay a first-time event.
+    """
+    key, old, prev_status = snap.key, prev.snap, prev.status
+    events: list[Event] = []
+    downloading_started_at = prev.downloading_started_at
+    seeding_started_at = prev.seeding_started_at
+    known_before = prev_status != "unknown"
+    if status in DOWNLOADING and prev_status not in DOWNLOADING:
+        downloading_started_at = now
+        if known_before:
+            events.append(Event("TORRENT_DOWNLOADING_STARTED", key, now, {"from": prev_status}))
+    if status in SEEDING and prev_status not in SEEDING:
+        seeding_started_at = now
+        if known_before:
+            events.append(
+                Event(
+                    "TORRENT_SEEDING_STARTED", key, now, {"from": prev_status, "ratio": snap.ratio}
+                )
+            )
+    if snap.download_finished is True and old.download_finished is False:
+        events.append(
+            Event(
+                "TORRENT_COMPLETED",
+                key,
+                now,
+                {"size": snap.size, "downloading_started_at": downloading_started_at},
+            )
+        )
+    threshold = cfg.ratio_event_threshold
+    if old.ratio is not None and snap.ratio is not None and old.ratio < threshold <= snap.ratio:
+        events.append(
+            Event(
+                "TORRENT_RATIO_REACHED",
+                key,
+                now,
+                {"ratio": snap.ratio, "threshold": threshold, "previous_ratio": old.ratio},
+            )
+        )
+    return events, downloading_started_at, seeding_started_at
+
+
+def _stall_step(
+    prev: TorrentState,
+    snap: TorrentSnapshot,
+    status: str,
+    now: float,
+    *,
+    unwatched: bool,
+    dl_moved: bool,
+    last_dl: float | None,
+    downloading_started_at: float | None,
+    cfg: PipelineConfig,
+) -> tuple[float | None, float, int, list[Event]]:
+    """The stall timer after this sighting: (stalled_since, excluded seconds, count, events).
+
+    `unwatched` is True when the interval since the previous sighting was not observed (an
+    outage, or TorBox sent no download counter now): it is excluded from the idle time, once.
+    """
+    stalled_since = prev.stalled_since
+    excluded = prev.idle_excluded_seconds
+    count = prev.stall_count
+    if status not in STALLABLE:
+        return None, 0.0, count, []
+    key = snap.key
+    reference = max(
+        t for t in (last_dl, downloading_started_at, prev.tracked_since) if t is not None
+    )
+    if dl_moved:
+        events = []
+        if stalled_since is not None:
+            old_total = _last_counters(prev)[0] or 0
+            events.append(
+                Event(
+                    "TORRENT_RESUMED",
+                    key,
+                    now,
+                    {
+                        "stalled_since": stalled_since,
+                        "stalled_seconds": max(0.0, prev.last_seen_at - stalled_since - excluded),
+                        "downloaded": (snap.total_downloaded or 0) - old_total,
+                    },
+                )
+            )
+        return None, 0.0, count, events
+    if prev.status not in STALLABLE:
+        # It starts moving bytes down now: everything before now is excluded from its idle time
+        # (a magnet that fetched metadata for an hour has not been stalled for an hour).
+        return None, max(0.0, now - reference), count, []
+    if unwatched:
+        excluded += now - prev.last_seen_at
+    if stalled_since is not None or snap.total_downloaded is None:
+        return stalled_since, excluded, count, []
+    idle = now - reference - excluded
+    torbox_says = status == "stalled"
+    if not torbox_says and idle < cfg.stall_after_seconds:
+        return None, excluded, count, []
+    event = Event(
+        "TORRENT_STALLED",
+        key,
+        now,
+        {
+            "reason": "torbox_state" if torbox_says else "no_progress",
+            "state": snap.download_state,
+            "last_activity_at": last_dl,
+            "idle_seconds": max(0.0, idle),
+            "progress": snap.progress,
+        },
+    )
+    return reference, excluded, count + 1, [event]
+
+
+def _samples_step(
+    prev: TorrentState,
+    snap: TorrentSnapshot,
+    now: float,
+    *,
+    gap: bool,
+    reset: bool,
+    moved: bool,
+    cfg: PipelineConfig,
+) -> tuple[bytes, float]:
+    """The speed ring and the start of its coverage after this sighting."""
+    downloaded, uploaded = snap.total_downloaded, snap.total_uploaded
+    if downloaded is None or uploaded is None:
+        # Not watched now: the ring keeps what it knew, coverage starts again.
+        return prev.samples, now
+    if gap or reset or not prev.samples:
+        return speeds.start(now, downloaded, uploaded), now
+    if not moved:
+        return prev.samples, prev.observed_since
+    old = prev.snap
+    if old.total_downloaded is None or old.total_uploaded is None:
+        # The counters were unknown at the previous sighting: the bytes moved somewhere since
+        # the ring's last sample, so no flat stretch is claimed.
+        last = speeds.last(prev.samples)
+        prev_seen, prev_dl, prev_ul = last[0], int(last[1]), int(last[2])
+    else:
+        prev_seen, prev_dl, prev_ul = prev.last_seen_at, old.total_downloaded, old.total_uploaded
+    samples = speeds.record(
+        prev.samples,
+        prev_seen=prev_seen,
+        prev_downloaded=prev_dl,
+        prev_uploaded=prev_ul,
+        now=now,
+        downloaded=downloaded,
+        uploaded=uploaded,
+        window=cfg.sample_window_seconds,
+        max_samples=cfg.max_samples,
+    )
+    return samples, prev.observed_since
+
+
 def advance(
     prev: TorrentState,
     snap: TorrentSnapshot,
@@ -144,114 +339,45 @@ def advance(
     status = status_of(snap)
     if (
         snap == old
+        and status == prev.status
         and not gap
         and prev.missing_since is None
-        and (status not in DOWNLOADING or prev.stalled_since is not None)
+        and (status not in STALLABLE or prev.stalled_since is not None)
     ):
         # Nothing moved and no timer can cross a threshold: the remembered state stands as is.
-        if prev.last_seen_at == now:
-            return prev, [], False
         return _sighted(prev, now), [], False
 
-    key = snap.key
-    events: list[Event] = []
-    prev_status = prev.status
-    dl_moved = snap.total_downloaded > old.total_downloaded
-    ul_moved = snap.total_uploaded > old.total_uploaded
-    counters_reset = (
-        snap.total_downloaded < old.total_downloaded or snap.total_uploaded < old.total_uploaded
+    last_downloaded, last_uploaded = _last_counters(prev)
+    dl, ul = snap.total_downloaded, snap.total_uploaded
+    dl_moved = dl is not None and last_downloaded is not None and dl > last_downloaded
+    ul_moved = ul is not None and last_uploaded is not None and ul > last_uploaded
+    # Counters that went down: TorBox restarted the torrent. Something happened: count it as
+    # activity (a "no activity" rule must not fire on a restart it cannot see through).
+    dl_reset = dl is not None and last_downloaded is not None and dl < last_downloaded
+    ul_reset = ul is not None and last_uploaded is not None and ul < last_uploaded
+    last_dl = now if dl_moved or dl_reset else prev.last_download_activity_at
+    last_ul = now if ul_moved or ul_reset else prev.last_upload_activity_at
+
+    events, downloading_started_at, seeding_started_at = _transition_events(
+        prev, snap, status, now, cfg
     )
-    last_dl = now if dl_moved else prev.last_download_activity_at
-    last_ul = now if ul_moved else prev.last_upload_activity_at
-
-    was_downloading = prev_status in DOWNLOADING
-    is_downloading = status in DOWNLOADING
-    was_seeding = prev_status in SEEDING
-    is_seeding = status in SEEDING
-
-    downloading_started_at = prev.downloading_started_at
-    if is_downloading and not was_downloading:
-        downloading_started_at = now
-        events.append(Event("TORRENT_DOWNLOADING_STARTED", key, now, {"from": prev_status}))
-    seeding_started_at = prev.seeding_started_at
-    if is_seeding and not was_seeding:
-        seeding_started_at = now
-        events.append(
-            Event("TORRENT_SEEDING_STARTED", key, now, {"from": prev_status, "ratio": snap.ratio})
-        )
-    if snap.download_finished and not old.download_finished:
-        events.append(
-            Event(
-                "TORRENT_COMPLETED",
-                key,
-                now,
-                {"size": snap.size, "downloading_started_at": downloading_started_at},
-            )
-        )
-    threshold = cfg.ratio_event_threshold
-    if old.ratio < threshold <= snap.ratio:
-        events.append(
-            Event(
-                "TORRENT_RATIO_REACHED",
-                key,
-                now,
-                {"ratio": snap.ratio, "threshold": threshold, "previous_ratio": old.ratio},
-            )
-        )
-
-    # Stalls: measured from the last time bytes moved, or from when downloading (re)started.
-    stalled_since = prev.stalled_since
-    idle_excluded = prev.idle_excluded_seconds
-    stall_count = prev.stall_count
-    if not is_downloading:
-        stalled_since, idle_excluded = None, 0.0
-    elif dl_moved:
-        if stalled_since is not None:
-            events.append(
-                Event(
-                    "TORRENT_RESUMED",
-                    key,
-                    now,
-                    {
-                        "stalled_since": stalled_since,
-                        "stalled_seconds": max(0.0, prev_seen - stalled_since - idle_excluded),
-                        "downloaded": snap.total_downloaded - old.total_downloaded,
-                    },
-                )
-            )
-        stalled_since, idle_excluded = None, 0.0
-    else:
-        reference = _latest(last_dl, downloading_started_at, prev.observed_since)
-        if not was_downloading:
-            idle_excluded = 0.0
-        elif gap:
-            idle_excluded += now - prev_seen
-        if stalled_since is None:
-            idle = now - reference - idle_excluded
-            torbox_says = status == "stalled"
-            if torbox_says or idle >= cfg.stall_after_seconds:
-                stalled_since = reference
-                stall_count += 1
-                events.append(
-                    Event(
-                        "TORRENT_STALLED",
-                        key,
-                        now,
-                        {
-                            "reason": "torbox_state" if torbox_says else "no_progress",
-                            "state": snap.download_state,
-                            "last_activity_at": last_dl,
-                            "idle_seconds": max(0.0, idle),
-                            "progress": snap.progress,
-                        },
-                    )
-                )
-
+    stalled_since, idle_excluded, stall_count, stall_events = _stall_step(
+        prev,
+        snap,
+        status,
+        now,
+        unwatched=gap or dl is None,
+        dl_moved=dl_moved,
+        last_dl=last_dl,
+        downloading_started_at=downloading_started_at,
+        cfg=cfg,
+    )
+    events.extend(stall_events)
     seeding_seconds, seeding_run = _accrue(
         prev.seeding_seconds,
         prev.seeding_run_since,
-        was=was_seeding,
-        now_in=is_seeding,
+        was=prev.status in SEEDING,
+        now_in=status in SEEDING,
         gap=gap,
         prev_seen=prev_seen,
         now=now,
@@ -259,8 +385,8 @@ def advance(
     downloading_seconds, downloading_run = _accrue(
         prev.downloading_seconds,
         prev.downloading_run_since,
-        was=was_downloading,
-        now_in=is_downloading,
+        was=prev.status in DOWNLOADING,
+        now_in=status in DOWNLOADING,
         gap=gap,
         prev_seen=prev_seen,
         now=now,
@@ -268,32 +394,23 @@ def advance(
     active_seconds, active_run = _accrue(
         prev.active_seconds,
         prev.active_run_since,
-        was=old.active,
-        now_in=snap.active,
+        was=old.active is True,
+        now_in=snap.active is True,
         gap=gap,
         prev_seen=prev_seen,
         now=now,
     )
-
-    observed_since = now if gap or counters_reset else prev.observed_since
-    if gap or counters_reset:
-        samples = speeds.start(now, snap.total_downloaded, snap.total_uploaded)
-    elif dl_moved or ul_moved:
-        samples = speeds.record(
-            prev.samples,
-            prev_seen=prev_seen,
-            prev_downloaded=old.total_downloaded,
-            prev_uploaded=old.total_uploaded,
-            now=now,
-            downloaded=snap.total_downloaded,
-            uploaded=snap.total_uploaded,
-            window=cfg.sample_window_seconds,
-            max_samples=cfg.max_samples,
-        )
-    else:
-        samples = prev.samples
+    samples, observed_since = _samples_step(
+        prev,
+        snap,
+        now,
+        gap=gap,
+        reset=dl_reset or ul_reset,
+        moved=dl_moved or ul_moved,
+        cfg=cfg,
+    )
     max_speed = prev.max_download_speed
-    if max_speed is None or snap.download_speed > max_speed:
+    if snap.download_speed is not None and (max_speed is None or snap.download_speed > max_speed):
         max_speed = float(snap.download_speed)
 
     state = TorrentState(
@@ -320,6 +437,8 @@ def advance(
         active_run_since=active_run,
         max_download_speed=max_speed,
         samples=samples,
+        tracked_since=prev.tracked_since,
+        whole_life=prev.whole_life and not gap,
     )
     moved = bool(events) or state[:_SEEN] != prev[:_SEEN] or state[_SEEN + 1 :] != prev[_SEEN + 1 :]
     return state, events, moved

@@ -24,13 +24,24 @@ from userstore_svc.store.pool import Handle
 
 STATE_FIELDS: tuple[str, ...] = TorrentState._fields[1:]
 TORRENT_COLUMNS = 1 + len(SNAPSHOT_FIELDS) + len(STATE_FIELDS)
-# Positions of the boolean fields, which SQLite returns as 0/1. (Resolved hints: under
-# `from __future__ import annotations` the raw annotations are forward references, not types.)
-_SNAP_BOOLS = tuple(
-    i for i, hint in enumerate(typing.get_type_hints(TorrentSnapshot).values()) if hint is bool
-)
+
+
+def _bool_positions(cls: type) -> tuple[int, ...]:
+    """Positions of a named tuple's boolean fields (``bool`` or ``bool | None``).
+
+    Resolved hints: under `from __future__ import annotations` the raw annotations are forward
+    references, not types.
+    """
+    wanted = (bool, bool | None)
+    return tuple(i for i, hint in enumerate(typing.get_type_hints(cls).values()) if hint in wanted)
+
+
+# Positions of the boolean fields, which SQLite returns as 0/1 (None stays None: unknown).
+_SNAP_BOOLS = _bool_positions(TorrentSnapshot)
+# State booleans, counted among the state's own fields (the snapshot is its first field).
+_STATE_BOOLS = tuple(i - 1 for i in _bool_positions(TorrentState) if i > 0)
 _PRESENT = STATE_FIELDS.index("present")
-_ROW_BOOLS = (*(1 + i for i in _SNAP_BOOLS), 1 + len(SNAPSHOT_FIELDS) + _PRESENT)
+_ROW_BOOLS = (*(1 + i for i in _SNAP_BOOLS), *(1 + len(SNAPSHOT_FIELDS) + i for i in _STATE_BOOLS))
 _MISSING = STATE_FIELDS.index("missing_since")
 _LAST_SEEN = STATE_FIELDS.index("last_seen_at")
 _new = tuple.__new__
@@ -73,7 +84,9 @@ class UserData:
     states: dict[int, TorrentState]
     last_observed_at: float | None
     polls: int
-    pending_missing: frozenset[int]
+    pending_missing: dict[int, tuple[int, bool]]
+    # The poll interval the last applied snapshot was taken under (a gap is judged by it).
+    poll_interval: float | None
     rules: list[StoredRule]
     holds: dict[int, dict[int, dict[str, float]]]
     protected: frozenset[int]
@@ -92,7 +105,9 @@ def state_row(state: TorrentState) -> tuple[Any, ...]:
     snap = state.snap
     row: list[Any] = [snap.key, *snap, *state[1:]]
     for i in _ROW_BOOLS:
-        row[i] = int(row[i])
+        value = row[i]
+        if value is not None:
+            row[i] = int(value)
     # A tuple: a statement's parameters given as a list would mean executemany.
     return tuple(row)
 
@@ -106,9 +121,13 @@ def state_from_row(row: Sequence[Any], seen_at: float | None = None) -> TorrentS
     """
     snap_values = list(row[1:_SNAP_END])
     for i in _SNAP_BOOLS:
-        snap_values[i] = snap_values[i] == 1
+        value = snap_values[i]
+        if value is not None:
+            snap_values[i] = value == 1
     state_values = list(row[_SNAP_END:])
-    present = state_values[_PRESENT] = state_values[_PRESENT] == 1
+    for i in _STATE_BOOLS:
+        state_values[i] = state_values[i] == 1
+    present = state_values[_PRESENT]
     if present and seen_at is not None and state_values[_MISSING] is None:
         state_values[_LAST_SEEN] = seen_at
     state_values.insert(0, _new(TorrentSnapshot, snap_values))
@@ -179,7 +198,8 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
         states=states,
         last_observed_at=last_observed,
         polls=int(meta.get("polls", 0)),
-        pending_missing=frozenset(json.loads(meta.get("pending_missing", "[]"))),
+        pending_missing=decode_missing(meta.get("pending_missing", "{}")),
+        poll_interval=float(meta["poll_interval"]) if "poll_interval" in meta else None,
         rules=rules,
         holds=holds,
         protected=protected,
@@ -222,6 +242,23 @@ def _compiled(rule_id: int, document: str) -> tuple[Rule, CompiledRule]:
     """
     rule = parse_rule({**json.loads(document), "id": rule_id})
     return rule, compile_rule(rule)
+
+
+def decode_missing(text: str) -> dict[int, tuple[int, bool]]:
+    """Torrents awaiting removal: key -> (polls missing, mass episode).
+
+    Older versions stored a plain list of keys missing from a suspicious snapshot: each one is a
+    mass episode seen once.
+    """
+    raw = json.loads(text)
+    if isinstance(raw, list):
+        return {int(key): (1, True) for key in raw}
+    return {int(key): (int(value[0]), bool(value[1])) for key, value in raw.items()}
+
+
+def encode_missing(missing: dict[int, tuple[int, bool]]) -> str:
+    """The inverse of :func:`decode_missing`."""
+    return json.dumps({str(k): [c, m] for k, (c, m) in sorted(missing.items())})
 
 
 def take_ids(data: UserData, table: str, count: int) -> list[int]:

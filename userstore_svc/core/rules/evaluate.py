@@ -3,24 +3,29 @@
 A condition is True, False or None (unknown). AND is False if any part is False, else unknown if
 any part is unknown; OR is True if any part is True, else unknown if any is unknown. Negating an
 unknown stays unknown, and a rule matches only when its result is True: unknown never matches.
+A value known only as a lower bound (:class:`~userstore_svc.core.rules.fields.AtLeast`) decides a
+comparison only when every value at or above the bound agrees; otherwise the test is unknown.
 
-A condition with ``for_minutes`` is True only once its raw test has held continuously for that
-long; the caller keeps the start of each hold per (rule, condition, torrent) between polls.
+Negation is pushed down to the conditions (De Morgan's laws hold in this three-valued logic), so
+every condition knows the test it finally contributes. A condition with ``for_minutes`` is True
+only once that test, negation included, has held continuously for that long: "no seeds for an
+hour" is ``SEEDS gt 0``, negated, held 60 minutes. The caller keeps the start of each hold per
+(rule, condition, torrent) between polls; an unknown result ends a hold.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import re2
 
 from userstore_svc.core.models import TorrentState
-from userstore_svc.core.rules.fields import FIELDS
-from userstore_svc.core.rules.model import Condition, Group, Rule, iter_conditions
+from userstore_svc.core.rules.fields import FIELDS, AtLeast
+from userstore_svc.core.rules.model import Condition, Group, Rule
 from userstore_svc.core.rules.schema import regex_options
 
 Tri = bool | None
@@ -29,7 +34,31 @@ RawTest = Callable[[TorrentState, float], tuple[Any, Tri]]
 Test = Callable[[TorrentState, float, Mapping[str, float], dict[str, float]], Tri]
 
 
-def _number_op(operator: str, threshold: float) -> Callable[[Any], bool]:
+def _bound_op(operator: str, threshold: float) -> Callable[[float], Tri]:
+    """A comparison with a lower bound `v` (the true value is v or more)."""
+    if operator == "gt":
+        return lambda v: True if v > threshold else None
+    if operator == "gte":
+        return lambda v: True if v >= threshold else None
+    if operator == "lt":
+        return lambda v: False if v >= threshold else None
+    # lte and eq: false once the bound is past the threshold, unknown until then.
+    return lambda v: False if v > threshold else None
+
+
+def _number_op(operator: str, threshold: float) -> Callable[[Any], Tri]:
+    exact = _exact_op(operator, threshold)
+    bound = _bound_op(operator, threshold)
+
+    def test(v: Any) -> Tri:
+        if type(v) is AtLeast:
+            return bound(v)
+        return exact(v)
+
+    return test
+
+
+def _exact_op(operator: str, threshold: float) -> Callable[[Any], bool]:
     if operator == "gt":
         return lambda v: bool(v > threshold)
     if operator == "lt":
@@ -66,7 +95,7 @@ def _string_op(operator: str, needle: str) -> Callable[[Any], bool]:
     return search
 
 
-def _predicate(cond: Condition) -> Callable[[Any], bool]:
+def _predicate(cond: Condition) -> Callable[[Any], Tri]:
     kind = FIELDS[cond.type].kind
     if kind == "number":
         return _number_op(cond.operator, float(cond.value))
@@ -98,26 +127,27 @@ def raw_test(cond: Condition) -> RawTest:
 
 
 def _held(
-    raw: Tri,
+    result: Tri,
     path: str,
     minutes: float,
     now: float,
     holds: Mapping[str, float],
     out: dict[str, float],
 ) -> Tri:
-    if raw is not True:
-        return raw
+    """True once `result` (negation applied) has been True for `minutes`; anything else ends it."""
+    if result is not True:
+        return result
     since = holds.get(path, now)
     out[path] = since
     return now - since >= minutes * 60.0 - 1e-6
 
 
-def _compile_condition(cond: Condition) -> Test:
-    path, minutes, negate = cond.path, cond.for_minutes, cond.negate
+def _compile_condition(cond: Condition, negate: bool) -> Test:
+    """One condition's test; `negate` is its own negation combined with its groups'."""
+    path, minutes = cond.path, cond.for_minutes
+    get, hours, predicate = FIELDS[cond.type].get, cond.hours, _predicate(cond)
     if not minutes and not negate:
         # Most conditions neither hold nor negate: one call per torrent instead of two.
-        get, hours, predicate = FIELDS[cond.type].get, cond.hours, _predicate(cond)
-
         def plain(
             state: TorrentState, now: float, _holds: Mapping[str, float], _out: dict[str, float]
         ) -> Tri:
@@ -125,52 +155,63 @@ def _compile_condition(cond: Condition) -> Test:
             return None if value is None else predicate(value)
 
         return plain
-    test = raw_test(cond)
 
     def run(
         state: TorrentState, now: float, holds: Mapping[str, float], out: dict[str, float]
     ) -> Tri:
-        result = test(state, now)[1]
-        if minutes:
-            result = _held(result, path, minutes, now, holds, out)
+        value = get(state, now, hours)
+        result = None if value is None else predicate(value)
         if negate and result is not None:
-            return not result
+            result = not result
+        if minutes:
+            # The hold applies to the test as negated: "not X, for an hour".
+            result = _held(result, path, minutes, now, holds, out)
         return result
 
     return run
 
 
-def _compile_group(group: Group, exhaustive: bool) -> Test:
-    parts = [_compile_condition(c) for c in group.conditions]
-    parts += [_compile_group(g, exhaustive) for g in group.groups]
-    negate = group.negate
-    if len(parts) == 1 and not negate:
+def _compile_group(group: Group, exhaustive: bool, negate: bool) -> Test:
+    """A group's test, with an enclosing negation pushed down to its parts (De Morgan)."""
+    flip = negate != group.negate
+    parts = [_compile_condition(c, c.negate != flip) for c in group.conditions]
+    parts += [_compile_group(g, exhaustive, flip) for g in group.groups]
+    if len(parts) == 1:
         # Alone, a part decides its group under AND and OR alike (unknown stays unknown).
         return parts[0]
-    is_and = group.logic == "and"
+    # NOT (a AND b) is (NOT a) OR (NOT b), and the other way round.
+    is_and = (group.logic == "and") != flip
 
     def run(
         state: TorrentState, now: float, holds: Mapping[str, float], out: dict[str, float]
     ) -> Tri:
         if not parts:
-            result: Tri = None  # an empty group matches nothing
-        else:
-            unknown = False
-            decided: Tri = None
-            for part in parts:
-                value = part(state, now, holds, out)
-                if value is None:
-                    unknown = True
-                elif value is not is_and:  # False under AND, True under OR decides the group
-                    decided = value
-                    if not exhaustive:
-                        break
-            result = decided if decided is not None else (None if unknown else is_and)
-        if negate and result is not None:
-            return not result
-        return result
+            return None  # an empty group matches nothing, negated or not
+        unknown = False
+        decided: Tri = None
+        for part in parts:
+            value = part(state, now, holds, out)
+            if value is None:
+                unknown = True
+            elif value is not is_and:  # False under AND, True under OR decides the group
+                decided = value
+                if not exhaustive:
+                    break
+        return decided if decided is not None else (None if unknown else is_and)
 
     return run
+
+
+def effective_conditions(group: Group, negate: bool = False) -> Iterator[tuple[Condition, bool]]:
+    """Every condition in document order, with the negation it finally gets.
+
+    A condition's own negation combines with every enclosing group's.
+    """
+    flip = negate != group.negate
+    for cond in group.conditions:
+        yield cond, cond.negate != flip
+    for child in group.groups:
+        yield from effective_conditions(child, flip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +241,12 @@ def compile_rule(rule: Rule) -> CompiledRule:
     """
     tracks = bool(rule.for_minutes_paths)
     growing = []
-    for cond in iter_conditions(rule.root):
+    for cond, negated in effective_conditions(rule.root):
         rate = FIELDS[cond.type].grows_per_second
-        if rate > 0 and cond.operator in ("gt", "gte") and not cond.negate:
+        if rate > 0 and cond.operator in ("gt", "gte") and not negated:
             growing.append(Growing(raw_test(cond), float(cond.value), 1.0 / rate))
-    return CompiledRule(rule, _compile_group(rule.root, exhaustive=tracks), tracks, tuple(growing))
+    test = _compile_group(rule.root, exhaustive=tracks, negate=False)
+    return CompiledRule(rule, test, tracks, tuple(growing))
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,15 +267,14 @@ def explain(
 ) -> list[ConditionTrace]:
     """Every condition's value, threshold and result on one torrent."""
     traces = []
-    for cond in iter_conditions(rule.root):
-        value, raw = raw_test(cond)(state, now)
-        result = raw
-        since = None
-        if cond.for_minutes and raw is True:
-            since = holds.get(cond.path, now)
-            result = _held(raw, cond.path, cond.for_minutes, now, holds, {})
-        if cond.negate and result is not None:
+    for cond, negated in effective_conditions(rule.root):
+        value, result = raw_test(cond)(state, now)
+        if negated and result is not None:
             result = not result
+        since = None
+        if cond.for_minutes and result is True:
+            since = holds.get(cond.path, now)
+            result = _held(result, cond.path, cond.for_minutes, now, holds, {})
         threshold: Any = list(cond.value) if isinstance(cond.value, tuple) else cond.value
         if cond.hours is not None:
             threshold = {"value": threshold, "hours": cond.hours}
@@ -245,12 +286,19 @@ def explain(
                 type=cond.type,
                 operator=cond.operator,
                 threshold=threshold,
-                value=round(value, 6) if isinstance(value, float) else value,
+                value=_shown(value),
                 result="unknown" if result is None else ("match" if result else "no_match"),
                 held_since=since,
             )
         )
     return traces
+
+
+def _shown(value: Any) -> Any:
+    """A value as the audit shows it: a lower bound says so."""
+    if type(value) is AtLeast:
+        return {"at_least": round(float(value), 6)}
+    return round(value, 6) if isinstance(value, float) else value
 
 
 def trace_dict(trace: ConditionTrace) -> dict[str, Any]:

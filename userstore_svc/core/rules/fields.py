@@ -1,17 +1,22 @@
 """Every condition type: the value it reads from a torrent state, in the unit TBM's editor means.
 
-A getter returns None when the value is unknown (never observed, not applicable, or an average over
-a window we have not watched); a condition over an unknown value does not match.
+A getter returns None when the value is unknown (TorBox did not send it, it does not apply, or an
+average over a window we have not watched), and an :class:`AtLeast` when we only know a lower
+bound (a time accumulated while we watched a torrent we first saw mid-life, or "no activity for at
+least as long as we have watched"). A condition over an unknown value does not match; over a
+lower bound it matches only when every value at or above the bound would (see
+rules/evaluate.py): ``gt``/``gte`` can become true, ``lt``/``lte``/``eq`` only false.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from userstore_svc.core import speeds, telemetry
 from userstore_svc.core.models import TorrentState
-from userstore_svc.core.status import DOWNLOADING, SEEDING
+from userstore_svc.core.status import SEEDING, STALLABLE
 
 MB = 1024.0 * 1024.0
 GB = MB * 1024.0
@@ -19,6 +24,16 @@ HOUR = 3600.0
 MINUTE = 60.0
 # TorBox (like qBittorrent) reports this ETA when it does not know.
 ETA_INFINITE = 8_640_000
+
+
+class AtLeast(float):
+    """A lower bound: the true value is this or more."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"AtLeast({float(self)!r})"
+
 
 Value = float | str | bool | None
 Getter = Callable[[TorrentState, float, float | None], Value]
@@ -37,34 +52,62 @@ class Field:
     needs_hours: bool = False
 
 
-def _hours_ago(t: float | None, now: float) -> float | None:
-    return None if t is None else max(0.0, now - t) / HOUR
+def _bound(value: float, exact: bool) -> float:
+    return value if exact else AtLeast(value)
 
 
-def _minutes_ago(t: float | None, now: float) -> float | None:
-    return None if t is None else max(0.0, now - t) / MINUTE
+def _since(t: float, now: float, unit: float) -> float:
+    return max(0.0, now - t) / unit
+
+
+def _accumulated(total: Callable[[TorrentState, float], float]) -> Getter:
+    """Hours accumulated while watched: exact only for a torrent watched its whole life."""
+
+    def get(s: TorrentState, now: float, _h: float | None) -> Value:
+        return _bound(total(s, now) / HOUR, s.whole_life)
+
+    return get
 
 
 def _stalled_minutes(s: TorrentState, now: float, _h: float | None) -> Value:
+    if s.status not in STALLABLE or s.snap.total_downloaded is None:
+        return None  # not moving bytes down (metaDL, queued, checking ...), or not watched now
     stalled = telemetry.stalled_time(s, now)
-    if stalled is not None:
-        return stalled / MINUTE
-    return 0.0 if s.status in DOWNLOADING else None
+    if stalled is None:
+        return 0.0
+    return _bound(stalled / MINUTE, s.whole_life)
+
+
+def _last_activity(column: int) -> Getter:
+    """Minutes since bytes last moved; a lower bound when they never moved while we watched."""
+
+    def get(s: TorrentState, now: float, _h: float | None) -> Value:
+        if column == 1:
+            counter, last = s.snap.total_downloaded, s.last_download_activity_at
+        else:
+            counter, last = s.snap.total_uploaded, s.last_upload_activity_at
+        if counter is None:
+            return None  # bytes may be moving right now: TorBox did not say
+        if last is not None:
+            return _since(last, now, MINUTE)
+        return AtLeast(_since(s.observed_since, now, MINUTE))
+
+    return get
 
 
 def _upload_stalled_minutes(s: TorrentState, now: float, _h: float | None) -> Value:
-    if s.status not in SEEDING:
+    """Minutes seeding without uploading; exact only from an upload or a seeding start we saw."""
+    if s.status not in SEEDING or s.snap.total_uploaded is None:
         return None
-    since = max(
-        t
-        for t in (s.last_upload_activity_at, s.seeding_started_at, s.observed_since)
-        if t is not None
-    )
-    return max(0.0, now - since) / MINUTE
+    seen = [t for t in (s.last_upload_activity_at, s.seeding_started_at) if t is not None]
+    since = max([*seen, s.observed_since])
+    return _bound(_since(since, now, MINUTE), since in seen)
 
 
 def _avg(column: int) -> Getter:
     def get(s: TorrentState, now: float, hours: float | None) -> Value:
+        if (s.snap.total_downloaded if column == 1 else s.snap.total_uploaded) is None:
+            return None
         window = (hours if hours is not None else 1.0) * HOUR
         value = speeds.average(
             s.samples, now=now, window=window, observed_since=s.observed_since, column=column
@@ -75,7 +118,8 @@ def _avg(column: int) -> Getter:
 
 
 def _progress_change(s: TorrentState, now: float, hours: float | None) -> Value:
-    if s.snap.size <= 0:
+    size, total = s.snap.size, s.snap.total_downloaded
+    if size is None or size <= 0 or total is None:
         return None
     window = (hours if hours is not None else 1.0) * HOUR
     grown = speeds.change(
@@ -83,76 +127,100 @@ def _progress_change(s: TorrentState, now: float, hours: float | None) -> Value:
         now=now,
         window=window,
         observed_since=s.observed_since,
-        total=float(s.snap.total_downloaded),
+        total=float(total),
         column=1,
     )
-    return None if grown is None else min(100.0, grown / s.snap.size * 100.0)
+    return None if grown is None else min(100.0, grown / size * 100.0)
 
 
 def _eta(s: TorrentState, _now: float, _h: float | None) -> Value:
     eta = s.snap.eta
-    return None if (eta <= 0 and s.status in DOWNLOADING) or eta >= ETA_INFINITE else eta / MINUTE
+    if eta is None or eta >= ETA_INFINITE or (eta <= 0 and s.status in STALLABLE):
+        return None
+    return eta / MINUTE
 
 
 def _expires(s: TorrentState, now: float, _h: float | None) -> Value:
     return None if s.snap.expires_at is None else (s.snap.expires_at - now) / HOUR
 
 
+def _scaled(name: str, unit: float) -> Getter:
+    """A snapshot number in the editor's unit (None stays None)."""
+    read = attrgetter(name)
+
+    def get(s: TorrentState, _n: float, _h: float | None) -> Value:
+        value: float | None = read(s.snap)
+        return None if value is None else value / unit
+
+    return get
+
+
+def _flag(name: str) -> Getter:
+    """A snapshot flag (None stays None)."""
+    read = attrgetter(name)
+
+    def get(s: TorrentState, _n: float, _h: float | None) -> Value:
+        value: bool | None = read(s.snap)
+        return value
+
+    return get
+
+
+def _status(s: TorrentState, _n: float, _h: float | None) -> Value:
+    # An unknown status (a state text not in the table) matches no STATUS condition.
+    return None if s.status == "unknown" else s.status
+
+
+def _max_speed(s: TorrentState, _n: float, _h: float | None) -> Value:
+    if s.max_download_speed is None:
+        return None
+    return _bound(s.max_download_speed / MB, s.whole_life)
+
+
 FIELDS: dict[str, Field] = {
-    "RATIO": Field("number", "ratio", lambda s, _n, _h: s.snap.ratio),
-    "SEEDING_TIME": Field(
-        "number", "hours", lambda s, n, _h: telemetry.seeding_time(s, n) / HOUR, 1 / HOUR
-    ),
+    "RATIO": Field("number", "ratio", _scaled("ratio", 1.0)),
+    "SEEDING_TIME": Field("number", "hours", _accumulated(telemetry.seeding_time), 1 / HOUR),
     "DOWNLOADING_TIME": Field(
-        "number", "hours", lambda s, n, _h: telemetry.downloading_time(s, n) / HOUR, 1 / HOUR
+        "number", "hours", _accumulated(telemetry.downloading_time), 1 / HOUR
     ),
-    "ACTIVE_TIME": Field(
-        "number", "hours", lambda s, n, _h: telemetry.active_time(s, n) / HOUR, 1 / HOUR
+    "ACTIVE_TIME": Field("number", "hours", _accumulated(telemetry.active_time), 1 / HOUR),
+    "AGE": Field(
+        "number",
+        "hours",
+        lambda s, n, _h: None if s.snap.created_at is None else _since(s.snap.created_at, n, HOUR),
+        1 / HOUR,
     ),
-    "AGE": Field("number", "hours", lambda s, n, _h: _hours_ago(s.snap.created_at, n), 1 / HOUR),
     "DOWNLOAD_STALLED_TIME": Field("number", "minutes", _stalled_minutes, 1 / MINUTE),
     "UPLOAD_STALLED_TIME": Field("number", "minutes", _upload_stalled_minutes, 1 / MINUTE),
-    "LAST_DOWNLOAD_ACTIVITY_AT": Field(
-        "number",
-        "minutes ago",
-        lambda s, n, _h: _minutes_ago(s.last_download_activity_at, n),
-        1 / MINUTE,
+    "LAST_DOWNLOAD_ACTIVITY_AT": Field("number", "minutes ago", _last_activity(1), 1 / MINUTE),
+    "LAST_UPLOAD_ACTIVITY_AT": Field("number", "minutes ago", _last_activity(2), 1 / MINUTE),
+    "STALL_COUNT": Field(
+        "number", "stalls", lambda s, _n, _h: _bound(float(s.stall_count), s.whole_life)
     ),
-    "LAST_UPLOAD_ACTIVITY_AT": Field(
-        "number",
-        "minutes ago",
-        lambda s, n, _h: _minutes_ago(s.last_upload_activity_at, n),
-        1 / MINUTE,
-    ),
-    "STALL_COUNT": Field("number", "stalls", lambda s, _n, _h: float(s.stall_count)),
-    "PROGRESS": Field("number", "percent", lambda s, _n, _h: s.snap.progress * 100.0),
+    "PROGRESS": Field("number", "percent", _scaled("progress", 0.01)),
     "PROGRESS_CHANGE": Field("number", "percentage points", _progress_change, needs_hours=True),
-    "DOWNLOAD_SPEED": Field("number", "MB/s", lambda s, _n, _h: s.snap.download_speed / MB),
-    "UPLOAD_SPEED": Field("number", "MB/s", lambda s, _n, _h: s.snap.upload_speed / MB),
+    "DOWNLOAD_SPEED": Field("number", "MB/s", _scaled("download_speed", MB)),
+    "UPLOAD_SPEED": Field("number", "MB/s", _scaled("upload_speed", MB)),
     "AVG_DOWNLOAD_SPEED": Field("number", "MB/s", _avg(1), needs_hours=True),
     "AVG_UPLOAD_SPEED": Field("number", "MB/s", _avg(2), needs_hours=True),
-    "MAX_DOWNLOAD_SPEED": Field(
-        "number",
-        "MB/s",
-        lambda s, _n, _h: None if s.max_download_speed is None else s.max_download_speed / MB,
-    ),
+    "MAX_DOWNLOAD_SPEED": Field("number", "MB/s", _max_speed),
     "ETA": Field("number", "minutes", _eta),
-    "SEEDS": Field("number", "seeds", lambda s, _n, _h: float(s.snap.seeds)),
-    "PEERS": Field("number", "peers", lambda s, _n, _h: float(s.snap.peers)),
-    "AVAILABILITY": Field("number", "copies", lambda s, _n, _h: s.snap.availability),
-    "FILE_COUNT": Field("number", "files", lambda s, _n, _h: float(s.snap.file_count)),
-    "TOTAL_UPLOADED": Field("number", "GB", lambda s, _n, _h: s.snap.total_uploaded / GB),
-    "TOTAL_DOWNLOADED": Field("number", "MB", lambda s, _n, _h: s.snap.total_downloaded / MB),
-    "FILE_SIZE": Field("number", "GB", lambda s, _n, _h: s.snap.size / GB),
+    "SEEDS": Field("number", "seeds", _scaled("seeds", 1.0)),
+    "PEERS": Field("number", "peers", _scaled("peers", 1.0)),
+    "AVAILABILITY": Field("number", "copies", _scaled("availability", 1.0)),
+    "FILE_COUNT": Field("number", "files", _scaled("file_count", 1.0)),
+    "TOTAL_UPLOADED": Field("number", "GB", _scaled("total_uploaded", GB)),
+    "TOTAL_DOWNLOADED": Field("number", "MB", _scaled("total_downloaded", MB)),
+    "FILE_SIZE": Field("number", "GB", _scaled("size", GB)),
     "EXPIRES_AT": Field("number", "hours until", _expires),
     "NAME": Field("string", "text", lambda s, _n, _h: s.snap.name),
     "TRACKER": Field("string", "text", lambda s, _n, _h: s.snap.tracker),
-    "STATUS": Field("status", "status", lambda s, _n, _h: s.status),
-    "PRIVATE": Field("bool", "flag", lambda s, _n, _h: s.snap.private),
-    "CACHED": Field("bool", "flag", lambda s, _n, _h: s.snap.cached),
-    "IS_ACTIVE": Field("bool", "flag", lambda s, _n, _h: s.snap.active),
-    "SEEDING_ENABLED": Field("bool", "flag", lambda s, _n, _h: s.snap.seed_torrent),
-    "LONG_TERM_SEEDING": Field("bool", "flag", lambda s, _n, _h: s.snap.long_term_seeding),
+    "STATUS": Field("status", "status", _status),
+    "PRIVATE": Field("bool", "flag", _flag("private")),
+    "CACHED": Field("bool", "flag", _flag("cached")),
+    "IS_ACTIVE": Field("bool", "flag", _flag("active")),
+    "SEEDING_ENABLED": Field("bool", "flag", _flag("seed_torrent")),
+    "LONG_TERM_SEEDING": Field("bool", "flag", _flag("long_term_seeding")),
 }
 
 NUMBER_OPERATORS = ("gt", "lt", "gte", "lte", "eq")

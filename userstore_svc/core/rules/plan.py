@@ -53,7 +53,8 @@ class TorrentLimit:
 
     def reached(self, state: TorrentState, now: float) -> bool:
         """True once either limit is met (seeding may stop)."""
-        if self.seed_ratio is not None and state.snap.ratio >= self.seed_ratio:
+        ratio = state.snap.ratio
+        if self.seed_ratio is not None and ratio is not None and ratio >= self.seed_ratio:
             return True
         return (
             self.seed_time_hours is not None
@@ -90,6 +91,7 @@ class PlanInput:
     events: Sequence[Event]
     rules: Sequence[RuleEntry]
     holds: Mapping[int, Mapping[int, Mapping[str, float]]]
+    # The ids TBM protected (torrent ids and queued ids alike; see protected_keys).
     protected: frozenset[int]
     limits: Mapping[int, TorrentLimit]
     # When each (rule id, torrent key) last produced an action record (for cooldowns).
@@ -158,8 +160,31 @@ def skip_reason(action: str, state: TorrentState) -> str | None:
     if action == "resume":
         return None if status == "paused" else "not paused"
     if action == "force_start":
-        return None if status == "queued" else "not queued"
+        # Only an item of TorBox's queue can be started (controlqueued takes the queued id); a
+        # listed torrent in a qBittorrent "queuedDL" state is TorBox's to schedule.
+        return None if state.snap.queued else "not queued"
     return None
+
+
+def protected_keys(
+    states: Mapping[int, TorrentState], protected_ids: frozenset[int]
+) -> frozenset[int]:
+    """The torrents protection covers: the ids TBM protected, and every item with their hashes.
+
+    TBM protects the id it shows: a torrent's id, or a queued item's queued id. The two id spaces
+    are separate, so an id covers the torrent *and* the queued item that carry it (protecting
+    too much is safe; too little loses a download). Protection follows the hash: the torrent a
+    protected queued item becomes, or a protected torrent re-added under a new id, stays
+    protected while we remember the old item.
+    """
+    if not protected_ids:
+        return frozenset()
+    hashes = {s.snap.hash for s in states.values() if s.snap.id in protected_ids and s.snap.hash}
+    return frozenset(
+        key
+        for key, s in states.items()
+        if s.snap.id in protected_ids or (s.snap.hash and s.snap.hash in hashes)
+    )
 
 
 def _cooldown_passed(rule_cooldown: float | None, last: float | None, now: float) -> bool:
@@ -171,6 +196,10 @@ def plan(inp: PlanInput) -> PlanOutput:
     """Choose this poll's actions (see the module docstring for the order of checks)."""
     now = inp.now
     present = {k: s for k, s in inp.states.items() if s.present}
+    shielded = protected_keys(inp.states, inp.protected)
+    # Torrents some destructive rule wants to act on this poll, before any per-rule limit: the
+    # blast-radius cap judges what the rules matched, not what a limit let through.
+    wanted: set[int] = set()
     by_event: dict[str, set[int]] = {}
     for event in inp.events:
         by_event.setdefault(event.type, set()).add(event.torrent_key)
@@ -232,10 +261,12 @@ def plan(inp: PlanInput) -> PlanOutput:
         report.matched = len(matched)
         chosen: list[Intent] = []
         for key, state, holds in sorted(matched, key=lambda item: item[0]):
-            reason = _why_not(rule.action, state, key, entry, inp, now)
+            reason = _why_not(rule.action, state, key, entry, inp, now, shielded)
             if reason is not None:
                 report.skipped[reason] = report.skipped.get(reason, 0) + 1
                 continue
+            if rule.action in DESTRUCTIVE_ACTIONS and not report.dry_run:
+                wanted.add(key)
             if rule.max_actions_per_run is not None and len(chosen) >= rule.max_actions_per_run:
                 report.skipped["max_actions_per_run"] = (
                     report.skipped.get("max_actions_per_run", 0) + 1
@@ -257,11 +288,11 @@ def plan(inp: PlanInput) -> PlanOutput:
         reports.append(report)
 
     if inp.run_rule_id is None:
-        candidates.append(_limit_intents(present, inp))
+        candidates.append(_limit_intents(present, inp, shielded))
 
     intents = _one_per_torrent(candidates)
     events: list[Event] = []
-    intents = _apply_caps(intents, len(present), inp, events)
+    intents = _apply_caps(intents, len(present), inp, events, len(wanted))
     by_rule = {r.rule_id: r for r in reports}
     for intent in intents:
         counted = by_rule.get(intent.rule_id)
@@ -310,13 +341,19 @@ def _interval_wait(entry: RuleEntry, now: float, *, evaluated_now: bool = False)
 
 
 def _why_not(
-    action: str, state: TorrentState, key: int, entry: RuleEntry, inp: PlanInput, now: float
+    action: str,
+    state: TorrentState,
+    key: int,
+    entry: RuleEntry,
+    inp: PlanInput,
+    now: float,
+    shielded: frozenset[int],
 ) -> str | None:
     """Why a matched torrent gets no action from this rule (None: it gets one)."""
     reason = skip_reason(action, state)
     if reason is not None:
         return reason
-    if action in PROTECTED_ACTIONS and key in inp.protected:
+    if action in PROTECTED_ACTIONS and key in shielded:
         return "protected"
     limit = inp.limits.get(key)
     if limit is not None and action in SEED_ENDING_ACTIONS and not limit.reached(state, now):
@@ -329,14 +366,16 @@ def _why_not(
     return None
 
 
-def _limit_intents(present: Mapping[int, TorrentState], inp: PlanInput) -> list[Intent]:
+def _limit_intents(
+    present: Mapping[int, TorrentState], inp: PlanInput, shielded: frozenset[int]
+) -> list[Intent]:
     """Stop seeding torrents whose own limit is reached (the limit is a rule of its own)."""
     intents = []
     for key in sorted(inp.limits):
         state = present.get(key)
         if state is None or not inp.limits[key].reached(state, inp.now):
             continue
-        if skip_reason("stop_seeding", state) is not None or key in inp.protected:
+        if skip_reason("stop_seeding", state) is not None or key in shielded:
             continue
         if key in inp.pending or not _cooldown_passed(
             None, inp.last_actions.get((LIMIT_RULE_ID, key)), inp.now
@@ -355,7 +394,7 @@ def _limit_intents(present: Mapping[int, TorrentState], inp: PlanInput) -> list[
                 reason_json=(
                     f'[{{"type":"TORRENT_LIMIT","seed_ratio":{_json_num(limit.seed_ratio)},'
                     f'"seed_time_hours":{_json_num(limit.seed_time_hours)},'
-                    f'"ratio":{state.snap.ratio},'
+                    f'"ratio":{_json_num(state.snap.ratio)},'
                     f'"seeding_hours":{telemetry.seeding_time(state, inp.now) / 3600.0:.4f}}}]'
                 ),
                 execution_type="limit",
@@ -384,27 +423,30 @@ def _one_per_torrent(candidates: list[list[Intent]]) -> list[Intent]:
 
 
 def _apply_caps(
-    intents: list[Intent], present: int, inp: PlanInput, events: list[Event]
+    intents: list[Intent], present: int, inp: PlanInput, events: list[Event], wanted: int
 ) -> list[Intent]:
-    """Hold every destructive action when the snapshot is unconfirmed or the cap is exceeded."""
+    """Hold every destructive action when the snapshot is unconfirmed or the cap is exceeded.
+
+    `wanted` counts the torrents destructive rules matched and would act on, before any rule's
+    ``max_actions_per_run``: a runaway rule with a limit of 2 that matches the whole account
+    must be held, not allowed to empty it two torrents a poll.
+    """
     live = [i for i in intents if i.action in DESTRUCTIVE_ACTIONS and i.status == "pending"]
     if not live:
         return intents
     safety = inp.safety
+    count = max(len(live), wanted)
     reason = None
     if inp.hold_reason is not None:
         reason = inp.hold_reason
-    elif len(live) > safety.max_destructive_per_poll:
+    elif count > safety.max_destructive_per_poll:
         reason = (
-            f"{len(live)} destructive actions in one poll exceed the cap of "
+            f"{count} torrents matched destructive rules in one poll, over the cap of "
             f"{safety.max_destructive_per_poll}"
         )
-    elif (
-        len(live) >= safety.share_cap_min_count
-        and len(live) > present * safety.max_destructive_share
-    ):
+    elif count >= safety.share_cap_min_count and count > present * safety.max_destructive_share:
         reason = (
-            f"{len(live)} destructive actions would touch more than "
+            f"{count} torrents matched destructive rules, more than "
             f"{safety.max_destructive_share:.0%} of the user's {present} torrents"
         )
     if reason is None:
@@ -457,7 +499,8 @@ def _crossing(
     soonest: float | None = None
     for g in growing:
         value, result = g.test(state, now)
-        if result is False and isinstance(value, float):
+        # A lower bound grows just as the value does: it too crosses at the estimated time.
+        if result is not True and isinstance(value, float) and value <= g.threshold:
             soonest = _min(soonest, max(0.0, (g.threshold - value) * g.seconds_per_unit))
     if holds:
         for cond in iter_conditions(compiled.rule.root):

@@ -48,7 +48,9 @@ Global___ActionType: _TypeAlias = ActionType  # noqa: Y015
 @_typing.final
 class Torrent(_message.Message):
     """One torrent (or queued item) as TorBox reported it in one poll, normalised by the scheduler.
-    Times are seconds since the Unix epoch (UTC); an unset optional means TorBox sent null.
+    Times are seconds since the Unix epoch (UTC). An unset optional is unknown: TorBox sent null,
+    the field is not in the queued list's shape, or (size, file_count) a magnet still fetching its
+    metadata reports 0 and no files. Unknown is never sent as 0 or false.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -123,61 +125,137 @@ class Torrent(_message.Message):
         hash: _builtins.str = ...,
         name: _builtins.str = ...,
         magnet: _builtins.str | None = ...,
-        size: _builtins.int = ...,
-        active: _builtins.bool = ...,
+        size: _builtins.int | None = ...,
+        active: _builtins.bool | None = ...,
         created_at: _builtins.float | None = ...,
         updated_at: _builtins.float | None = ...,
         download_state: _builtins.str = ...,
-        seeds: _builtins.int = ...,
-        peers: _builtins.int = ...,
-        ratio: _builtins.float = ...,
-        progress: _builtins.float = ...,
-        download_speed: _builtins.int = ...,
-        upload_speed: _builtins.int = ...,
-        eta: _builtins.int = ...,
+        seeds: _builtins.int | None = ...,
+        peers: _builtins.int | None = ...,
+        ratio: _builtins.float | None = ...,
+        progress: _builtins.float | None = ...,
+        download_speed: _builtins.int | None = ...,
+        upload_speed: _builtins.int | None = ...,
+        eta: _builtins.int | None = ...,
         expires_at: _builtins.float | None = ...,
-        download_present: _builtins.bool = ...,
-        download_finished: _builtins.bool = ...,
-        file_count: _builtins.int = ...,
-        availability: _builtins.float = ...,
+        download_present: _builtins.bool | None = ...,
+        download_finished: _builtins.bool | None = ...,
+        file_count: _builtins.int | None = ...,
+        availability: _builtins.float | None = ...,
         tracker: _builtins.str | None = ...,
-        total_uploaded: _builtins.int = ...,
-        total_downloaded: _builtins.int = ...,
-        cached: _builtins.bool = ...,
+        total_uploaded: _builtins.int | None = ...,
+        total_downloaded: _builtins.int | None = ...,
+        cached: _builtins.bool | None = ...,
         cached_at: _builtins.float | None = ...,
-        seed_torrent: _builtins.bool = ...,
-        long_term_seeding: _builtins.bool = ...,
-        private: _builtins.bool = ...,
+        seed_torrent: _builtins.bool | None = ...,
+        long_term_seeding: _builtins.bool | None = ...,
+        private: _builtins.bool | None = ...,
         queued: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cached_at", b"_cached_at", "_created_at", b"_created_at", "_expires_at", b"_expires_at", "_magnet", b"_magnet", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "cached_at", b"cached_at", "created_at", b"created_at", "expires_at", b"expires_at", "magnet", b"magnet", "tracker", b"tracker", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_availability", b"_availability", "_cached", b"_cached", "_cached_at", b"_cached_at", "_created_at", b"_created_at", "_download_finished", b"_download_finished", "_download_present", b"_download_present", "_download_speed", b"_download_speed", "_eta", b"_eta", "_expires_at", b"_expires_at", "_file_count", b"_file_count", "_long_term_seeding", b"_long_term_seeding", "_magnet", b"_magnet", "_peers", b"_peers", "_private", b"_private", "_progress", b"_progress", "_ratio", b"_ratio", "_seed_torrent", b"_seed_torrent", "_seeds", b"_seeds", "_size", b"_size", "_total_downloaded", b"_total_downloaded", "_total_uploaded", b"_total_uploaded", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "_upload_speed", b"_upload_speed", "active", b"active", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "peers", b"peers", "private", b"private", "progress", b"progress", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cached_at", b"_cached_at", "_created_at", b"_created_at", "_expires_at", b"_expires_at", "_magnet", b"_magnet", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "active", b"active", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "download_state", b"download_state", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "hash", b"hash", "id", b"id", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "name", b"name", "peers", b"peers", "private", b"private", "progress", b"progress", "queued", b"queued", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_availability", b"_availability", "_cached", b"_cached", "_cached_at", b"_cached_at", "_created_at", b"_created_at", "_download_finished", b"_download_finished", "_download_present", b"_download_present", "_download_speed", b"_download_speed", "_eta", b"_eta", "_expires_at", b"_expires_at", "_file_count", b"_file_count", "_long_term_seeding", b"_long_term_seeding", "_magnet", b"_magnet", "_peers", b"_peers", "_private", b"_private", "_progress", b"_progress", "_ratio", b"_ratio", "_seed_torrent", b"_seed_torrent", "_seeds", b"_seeds", "_size", b"_size", "_total_downloaded", b"_total_downloaded", "_total_uploaded", b"_total_uploaded", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "_upload_speed", b"_upload_speed", "active", b"active", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "download_state", b"download_state", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "hash", b"hash", "id", b"id", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "name", b"name", "peers", b"peers", "private", b"private", "progress", b"progress", "queued", b"queued", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__active: _TypeAlias = _typing.Literal["active"]  # noqa: Y015
+    _WhichOneofArgType__active: _TypeAlias = _typing.Literal["_active", b"_active"]  # noqa: Y015
+    _WhichOneofReturnType__availability: _TypeAlias = _typing.Literal["availability"]  # noqa: Y015
+    _WhichOneofArgType__availability: _TypeAlias = _typing.Literal["_availability", b"_availability"]  # noqa: Y015
+    _WhichOneofReturnType__cached: _TypeAlias = _typing.Literal["cached"]  # noqa: Y015
+    _WhichOneofArgType__cached: _TypeAlias = _typing.Literal["_cached", b"_cached"]  # noqa: Y015
     _WhichOneofReturnType__cached_at: _TypeAlias = _typing.Literal["cached_at"]  # noqa: Y015
     _WhichOneofArgType__cached_at: _TypeAlias = _typing.Literal["_cached_at", b"_cached_at"]  # noqa: Y015
     _WhichOneofReturnType__created_at: _TypeAlias = _typing.Literal["created_at"]  # noqa: Y015
     _WhichOneofArgType__created_at: _TypeAlias = _typing.Literal["_created_at", b"_created_at"]  # noqa: Y015
+    _WhichOneofReturnType__download_finished: _TypeAlias = _typing.Literal["download_finished"]  # noqa: Y015
+    _WhichOneofArgType__download_finished: _TypeAlias = _typing.Literal["_download_finished", b"_download_finished"]  # noqa: Y015
+    _WhichOneofReturnType__download_present: _TypeAlias = _typing.Literal["download_present"]  # noqa: Y015
+    _WhichOneofArgType__download_present: _TypeAlias = _typing.Literal["_download_present", b"_download_present"]  # noqa: Y015
+    _WhichOneofReturnType__download_speed: _TypeAlias = _typing.Literal["download_speed"]  # noqa: Y015
+    _WhichOneofArgType__download_speed: _TypeAlias = _typing.Literal["_download_speed", b"_download_speed"]  # noqa: Y015
+    _WhichOneofReturnType__eta: _TypeAlias = _typing.Literal["eta"]  # noqa: Y015
+    _WhichOneofArgType__eta: _TypeAlias = _typing.Literal["_eta", b"_eta"]  # noqa: Y015
     _WhichOneofReturnType__expires_at: _TypeAlias = _typing.Literal["expires_at"]  # noqa: Y015
     _WhichOneofArgType__expires_at: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at"]  # noqa: Y015
+    _WhichOneofReturnType__file_count: _TypeAlias = _typing.Literal["file_count"]  # noqa: Y015
+    _WhichOneofArgType__file_count: _TypeAlias = _typing.Literal["_file_count", b"_file_count"]  # noqa: Y015
+    _WhichOneofReturnType__long_term_seeding: _TypeAlias = _typing.Literal["long_term_seeding"]  # noqa: Y015
+    _WhichOneofArgType__long_term_seeding: _TypeAlias = _typing.Literal["_long_term_seeding", b"_long_term_seeding"]  # noqa: Y015
     _WhichOneofReturnType__magnet: _TypeAlias = _typing.Literal["magnet"]  # noqa: Y015
     _WhichOneofArgType__magnet: _TypeAlias = _typing.Literal["_magnet", b"_magnet"]  # noqa: Y015
+    _WhichOneofReturnType__peers: _TypeAlias = _typing.Literal["peers"]  # noqa: Y015
+    _WhichOneofArgType__peers: _TypeAlias = _typing.Literal["_peers", b"_peers"]  # noqa: Y015
+    _WhichOneofReturnType__private: _TypeAlias = _typing.Literal["private"]  # noqa: Y015
+    _WhichOneofArgType__private: _TypeAlias = _typing.Literal["_private", b"_private"]  # noqa: Y015
+    _WhichOneofReturnType__progress: _TypeAlias = _typing.Literal["progress"]  # noqa: Y015
+    _WhichOneofArgType__progress: _TypeAlias = _typing.Literal["_progress", b"_progress"]  # noqa: Y015
+    _WhichOneofReturnType__ratio: _TypeAlias = _typing.Literal["ratio"]  # noqa: Y015
+    _WhichOneofArgType__ratio: _TypeAlias = _typing.Literal["_ratio", b"_ratio"]  # noqa: Y015
+    _WhichOneofReturnType__seed_torrent: _TypeAlias = _typing.Literal["seed_torrent"]  # noqa: Y015
+    _WhichOneofArgType__seed_torrent: _TypeAlias = _typing.Literal["_seed_torrent", b"_seed_torrent"]  # noqa: Y015
+    _WhichOneofReturnType__seeds: _TypeAlias = _typing.Literal["seeds"]  # noqa: Y015
+    _WhichOneofArgType__seeds: _TypeAlias = _typing.Literal["_seeds", b"_seeds"]  # noqa: Y015
+    _WhichOneofReturnType__size: _TypeAlias = _typing.Literal["size"]  # noqa: Y015
+    _WhichOneofArgType__size: _TypeAlias = _typing.Literal["_size", b"_size"]  # noqa: Y015
+    _WhichOneofReturnType__total_downloaded: _TypeAlias = _typing.Literal["total_downloaded"]  # noqa: Y015
+    _WhichOneofArgType__total_downloaded: _TypeAlias = _typing.Literal["_total_downloaded", b"_total_downloaded"]  # noqa: Y015
+    _WhichOneofReturnType__total_uploaded: _TypeAlias = _typing.Literal["total_uploaded"]  # noqa: Y015
+    _WhichOneofArgType__total_uploaded: _TypeAlias = _typing.Literal["_total_uploaded", b"_total_uploaded"]  # noqa: Y015
     _WhichOneofReturnType__tracker: _TypeAlias = _typing.Literal["tracker"]  # noqa: Y015
     _WhichOneofArgType__tracker: _TypeAlias = _typing.Literal["_tracker", b"_tracker"]  # noqa: Y015
     _WhichOneofReturnType__updated_at: _TypeAlias = _typing.Literal["updated_at"]  # noqa: Y015
     _WhichOneofArgType__updated_at: _TypeAlias = _typing.Literal["_updated_at", b"_updated_at"]  # noqa: Y015
+    _WhichOneofReturnType__upload_speed: _TypeAlias = _typing.Literal["upload_speed"]  # noqa: Y015
+    _WhichOneofArgType__upload_speed: _TypeAlias = _typing.Literal["_upload_speed", b"_upload_speed"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__active) -> _WhichOneofReturnType__active | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__availability) -> _WhichOneofReturnType__availability | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cached) -> _WhichOneofReturnType__cached | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cached_at) -> _WhichOneofReturnType__cached_at | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__created_at) -> _WhichOneofReturnType__created_at | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__download_finished) -> _WhichOneofReturnType__download_finished | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__download_present) -> _WhichOneofReturnType__download_present | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__download_speed) -> _WhichOneofReturnType__download_speed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__eta) -> _WhichOneofReturnType__eta | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__expires_at) -> _WhichOneofReturnType__expires_at | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__file_count) -> _WhichOneofReturnType__file_count | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__long_term_seeding) -> _WhichOneofReturnType__long_term_seeding | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__magnet) -> _WhichOneofReturnType__magnet | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__peers) -> _WhichOneofReturnType__peers | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__private) -> _WhichOneofReturnType__private | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__progress) -> _WhichOneofReturnType__progress | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ratio) -> _WhichOneofReturnType__ratio | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed_torrent) -> _WhichOneofReturnType__seed_torrent | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seeds) -> _WhichOneofReturnType__seeds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__size) -> _WhichOneofReturnType__size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__total_downloaded) -> _WhichOneofReturnType__total_downloaded | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__total_uploaded) -> _WhichOneofReturnType__total_uploaded | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tracker) -> _WhichOneofReturnType__tracker | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__updated_at) -> _WhichOneofReturnType__updated_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__upload_speed) -> _WhichOneofReturnType__upload_speed | None: ...
 
 Global___Torrent: _TypeAlias = Torrent  # noqa: Y015
 

@@ -696,6 +696,8 @@ Global___LastAction: _TypeAlias = LastAction  # noqa: Y015
 
 @_typing.final
 class TorrentStatus(_message.Message):
+    """A torrent's automation status; an unset optional is unknown (TorBox did not say)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TORRENT_ID_FIELD_NUMBER: _builtins.int
@@ -792,19 +794,19 @@ class TorrentStatus(_message.Message):
         first_seen_at: _builtins.float = ...,
         last_seen_at: _builtins.float = ...,
         removed_at: _builtins.float | None = ...,
-        last_total_downloaded: _builtins.int = ...,
-        last_total_uploaded: _builtins.int = ...,
-        last_progress: _builtins.float = ...,
+        last_total_downloaded: _builtins.int | None = ...,
+        last_total_uploaded: _builtins.int | None = ...,
+        last_progress: _builtins.float | None = ...,
         last_state: _builtins.str = ...,
         status: _builtins.str = ...,
-        ratio: _builtins.float = ...,
-        seeds: _builtins.int = ...,
-        peers: _builtins.int = ...,
-        availability: _builtins.float = ...,
-        size: _builtins.int = ...,
-        download_speed: _builtins.int = ...,
-        upload_speed: _builtins.int = ...,
-        active: _builtins.bool = ...,
+        ratio: _builtins.float | None = ...,
+        seeds: _builtins.int | None = ...,
+        peers: _builtins.int | None = ...,
+        availability: _builtins.float | None = ...,
+        size: _builtins.int | None = ...,
+        download_speed: _builtins.int | None = ...,
+        upload_speed: _builtins.int | None = ...,
+        active: _builtins.bool | None = ...,
         last_download_activity_at: _builtins.float | None = ...,
         last_upload_activity_at: _builtins.float | None = ...,
         stalled_since: _builtins.float | None = ...,
@@ -826,10 +828,14 @@ class TorrentStatus(_message.Message):
         download_stalled_seconds: _builtins.float | None = ...,
         tracker: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_avg_download_speed_1h", b"_avg_download_speed_1h", "_avg_download_speed_5m", b"_avg_download_speed_5m", "_avg_upload_speed_1h", b"_avg_upload_speed_1h", "_avg_upload_speed_5m", b"_avg_upload_speed_5m", "_download_stalled_seconds", b"_download_stalled_seconds", "_downloading_started_at", b"_downloading_started_at", "_last_action", b"_last_action", "_last_download_activity_at", b"_last_download_activity_at", "_last_upload_activity_at", b"_last_upload_activity_at", "_max_download_speed", b"_max_download_speed", "_removed_at", b"_removed_at", "_seed_ratio_limit", b"_seed_ratio_limit", "_seed_time_limit_hours", b"_seed_time_limit_hours", "_seeding_started_at", b"_seeding_started_at", "_stalled_since", b"_stalled_since", "_tracker", b"_tracker", "avg_download_speed_1h", b"avg_download_speed_1h", "avg_download_speed_5m", b"avg_download_speed_5m", "avg_upload_speed_1h", b"avg_upload_speed_1h", "avg_upload_speed_5m", b"avg_upload_speed_5m", "download_stalled_seconds", b"download_stalled_seconds", "downloading_started_at", b"downloading_started_at", "last_action", b"last_action", "last_download_activity_at", b"last_download_activity_at", "last_upload_activity_at", b"last_upload_activity_at", "max_download_speed", b"max_download_speed", "removed_at", b"removed_at", "seed_ratio_limit", b"seed_ratio_limit", "seed_time_limit_hours", b"seed_time_limit_hours", "seeding_started_at", b"seeding_started_at", "stalled_since", b"stalled_since", "tracker", b"tracker"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_availability", b"_availability", "_avg_download_speed_1h", b"_avg_download_speed_1h", "_avg_download_speed_5m", b"_avg_download_speed_5m", "_avg_upload_speed_1h", b"_avg_upload_speed_1h", "_avg_upload_speed_5m", b"_avg_upload_speed_5m", "_download_speed", b"_download_speed", "_download_stalled_seconds", b"_download_stalled_seconds", "_downloading_started_at", b"_downloading_started_at", "_last_action", b"_last_action", "_last_download_activity_at", b"_last_download_activity_at", "_last_progress", b"_last_progress", "_last_total_downloaded", b"_last_total_downloaded", "_last_total_uploaded", b"_last_total_uploaded", "_last_upload_activity_at", b"_last_upload_activity_at", "_max_download_speed", b"_max_download_speed", "_peers", b"_peers", "_ratio", b"_ratio", "_removed_at", b"_removed_at", "_seed_ratio_limit", b"_seed_ratio_limit", "_seed_time_limit_hours", b"_seed_time_limit_hours", "_seeding_started_at", b"_seeding_started_at", "_seeds", b"_seeds", "_size", b"_size", "_stalled_since", b"_stalled_since", "_tracker", b"_tracker", "_upload_speed", b"_upload_speed", "active", b"active", "availability", b"availability", "avg_download_speed_1h", b"avg_download_speed_1h", "avg_download_speed_5m", b"avg_download_speed_5m", "avg_upload_speed_1h", b"avg_upload_speed_1h", "avg_upload_speed_5m", b"avg_upload_speed_5m", "download_speed", b"download_speed", "download_stalled_seconds", b"download_stalled_seconds", "downloading_started_at", b"downloading_started_at", "last_action", b"last_action", "last_download_activity_at", b"last_download_activity_at", "last_progress", b"last_progress", "last_total_downloaded", b"last_total_downloaded", "last_total_uploaded", b"last_total_uploaded", "last_upload_activity_at", b"last_upload_activity_at", "max_download_speed", b"max_download_speed", "peers", b"peers", "ratio", b"ratio", "removed_at", b"removed_at", "seed_ratio_limit", b"seed_ratio_limit", "seed_time_limit_hours", b"seed_time_limit_hours", "seeding_started_at", b"seeding_started_at", "seeds", b"seeds", "size", b"size", "stalled_since", b"stalled_since", "tracker", b"tracker", "upload_speed", b"upload_speed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_avg_download_speed_1h", b"_avg_download_speed_1h", "_avg_download_speed_5m", b"_avg_download_speed_5m", "_avg_upload_speed_1h", b"_avg_upload_speed_1h", "_avg_upload_speed_5m", b"_avg_upload_speed_5m", "_download_stalled_seconds", b"_download_stalled_seconds", "_downloading_started_at", b"_downloading_started_at", "_last_action", b"_last_action", "_last_download_activity_at", b"_last_download_activity_at", "_last_upload_activity_at", b"_last_upload_activity_at", "_max_download_speed", b"_max_download_speed", "_removed_at", b"_removed_at", "_seed_ratio_limit", b"_seed_ratio_limit", "_seed_time_limit_hours", b"_seed_time_limit_hours", "_seeding_started_at", b"_seeding_started_at", "_stalled_since", b"_stalled_since", "_tracker", b"_tracker", "active", b"active", "availability", b"availability", "avg_download_speed_1h", b"avg_download_speed_1h", "avg_download_speed_5m", b"avg_download_speed_5m", "avg_upload_speed_1h", b"avg_upload_speed_1h", "avg_upload_speed_5m", b"avg_upload_speed_5m", "download_speed", b"download_speed", "download_stalled_seconds", b"download_stalled_seconds", "downloading_started_at", b"downloading_started_at", "downloading_time_seconds", b"downloading_time_seconds", "first_seen_at", b"first_seen_at", "hash", b"hash", "last_action", b"last_action", "last_download_activity_at", b"last_download_activity_at", "last_progress", b"last_progress", "last_seen_at", b"last_seen_at", "last_state", b"last_state", "last_total_downloaded", b"last_total_downloaded", "last_total_uploaded", b"last_total_uploaded", "last_upload_activity_at", b"last_upload_activity_at", "max_download_speed", b"max_download_speed", "name", b"name", "peers", b"peers", "present", b"present", "protected", b"protected", "queued", b"queued", "ratio", b"ratio", "removed_at", b"removed_at", "seed_ratio_limit", b"seed_ratio_limit", "seed_time_limit_hours", b"seed_time_limit_hours", "seeding_started_at", b"seeding_started_at", "seeding_time_seconds", b"seeding_time_seconds", "seeds", b"seeds", "size", b"size", "stall_count", b"stall_count", "stalled_since", b"stalled_since", "status", b"status", "torrent_id", b"torrent_id", "total_active_time_seconds", b"total_active_time_seconds", "tracker", b"tracker", "upload_speed", b"upload_speed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_availability", b"_availability", "_avg_download_speed_1h", b"_avg_download_speed_1h", "_avg_download_speed_5m", b"_avg_download_speed_5m", "_avg_upload_speed_1h", b"_avg_upload_speed_1h", "_avg_upload_speed_5m", b"_avg_upload_speed_5m", "_download_speed", b"_download_speed", "_download_stalled_seconds", b"_download_stalled_seconds", "_downloading_started_at", b"_downloading_started_at", "_last_action", b"_last_action", "_last_download_activity_at", b"_last_download_activity_at", "_last_progress", b"_last_progress", "_last_total_downloaded", b"_last_total_downloaded", "_last_total_uploaded", b"_last_total_uploaded", "_last_upload_activity_at", b"_last_upload_activity_at", "_max_download_speed", b"_max_download_speed", "_peers", b"_peers", "_ratio", b"_ratio", "_removed_at", b"_removed_at", "_seed_ratio_limit", b"_seed_ratio_limit", "_seed_time_limit_hours", b"_seed_time_limit_hours", "_seeding_started_at", b"_seeding_started_at", "_seeds", b"_seeds", "_size", b"_size", "_stalled_since", b"_stalled_since", "_tracker", b"_tracker", "_upload_speed", b"_upload_speed", "active", b"active", "availability", b"availability", "avg_download_speed_1h", b"avg_download_speed_1h", "avg_download_speed_5m", b"avg_download_speed_5m", "avg_upload_speed_1h", b"avg_upload_speed_1h", "avg_upload_speed_5m", b"avg_upload_speed_5m", "download_speed", b"download_speed", "download_stalled_seconds", b"download_stalled_seconds", "downloading_started_at", b"downloading_started_at", "downloading_time_seconds", b"downloading_time_seconds", "first_seen_at", b"first_seen_at", "hash", b"hash", "last_action", b"last_action", "last_download_activity_at", b"last_download_activity_at", "last_progress", b"last_progress", "last_seen_at", b"last_seen_at", "last_state", b"last_state", "last_total_downloaded", b"last_total_downloaded", "last_total_uploaded", b"last_total_uploaded", "last_upload_activity_at", b"last_upload_activity_at", "max_download_speed", b"max_download_speed", "name", b"name", "peers", b"peers", "present", b"present", "protected", b"protected", "queued", b"queued", "ratio", b"ratio", "removed_at", b"removed_at", "seed_ratio_limit", b"seed_ratio_limit", "seed_time_limit_hours", b"seed_time_limit_hours", "seeding_started_at", b"seeding_started_at", "seeding_time_seconds", b"seeding_time_seconds", "seeds", b"seeds", "size", b"size", "stall_count", b"stall_count", "stalled_since", b"stalled_since", "status", b"status", "torrent_id", b"torrent_id", "total_active_time_seconds", b"total_active_time_seconds", "tracker", b"tracker", "upload_speed", b"upload_speed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__active: _TypeAlias = _typing.Literal["active"]  # noqa: Y015
+    _WhichOneofArgType__active: _TypeAlias = _typing.Literal["_active", b"_active"]  # noqa: Y015
+    _WhichOneofReturnType__availability: _TypeAlias = _typing.Literal["availability"]  # noqa: Y015
+    _WhichOneofArgType__availability: _TypeAlias = _typing.Literal["_availability", b"_availability"]  # noqa: Y015
     _WhichOneofReturnType__avg_download_speed_1h: _TypeAlias = _typing.Literal["avg_download_speed_1h"]  # noqa: Y015
     _WhichOneofArgType__avg_download_speed_1h: _TypeAlias = _typing.Literal["_avg_download_speed_1h", b"_avg_download_speed_1h"]  # noqa: Y015
     _WhichOneofReturnType__avg_download_speed_5m: _TypeAlias = _typing.Literal["avg_download_speed_5m"]  # noqa: Y015
@@ -838,6 +844,8 @@ class TorrentStatus(_message.Message):
     _WhichOneofArgType__avg_upload_speed_1h: _TypeAlias = _typing.Literal["_avg_upload_speed_1h", b"_avg_upload_speed_1h"]  # noqa: Y015
     _WhichOneofReturnType__avg_upload_speed_5m: _TypeAlias = _typing.Literal["avg_upload_speed_5m"]  # noqa: Y015
     _WhichOneofArgType__avg_upload_speed_5m: _TypeAlias = _typing.Literal["_avg_upload_speed_5m", b"_avg_upload_speed_5m"]  # noqa: Y015
+    _WhichOneofReturnType__download_speed: _TypeAlias = _typing.Literal["download_speed"]  # noqa: Y015
+    _WhichOneofArgType__download_speed: _TypeAlias = _typing.Literal["_download_speed", b"_download_speed"]  # noqa: Y015
     _WhichOneofReturnType__download_stalled_seconds: _TypeAlias = _typing.Literal["download_stalled_seconds"]  # noqa: Y015
     _WhichOneofArgType__download_stalled_seconds: _TypeAlias = _typing.Literal["_download_stalled_seconds", b"_download_stalled_seconds"]  # noqa: Y015
     _WhichOneofReturnType__downloading_started_at: _TypeAlias = _typing.Literal["downloading_started_at"]  # noqa: Y015
@@ -846,10 +854,20 @@ class TorrentStatus(_message.Message):
     _WhichOneofArgType__last_action: _TypeAlias = _typing.Literal["_last_action", b"_last_action"]  # noqa: Y015
     _WhichOneofReturnType__last_download_activity_at: _TypeAlias = _typing.Literal["last_download_activity_at"]  # noqa: Y015
     _WhichOneofArgType__last_download_activity_at: _TypeAlias = _typing.Literal["_last_download_activity_at", b"_last_download_activity_at"]  # noqa: Y015
+    _WhichOneofReturnType__last_progress: _TypeAlias = _typing.Literal["last_progress"]  # noqa: Y015
+    _WhichOneofArgType__last_progress: _TypeAlias = _typing.Literal["_last_progress", b"_last_progress"]  # noqa: Y015
+    _WhichOneofReturnType__last_total_downloaded: _TypeAlias = _typing.Literal["last_total_downloaded"]  # noqa: Y015
+    _WhichOneofArgType__last_total_downloaded: _TypeAlias = _typing.Literal["_last_total_downloaded", b"_last_total_downloaded"]  # noqa: Y015
+    _WhichOneofReturnType__last_total_uploaded: _TypeAlias = _typing.Literal["last_total_uploaded"]  # noqa: Y015
+    _WhichOneofArgType__last_total_uploaded: _TypeAlias = _typing.Literal["_last_total_uploaded", b"_last_total_uploaded"]  # noqa: Y015
     _WhichOneofReturnType__last_upload_activity_at: _TypeAlias = _typing.Literal["last_upload_activity_at"]  # noqa: Y015
     _WhichOneofArgType__last_upload_activity_at: _TypeAlias = _typing.Literal["_last_upload_activity_at", b"_last_upload_activity_at"]  # noqa: Y015
     _WhichOneofReturnType__max_download_speed: _TypeAlias = _typing.Literal["max_download_speed"]  # noqa: Y015
     _WhichOneofArgType__max_download_speed: _TypeAlias = _typing.Literal["_max_download_speed", b"_max_download_speed"]  # noqa: Y015
+    _WhichOneofReturnType__peers: _TypeAlias = _typing.Literal["peers"]  # noqa: Y015
+    _WhichOneofArgType__peers: _TypeAlias = _typing.Literal["_peers", b"_peers"]  # noqa: Y015
+    _WhichOneofReturnType__ratio: _TypeAlias = _typing.Literal["ratio"]  # noqa: Y015
+    _WhichOneofArgType__ratio: _TypeAlias = _typing.Literal["_ratio", b"_ratio"]  # noqa: Y015
     _WhichOneofReturnType__removed_at: _TypeAlias = _typing.Literal["removed_at"]  # noqa: Y015
     _WhichOneofArgType__removed_at: _TypeAlias = _typing.Literal["_removed_at", b"_removed_at"]  # noqa: Y015
     _WhichOneofReturnType__seed_ratio_limit: _TypeAlias = _typing.Literal["seed_ratio_limit"]  # noqa: Y015
@@ -858,10 +876,20 @@ class TorrentStatus(_message.Message):
     _WhichOneofArgType__seed_time_limit_hours: _TypeAlias = _typing.Literal["_seed_time_limit_hours", b"_seed_time_limit_hours"]  # noqa: Y015
     _WhichOneofReturnType__seeding_started_at: _TypeAlias = _typing.Literal["seeding_started_at"]  # noqa: Y015
     _WhichOneofArgType__seeding_started_at: _TypeAlias = _typing.Literal["_seeding_started_at", b"_seeding_started_at"]  # noqa: Y015
+    _WhichOneofReturnType__seeds: _TypeAlias = _typing.Literal["seeds"]  # noqa: Y015
+    _WhichOneofArgType__seeds: _TypeAlias = _typing.Literal["_seeds", b"_seeds"]  # noqa: Y015
+    _WhichOneofReturnType__size: _TypeAlias = _typing.Literal["size"]  # noqa: Y015
+    _WhichOneofArgType__size: _TypeAlias = _typing.Literal["_size", b"_size"]  # noqa: Y015
     _WhichOneofReturnType__stalled_since: _TypeAlias = _typing.Literal["stalled_since"]  # noqa: Y015
     _WhichOneofArgType__stalled_since: _TypeAlias = _typing.Literal["_stalled_since", b"_stalled_since"]  # noqa: Y015
     _WhichOneofReturnType__tracker: _TypeAlias = _typing.Literal["tracker"]  # noqa: Y015
     _WhichOneofArgType__tracker: _TypeAlias = _typing.Literal["_tracker", b"_tracker"]  # noqa: Y015
+    _WhichOneofReturnType__upload_speed: _TypeAlias = _typing.Literal["upload_speed"]  # noqa: Y015
+    _WhichOneofArgType__upload_speed: _TypeAlias = _typing.Literal["_upload_speed", b"_upload_speed"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__active) -> _WhichOneofReturnType__active | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__availability) -> _WhichOneofReturnType__availability | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__avg_download_speed_1h) -> _WhichOneofReturnType__avg_download_speed_1h | None: ...
     @_typing.overload
@@ -871,6 +899,8 @@ class TorrentStatus(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__avg_upload_speed_5m) -> _WhichOneofReturnType__avg_upload_speed_5m | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__download_speed) -> _WhichOneofReturnType__download_speed | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__download_stalled_seconds) -> _WhichOneofReturnType__download_stalled_seconds | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__downloading_started_at) -> _WhichOneofReturnType__downloading_started_at | None: ...
@@ -879,9 +909,19 @@ class TorrentStatus(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__last_download_activity_at) -> _WhichOneofReturnType__last_download_activity_at | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_progress) -> _WhichOneofReturnType__last_progress | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_total_downloaded) -> _WhichOneofReturnType__last_total_downloaded | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_total_uploaded) -> _WhichOneofReturnType__last_total_uploaded | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__last_upload_activity_at) -> _WhichOneofReturnType__last_upload_activity_at | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_download_speed) -> _WhichOneofReturnType__max_download_speed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__peers) -> _WhichOneofReturnType__peers | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ratio) -> _WhichOneofReturnType__ratio | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__removed_at) -> _WhichOneofReturnType__removed_at | None: ...
     @_typing.overload
@@ -891,9 +931,15 @@ class TorrentStatus(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seeding_started_at) -> _WhichOneofReturnType__seeding_started_at | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seeds) -> _WhichOneofReturnType__seeds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__size) -> _WhichOneofReturnType__size | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__stalled_since) -> _WhichOneofReturnType__stalled_since | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tracker) -> _WhichOneofReturnType__tracker | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__upload_speed) -> _WhichOneofReturnType__upload_speed | None: ...
 
 Global___TorrentStatus: _TypeAlias = TorrentStatus  # noqa: Y015
 
