@@ -8,7 +8,7 @@ import pytest
 
 from common.errors import InvalidArgument
 from tests.userstore.factory import T0, Feed, snap
-from userstore_svc.core.models import TorrentState
+from userstore_svc.core.models import PipelineConfig, TorrentState
 from userstore_svc.core.rules.evaluate import compile_rule, explain
 from userstore_svc.core.rules.schema import parse_rule
 
@@ -162,6 +162,21 @@ def test_time_conditions_use_real_telemetry() -> None:
     assert one({"type": "UPLOAD_STALLED_TIME", "operator": "lt", "value": 1}, state, now) is True
     avg = {"type": "AVG_UPLOAD_SPEED", "operator": "lt", "value": 1, "hours": 1}
     assert one(avg, state, now) is True
+
+
+@pytest.mark.parametrize("sample_window", [3600.0, 168 * 3600.0])
+def test_a_steady_seeder_is_not_slow_over_a_day(sample_window: float) -> None:
+    """Issue 14: "average upload over 24 h < 0.1 MB/s" must not match a torrent seeding a steady
+    1 MB/s for 30 h, even with the old one-hour sample window (the ring covers a week anyway);
+    the old ring read 0.04 MB/s. Over 168 h the average is unknown after 30 h."""
+    feed = Feed(PipelineConfig(sample_window_seconds=sample_window, max_samples=240), interval=300)
+    for i in range(30 * 12 + 1):
+        feed.poll(i * 300, snap("seeding", total_uploaded=i * 300 * MiB))
+    slow = {"type": "AVG_UPLOAD_SPEED", "operator": "lt", "value": 0.1, "hours": 24}
+    now = T0 + 30 * 3600
+    assert one(slow, feed.state(), now) is False
+    assert one({**slow, "operator": "gt", "value": 0.99}, feed.state(), now) is True
+    assert one({**slow, "hours": 168}, feed.state(), now) is None
 
 
 def test_stall_conditions() -> None:

@@ -93,9 +93,14 @@ def cond(**fields: Any) -> dict[str, Any]:
             "unknown status",
         ),
         (
-            cond(type="AVG_DOWNLOAD_SPEED", operator="lt", value=1, hours=48),
+            cond(type="AVG_DOWNLOAD_SPEED", operator="lt", value=1, hours=169),
             "rules[0].groups[0].conditions[0].hours",
-            "at most 24",
+            "more than 0 and at most 168",
+        ),
+        (
+            cond(type="PROGRESS_CHANGE", operator="lt", value=1, hours=0),
+            "rules[0].groups[0].conditions[0].hours",
+            "more than 0 and at most 168",
         ),
         (
             cond(type="RATIO", operator="gt", value=1, for_minutes=-5),
@@ -186,3 +191,12 @@ def test_normalised_document_round_trips() -> None:
     again = parse_rule(rule_doc(first))
     assert again == first
     assert rule_doc(first)["metadata"] == {"createdAt": 1}
+
+
+@pytest.mark.parametrize("hours", [0.25, 1, 24, 48, 167.5, 168])
+@pytest.mark.parametrize("kind", ["AVG_DOWNLOAD_SPEED", "AVG_UPLOAD_SPEED", "PROGRESS_CHANGE"])
+def test_windows_up_to_a_week_are_accepted(kind: str, hours: float) -> None:
+    """Speed and progress windows may be anything above 0 up to 168 h (the ring keeps a week)."""
+    condition = {"type": kind, "operator": "lt", "value": 1, "hours": hours}
+    rule = parse_rule(doc(groups=[{"logicOperator": "and", "conditions": [condition]}]))
+    assert rule.root.groups[0].conditions[0].hours == hours

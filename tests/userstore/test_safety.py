@@ -347,7 +347,12 @@ def test_completed_and_cached_items_flagged_active_are_not_seeding() -> None:
     account = Account(
         rule({"type": "RATIO", "operator": "gte", "value": 0}, action="stop_seeding"), interval=600
     )
-    done = {"download_finished": True, "download_present": True, "active": True, "ratio": 2.0}
+    done: dict[str, Any] = {
+        "download_finished": True,
+        "download_present": True,
+        "active": True,
+        "ratio": 2.0,
+    }
     for minute in range(0, 180, 10):
         account.poll(
             minute * MINUTE,

@@ -235,7 +235,9 @@ def test_no_destructive_intent_rests_on_an_unknown_value(
             assert state.present
             assert state.missing_since is None
             for trace in traces:
-                unknown = [f for f in READS.get(trace["type"], ()) if getattr(state.snap, f) is None]
+                unknown = [
+                    f for f in READS.get(trace["type"], ()) if getattr(state.snap, f) is None
+                ]
                 assert not unknown, (trace, unknown)
                 if isinstance(trace["value"], dict):
                     # A lower bound can only prove "more than" (or, negated, "not less than").

@@ -128,5 +128,6 @@ class PipelineConfig:
     mass_confirm_polls: int = 3
     # ... spanning at least this long (or three poll intervals, whichever is longer).
     mass_confirm_seconds: float = 600.0
-    sample_window_seconds: float = 3600.0
+    # The speed ring covers the longest average a rule may ask for (a week, speeds.py).
+    sample_window_seconds: float = 168 * 3600.0
     max_samples: int = 240

@@ -14,6 +14,7 @@ from typing import Any
 import re2
 
 from common.errors import InvalidArgument
+from userstore_svc.core import speeds
 from userstore_svc.core.rules.fields import FIELDS, OPERATORS
 from userstore_svc.core.rules.model import ACTIONS, EVENT_TYPES, Condition, Group, Rule, Trigger
 from userstore_svc.core.status import STATUSES
@@ -289,8 +290,11 @@ def _condition(value: Any, ctx: _Ctx, path: str) -> Condition:
     hours = None
     if field.needs_hours or value.get("hours") is not None:
         hours = _number(value.get("hours", 1), ctx, f"{path}.hours")
-        if hours <= 0 or hours > 24:
-            raise ctx.fail(f"{path}.hours", "must be more than 0 and at most 24")
+        # A longer window would outrun the speed ring's history, which is sized by the same limit.
+        if hours <= 0 or hours > speeds.MAX_WINDOW_HOURS:
+            raise ctx.fail(
+                f"{path}.hours", f"must be more than 0 and at most {speeds.MAX_WINDOW_HOURS}"
+            )
     for_minutes = _optional_number(value.get("for_minutes"), ctx, f"{path}.for_minutes", minimum=0)
     negate = value.get("negate", False)
     if not isinstance(negate, bool):
