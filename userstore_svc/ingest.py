@@ -298,6 +298,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             hold_reason=result.hold_reason,
             run_rule_id=manual,
             reset_holds=after_gap,
+            deferred=data.deferred,
         )
     )
 
@@ -481,6 +482,8 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
     ]
     if data.poll_interval != float(snap.poll_interval):
         meta.append(("poll_interval", repr(float(snap.poll_interval))))
+    if plan_out.deferred != data.deferred:
+        meta.append(("deferred_events", user_db.encode_deferred(plan_out.deferred)))
     statements.append((user_db.UPSERT_META, meta))
     if polls % PRUNE_EVERY_POLLS == 0:
         statements.extend(_prune_statements(now, config))
@@ -515,6 +518,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             "polls": polls,
             "pending_missing": result.pending_missing,
             "poll_interval": float(snap.poll_interval),
+            "deferred": plan_out.deferred,
             "rules": rules,
             "holds": new_holds,
             "last_actions": last_actions,

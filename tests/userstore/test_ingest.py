@@ -324,3 +324,66 @@ async def test_a_user_being_moved_is_frozen_until_the_move_ends(user: Store) -> 
     assert (await ingest(user, 60, snap())).applied
     with pytest.raises(FailedPrecondition):
         await moves.finish(USER)
+
+
+async def _ingest_every(
+    store: Store, at: float, *torrents: TorrentSnapshot, interval: float = 60
+) -> PlanOut:
+    return await store.ingestor.ingest(
+        SnapshotIn(f"poll-{at}", USER, T0 + at, True, list(torrents), interval)
+    )
+
+
+async def test_unknowns_pending_removals_and_deferred_events_survive_reopening(
+    tmp_path: Path,
+) -> None:
+    """Nulls stay None on disk; a flagged torrent and a held event outlive a restart."""
+    store = await open_store(tmp_path)
+    await store.users.register(USER, b"c")
+    added = {"type": "NAME", "operator": "matches", "value": "^sample"}
+    await store.rules.save_all(
+        USER,
+        [
+            rule(
+                "added",
+                "delete",
+                added,
+                trigger={"type": "event", "events": ["TORRENT_ADDED"]},
+            )
+        ],
+    )
+    torrents = [snap(id=i, name=f"t{i}") for i in range(1, 7)]
+    queued = snap("queued", id=50, size=None, seeds=None, active=None)
+    await ingest(store, 0, *torrents, queued)
+    # Most of the list vanishes while a new sample arrives: the delete is held, the event kept.
+    plan = await ingest(store, 60, torrents[0], queued, snap(id=10, name="sample-x"))
+    assert plan.actions == []
+    async with store.pool.use(USER) as handle:
+        cached = await user_db.load(handle)
+        states, deferred, missing = dict(cached.states), cached.deferred, cached.pending_missing
+    assert deferred
+    assert missing
+    await close_store(store)
+    again = await open_store(tmp_path)
+    try:
+        async with again.pool.use(USER) as handle:
+            data = await user_db.load(handle)
+            assert data.states == states
+            assert data.states[-50].snap.size is None
+            assert data.deferred == deferred
+            assert data.pending_missing == missing
+        plan = await ingest(again, 120, *torrents, queued, snap(id=10, name="sample-x"))
+        assert [(a.torrent_id, a.action) for a in plan.actions] == [(10, "delete")]
+    finally:
+        await close_store(again)
+
+
+async def test_moving_from_the_idle_to_the_active_interval_is_not_an_outage(user: Store) -> None:
+    """The gap is judged by the interval that was in force: a 30-minute idle wait is no gap."""
+    await _ingest_every(user, 0, snap("seeding", id=1, created_at=T0), interval=1800)
+    await _ingest_every(user, 1800, snap("seeding", id=1, created_at=T0), interval=1800)
+    # The user saves a rule: polls every minute from now on.
+    await _ingest_every(user, 3600, snap("seeding", id=1, created_at=T0), interval=60)
+    async with user.pool.use(USER) as handle:
+        state = (await user_db.load(handle)).states[1]
+    assert state.seeding_run_since == T0  # one unbroken run: no outage was seen

@@ -83,6 +83,7 @@ class Account:
         self.protected: frozenset[int] = frozenset()
         self.sent: list[tuple[float, int, str]] = []
         self.held: list[tuple[float, int, str]] = []
+        self.deferred: dict[int, dict[int, float]] = {}
 
     def poll(self, at: float, *torrents: TorrentSnapshot, complete: bool = True) -> PlanOutput:
         """One poll at `at` seconds after T0; pending actions are taken as sent and succeeded."""
@@ -96,8 +97,10 @@ class Account:
             protected=self.protected,
             last_actions=self.last_actions,
             hold_reason=result.hold_reason,
+            deferred=self.deferred,
         )
         self.holds = out.holds
+        self.deferred = out.deferred
         for intent in out.intents:
             if intent.status == "held":
                 # A held intent is not recorded (ingest.py): it starts no cooldown.
@@ -572,14 +575,48 @@ def test_exact_times_for_a_torrent_watched_from_its_arrival() -> None:
     assert [i.key for i in out.intents] == [1]
 
 
-def test_held_destructive_events_leave_no_early_action() -> None:
-    """While a mass disappearance is unconfirmed, an event rule's delete is held, not sent."""
+def test_a_held_event_waits_for_a_poll_that_may_act_then_acts_once() -> None:
+    """TORRENT_ADDED during a glitch: held while unconfirmed, kept, acted on once after."""
     account = Account(ADDED_SAMPLE)
     torrents = [snap(id=i, name=f"t{i}") for i in range(1, 7)]
     account.poll(0, *torrents)
     out = account.poll(MINUTE, torrents[0], snap(id=10, name="sample-x"))
     assert out.intents[0].status == "held"
     assert account.sent == []
+    assert account.deferred == {1: {10: T0 + MINUTE}}
+    for minute in range(2, 6):
+        account.poll(minute * MINUTE, *torrents, snap(id=10, name="sample-x"))
+    assert account.sent == [(2 * MINUTE, 10, "delete")]
+    assert account.deferred == {}
+
+
+def test_an_event_in_cooldown_is_kept_until_the_cooldown_passes() -> None:
+    """A stall while the rule's cooldown runs is acted on when it ends, not lost."""
+    stalled_rule = rule(
+        {"type": "SEEDS", "operator": "gte", "value": 0},
+        action="reannounce",
+        trigger={"type": "event", "events": ["TORRENT_STALLED"]},
+        cooldown_minutes=10,
+    )
+    account = Account(stalled_rule)
+    account.last_actions[(1, 1)] = T0  # acted on torrent 1 at T0: cooled down at 10 minutes
+    moving = snap("seeding", id=2)
+    account.poll(0, snap(id=1, total_downloaded=5), moving)
+    account.poll(MINUTE, snap("stalled", id=1, total_downloaded=5), moving)
+    assert account.sent == []
+    assert account.deferred == {1: {1: T0 + MINUTE}}
+    for minute in range(2, 13):
+        account.poll(minute * MINUTE, snap("stalled", id=1, total_downloaded=5), moving)
+    assert account.sent == [(10 * MINUTE, 1, "reannounce")]
+
+
+def test_a_deferred_event_expires_and_a_torrent_no_longer_matching_consumes_it() -> None:
+    """Kept events end after a day, or at the first evaluation that does not match."""
+    entry = ADDED_SAMPLE
+    states, now = _watched(snap(id=3, name="other"), snap(id=4, name="sample"))
+    out = planned([entry], states, now, deferred={1: {3: now - 60, 4: now - 2 * 86400}})
+    assert out.intents == []
+    assert out.deferred == {}
 
 
 def test_event_types_are_only_emitted_for_known_changes() -> None:

@@ -94,6 +94,8 @@ class UserData:
     last_actions: dict[tuple[int, int], float]
     pending: list[PendingAction]
     next_ids: dict[str, int] = field(default_factory=dict)
+    # Events an event-triggered rule could not act on yet: rule id -> torrent key -> event time.
+    deferred: dict[int, dict[int, float]] = field(default_factory=dict)
 
 
 def state_row(state: TorrentState) -> tuple[Any, ...]:
@@ -209,6 +211,7 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
         next_ids=dict(
             zip(("actions", "rule_logs", "archived_downloads", "events"), ids, strict=True)
         ),
+        deferred=decode_deferred(meta.get("deferred_events", "{}")),
     )
 
 
@@ -259,6 +262,22 @@ def decode_missing(text: str) -> dict[int, tuple[int, bool]]:
 def encode_missing(missing: dict[int, tuple[int, bool]]) -> str:
     """The inverse of :func:`decode_missing`."""
     return json.dumps({str(k): [c, m] for k, (c, m) in sorted(missing.items())})
+
+
+def decode_deferred(text: str) -> dict[int, dict[int, float]]:
+    """Deferred events from their meta row: rule id -> torrent key -> event time."""
+    raw = json.loads(text)
+    return {int(r): {int(k): float(t) for k, t in keys.items()} for r, keys in raw.items()}
+
+
+def encode_deferred(deferred: dict[int, dict[int, float]]) -> str:
+    """The inverse of :func:`decode_deferred`."""
+    return json.dumps(
+        {
+            str(r): {str(k): t for k, t in sorted(keys.items())}
+            for r, keys in sorted(deferred.items())
+        }
+    )
 
 
 def take_ids(data: UserData, table: str, count: int) -> list[int]:

@@ -38,9 +38,23 @@ from userstore_svc.core.status import DOWNLOADING, SEEDING
 LIMIT_RULE_ID = 0
 LIMIT_RULE_NAME = "Torrent seeding limit"
 DEFAULT_COOLDOWN_MINUTES = 30.0
+# An event whose action had to wait (held, cooldown, an earlier action pending) is kept this long
+# for its rule to evaluate again; then it is dropped.
+DEFERRED_EVENT_SECONDS = 24 * 3600.0
+# Why a matched torrent's action may still come later: its event is kept for the rule.
+_WAIT_REASONS = frozenset(
+    {
+        "cooldown",
+        "an earlier action awaits its outcome",
+        "max_actions_per_run",
+        "not in the latest snapshot",
+    }
+)
 
 # Start of each running hold: rule id -> torrent key -> condition path -> since.
 Holds = dict[int, dict[int, dict[str, float]]]
+# Events an event-triggered rule could not act on yet: rule id -> torrent key -> event time.
+Deferred = dict[int, dict[int, float]]
 _NO_HOLDS: Mapping[str, float] = MappingProxyType({})
 
 
@@ -105,6 +119,8 @@ class PlanInput:
     run_rule_id: int | None = None
     # After an outage every hold restarts (the condition was not observed in between).
     reset_holds: bool = False
+    # Events earlier polls could not act on (see DEFERRED_EVENT_SECONDS).
+    deferred: Mapping[int, Mapping[int, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +162,7 @@ class PlanOutput:
     events: list[Event]
     evaluated_rule_ids: list[int]
     next_poll_in: float | None
+    deferred: Deferred = field(default_factory=dict)
 
 
 def skip_reason(action: str, state: TorrentState) -> str | None:
@@ -205,6 +222,7 @@ def plan(inp: PlanInput) -> PlanOutput:
         by_event.setdefault(event.type, set()).add(event.torrent_key)
 
     new_holds: Holds = {}
+    deferred: Deferred = {}
     reports: list[RuleReport] = []
     evaluated: list[int] = []
     candidates: list[list[Intent]] = []
@@ -214,8 +232,13 @@ def plan(inp: PlanInput) -> PlanOutput:
         compiled, rule = entry.compiled, entry.compiled.rule
         manual = inp.run_rule_id == entry.rule_id
         if inp.run_rule_id is not None and not manual:
+            if entry.rule_id in inp.deferred:
+                deferred[entry.rule_id] = dict(inp.deferred[entry.rule_id])
             continue
         targets, execution_type = _targets(entry, present, by_event, now, manual)
+        waiting = _still_deferred(entry, inp, present, now)
+        if waiting and rule.trigger.kind == "event":
+            targets |= set(waiting)
         # Holds are kept on every poll, whether or not the trigger fires now. (Targets are among
         # the present torrents: as many means all of them.)
         scope = (
@@ -224,6 +247,8 @@ def plan(inp: PlanInput) -> PlanOutput:
             else {k: present[k] for k in targets}
         )
         if not scope and not targets:
+            if waiting:
+                deferred[entry.rule_id] = dict(waiting)  # nothing listed to act on yet
             hint = _min(hint, _interval_wait(entry, now))
             continue
         report = RuleReport(
@@ -262,15 +287,16 @@ def plan(inp: PlanInput) -> PlanOutput:
         chosen: list[Intent] = []
         for key, state, holds in sorted(matched, key=lambda item: item[0]):
             reason = _why_not(rule.action, state, key, entry, inp, now, shielded)
+            if reason is None and rule.action in DESTRUCTIVE_ACTIONS and not report.dry_run:
+                wanted.add(key)
+            if reason is None and (
+                rule.max_actions_per_run is not None and len(chosen) >= rule.max_actions_per_run
+            ):
+                reason = "max_actions_per_run"
             if reason is not None:
                 report.skipped[reason] = report.skipped.get(reason, 0) + 1
-                continue
-            if rule.action in DESTRUCTIVE_ACTIONS and not report.dry_run:
-                wanted.add(key)
-            if rule.max_actions_per_run is not None and len(chosen) >= rule.max_actions_per_run:
-                report.skipped["max_actions_per_run"] = (
-                    report.skipped.get("max_actions_per_run", 0) + 1
-                )
+                if execution_type == "event" and reason in _WAIT_REASONS:
+                    deferred.setdefault(entry.rule_id, {})[key] = waiting.get(key, now)
                 continue
             chosen.append(
                 Intent(
@@ -293,6 +319,11 @@ def plan(inp: PlanInput) -> PlanOutput:
     intents = _one_per_torrent(candidates)
     events: list[Event] = []
     intents = _apply_caps(intents, len(present), inp, events, len(wanted))
+    for intent in intents:
+        if intent.status == "held" and intent.execution_type == "event":
+            # Held by a cap or an unconfirmed list: the event waits for a poll that may act.
+            waited = inp.deferred.get(intent.rule_id, {}).get(intent.key, now)
+            deferred.setdefault(intent.rule_id, {})[intent.key] = waited
     by_rule = {r.rule_id: r for r in reports}
     for intent in intents:
         counted = by_rule.get(intent.rule_id)
@@ -305,7 +336,22 @@ def plan(inp: PlanInput) -> PlanOutput:
         events=events,
         evaluated_rule_ids=evaluated,
         next_poll_in=hint,
+        deferred=deferred,
     )
+
+
+def _still_deferred(
+    entry: RuleEntry, inp: PlanInput, present: Mapping[int, TorrentState], now: float
+) -> dict[int, float]:
+    """This rule's deferred events that have not expired and whose torrent is still listed."""
+    waiting = inp.deferred.get(entry.rule_id)
+    if not waiting or entry.compiled.rule.trigger.kind != "event":
+        return {}
+    return {
+        key: at
+        for key, at in waiting.items()
+        if key in present and now - at <= DEFERRED_EVENT_SECONDS
+    }
 
 
 def _targets(
