@@ -37,7 +37,7 @@ async def enable_presets(stack: Stack, key: str) -> list[dict[str, Any]]:
 async def control_log(stack: Stack, key: str) -> list[dict[str, Any]]:
     """Every control request the simulated TorBox received for this key, in order."""
     account = await stack.sim("GET", f"/_sim/accounts/{key}")
-    return [r for r in account["requests"] if r["endpoint"] != "createtorrent"]
+    return [r for r in account["requests"] if r["endpoint"] != "torrents/createtorrent"]
 
 
 async def torrents(stack: Stack, key: str, *, include_removed: bool = False) -> dict[str, Any]:
