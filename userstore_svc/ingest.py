@@ -298,7 +298,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             hold_reason=result.hold_reason,
             run_rule_id=manual,
             reset_holds=after_gap,
-            deferred=data.deferred,
+            deferred=_current_deferred(data),
         )
     )
 
@@ -525,6 +525,24 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             "pending": pending,
         },
     )
+
+
+def _current_deferred(data: UserData) -> dict[int, dict[int, float]]:
+    """Deferred events of rules that still exist and were not edited since the event.
+
+    An edited rule may test something else entirely: an event kept for its old form must not
+    make the new one act on a torrent the new trigger never saw.
+    """
+    updated = {r.id: r.updated_at for r in data.rules}
+    current: dict[int, dict[int, float]] = {}
+    for rule_id, keys in data.deferred.items():
+        since = updated.get(rule_id)
+        if since is None:
+            continue
+        kept = {key: at for key, at in keys.items() if at >= since}
+        if kept:
+            current[rule_id] = kept
+    return current
 
 
 def _rebuilt_magnet(info_hash: str, name: str) -> str:

@@ -387,3 +387,33 @@ async def test_moving_from_the_idle_to_the_active_interval_is_not_an_outage(user
     async with user.pool.use(USER) as handle:
         state = (await user_db.load(handle)).states[1]
     assert state.seeding_run_since == T0  # one unbroken run: no outage was seen
+
+
+async def test_editing_a_rule_drops_the_events_kept_for_its_old_form(user: Store) -> None:
+    """A TORRENT_ADDED delete held by a glitch, then the rule is edited: nothing is deleted."""
+    added = {"type": "NAME", "operator": "contains", "value": "sample"}
+    event = {"type": "event", "events": ["TORRENT_ADDED"]}
+    saved = await user.rules.save_all(USER, [rule("added", "delete", added, trigger=event)])
+    torrents = [snap(id=i, name=f"t{i}") for i in range(1, 7)]
+    await ingest(user, 0, *torrents)
+    newcomer = snap(id=10, name="Movie.sample", progress=0.01)
+    assert (await ingest(user, 60, torrents[0], newcomer)).actions == []
+    async with user.pool.use(USER) as handle:
+        assert (await user_db.load(handle)).deferred
+    # The user rewrites the rule: "on TORRENT_STALLED, progress under 5 %".
+    user.now[0] = T0 + 90
+    stalled = {"type": "PROGRESS", "operator": "lt", "value": 5}
+    await user.rules.save_all(
+        USER,
+        [
+            rule(
+                "added",
+                "delete",
+                stalled,
+                id=saved[0]["id"],
+                trigger={"type": "event", "events": ["TORRENT_STALLED"]},
+            )
+        ],
+    )
+    plan = await ingest(user, 120, *torrents, newcomer)
+    assert plan.actions == []

@@ -639,3 +639,123 @@ def test_events_fire_once_for_a_real_change() -> None:
     assert feed.last is not None
     types = [e.type for e in feed.last.events]
     assert types.count("TORRENT_COMPLETED") == 1
+
+
+# Found by the review of this change; each reproduced a wrong delete before its fix.
+
+
+def test_a_hold_does_not_run_while_its_torrent_is_missing() -> None:
+    """Seen at 0 and at 60 min only (missing between): "SEEDS eq 0 for 60 min" has not held."""
+    account = Account(rule({"type": "SEEDS", "operator": "eq", "value": 0, "for_minutes": 60}))
+    others = [snap("seeding", id=i, seeds=5) for i in range(2, 6)]
+    account.poll(0, snap("seeding", id=1, seeds=0), *others)
+    for minute in range(5, 60, 5):
+        account.poll(minute * MINUTE, *others, complete=False)
+    account.poll(60 * MINUTE, snap("seeding", id=1, seeds=0), *others)
+    assert account.sent == []
+    assert account.holds[1][1] == {"groups[0].conditions[0]": T0 + 60 * MINUTE}
+
+
+def test_a_returning_torrent_whose_bytes_moved_is_not_idle() -> None:
+    """Gone 75 minutes (removed), back with 500 MB more: its last activity is now, not before."""
+    account = Account(
+        rule({"type": "LAST_DOWNLOAD_ACTIVITY_AT", "operator": "gt", "value": 60}), interval=300
+    )
+
+    def others(minute: int) -> list[TorrentSnapshot]:
+        return [snap(id=i, total_downloaded=minute * 1_000_000 + 1) for i in range(2, 6)]
+
+    downloaded = 0
+    for minute in range(0, 30, 5):
+        downloaded += 10_000_000
+        account.poll(minute * MINUTE, snap(id=1, total_downloaded=downloaded), *others(minute))
+    for minute in range(30, 105, 5):
+        account.poll(minute * MINUTE, *others(minute))
+    assert not account.feed.state(1).present
+    downloaded += 500_000_000
+    for minute in range(105, 140, 5):
+        account.poll(minute * MINUTE, snap(id=1, total_downloaded=downloaded), *others(minute))
+    assert account.sent_to(1) == []
+    assert account.feed.state(1).last_download_activity_at == T0 + 105 * MINUTE
+
+
+def test_averages_do_not_reach_back_across_unknown_counters() -> None:
+    """Counters null for 10 hours then 2 GB higher: the 1-hour average waits for an hour."""
+    account = Account(
+        rule({"type": "AVG_UPLOAD_SPEED", "operator": "lt", "value": 0.1, "hours": 1}),
+        interval=300,
+    )
+    start = 10_000_000_000
+
+    def others(t: int) -> list[TorrentSnapshot]:
+        return [snap("seeding", id=i, total_uploaded=t * 2_000_000) for i in range(2, 12)]
+
+    account.poll(0, snap("seeding", id=1, total_uploaded=start), *others(0))
+    for t in range(300, 36001, 300):
+        unknown = snap("seeding", id=1, total_uploaded=None, total_downloaded=None)
+        account.poll(t, unknown, *others(t))
+    for t in range(36300, 39601, 300):
+        account.poll(t, snap("seeding", id=1, total_uploaded=start + 2_000_000_000), *others(t))
+    assert account.sent_to(1) == []
+
+
+def test_a_restart_of_the_counters_ends_a_stall() -> None:
+    """Stalled for 50 minutes, then the counter restarts lower: the stall ends, nothing fires."""
+    account = Account(
+        rule({"type": "DOWNLOAD_STALLED_TIME", "operator": "gt", "value": 60}), interval=300
+    )
+    others = [snap("seeding", id=i) for i in range(2, 8)]
+    account.poll(0, snap(id=1, total_downloaded=500_000_000), *others)
+    for minute in range(5, 55, 5):
+        account.poll(minute * MINUTE, snap(id=1, total_downloaded=500_000_001), *others)
+    for minute in range(55, 95, 5):
+        account.poll(minute * MINUTE, snap(id=1, total_downloaded=100_000_000), *others)
+    assert account.sent == []
+
+
+def test_nothing_is_exact_about_a_torrent_we_did_not_see_in_full() -> None:
+    """A null speed, status or counter in any poll makes times and max speed lower bounds."""
+    feed = Feed(interval=300)
+    feed.poll(0)
+    downloaded = 0
+    for minute in range(5, 65, 5):
+        downloaded += 500_000_000
+        fast = snap(id=1, created_at=T0, download_speed=None, total_downloaded=downloaded)
+        feed.poll(minute * MINUTE, fast)
+    feed.poll(65 * MINUTE, snap(id=1, created_at=T0, download_speed=0, total_downloaded=downloaded))
+    state = feed.state(1)
+    assert not state.whole_life
+    value = FIELDS["MAX_DOWNLOAD_SPEED"].get(state, T0 + 65 * MINUTE, None)
+    assert isinstance(value, AtLeast)
+    out = planned(
+        [rule({"type": "MAX_DOWNLOAD_SPEED", "operator": "lt", "value": 0.5})],
+        feed.states,
+        T0 + 65 * MINUTE,
+    )
+    assert out.intents == []
+    # Nor is a torrent without a creation date known to be new.
+    fresh = Feed()
+    fresh.poll(0)
+    fresh.poll(60, snap(id=1, created_at=None))
+    assert not fresh.state(1).whole_life
+
+
+@pytest.mark.parametrize("text", ["", "uploading", "downloading", "stalled", "completed"])
+def test_an_unknown_presence_flag_leaves_the_status_unknown(text: str) -> None:
+    """With download_present null, "files gone" (inactive, uploading) is not known."""
+    for active, finished in ((False, True), (True, True), (False, False)):
+        status = derive_status(
+            queued=False, active=active, download_state=text, finished=finished, present=None
+        )
+        assert status not in ("inactive", "uploading", "completed"), (text, active, finished)
+
+
+def test_a_glitch_that_hides_half_the_list_is_a_mass_disappearance() -> None:
+    """Exactly half missing holds and waits like a collapse (three of ten each poll, growing)."""
+    feed = Feed(interval=300)
+    everything = [snap("seeding", id=i) for i in range(1, 11)]
+    feed.poll(0, *everything)
+    feed.poll(300, *everything[:7])
+    result = feed.poll(600, *everything[:5])
+    assert result.removed == []
+    assert result.hold_reason is not None

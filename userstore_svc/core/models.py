@@ -119,7 +119,7 @@ class PipelineConfig:
     stall_after_seconds: float = 600.0
     ratio_event_threshold: float = 1.0
     # A snapshot is suspicious (a list glitch until shown otherwise) when it is empty where
-    # torrents were known, or when more than this share of the known torrents is missing from it
+    # torrents were known, or when at least this share of the known torrents is missing from it
     # (at least `suspicious_min_missing` of them).
     suspicious_drop_fraction: float = 0.5
     suspicious_min_missing: int = 2

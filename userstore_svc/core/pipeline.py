@@ -4,7 +4,7 @@ Removals are the dangerous part: an outage or a TorBox glitch can make torrents 
 torrent is removed on one poll's word:
 - a torrent missing from a complete poll is only flagged; it is removed when the next complete
   poll still lacks it;
-- when many vanish at once (the list is empty, or more than half of it is missing) it is a
+- when many vanish at once (the list is empty, or half of it or more is missing) it is a
   *mass disappearance*: removal waits for several polls spanning several minutes, and until then
   destructive actions are held (see :attr:`PollResult.hold_reason`);
 - an incomplete poll confirms nothing and holds destructive actions.
@@ -144,12 +144,12 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
 
 
 def _is_suspicious(known: int, missing: int, listed: int, cfg: PipelineConfig) -> bool:
-    """Empty where torrents were known, or more than half of what we knew gone at once."""
+    """Empty where torrents were known, or half or more of what we knew gone at once."""
     if known == 0 or missing == 0:
         return False
     if listed == 0:
         return True
-    return missing >= cfg.suspicious_min_missing and missing > known * cfg.suspicious_drop_fraction
+    return missing >= cfg.suspicious_min_missing and missing >= known * cfg.suspicious_drop_fraction
 
 
 def _hold_reason(

@@ -120,18 +120,21 @@ def state_kind(download_state: str) -> str | None:
 
 
 def _from_flags(*, active: bool | None, finished: bool | None, present: bool | None) -> str:
-    """The status TorBox's flags alone imply (for empty or contradicted state texts)."""
+    """The status TorBox's flags alone imply (for empty or contradicted state texts).
+
+    A flag TorBox did not send leaves the status unknown wherever it would decide it.
+    """
     if active is None or finished is None:
         return "unknown"
-    if not active:
-        if finished and present:
-            return "completed"
-        if not present:
-            return "inactive"
-        return "unknown"
-    if not finished:
+    if active and not finished:
         return "downloading"
-    return "seeding" if present else "uploading"
+    if present is None:
+        return "unknown"
+    if active:
+        return "seeding" if present else "uploading"
+    if not present:
+        return "inactive"
+    return "completed" if finished else "unknown"
 
 
 def derive_status(
@@ -161,7 +164,9 @@ def derive_status(
     if kind == META:
         return "metadl"
     if kind == DONE:
-        return "completed" if present is not False else "inactive"
+        if present is None:
+            return "unknown"
+        return "completed" if present else "inactive"
     flags = _from_flags(active=active, finished=finished, present=present)
     if kind == STALL:
         return "stalled" if flags == "downloading" else flags

@@ -63,6 +63,36 @@ def _first_events(snap: TorrentSnapshot, status: str, now: float) -> list[Event]
     return events
 
 
+def _fully_seen(snap: TorrentSnapshot, status: str) -> bool:
+    """Whether this sighting told us everything the exact times and maximum speed rest on."""
+    return (
+        status != "unknown"
+        and snap.active is not None
+        and snap.download_speed is not None
+        and snap.total_downloaded is not None
+        and snap.total_uploaded is not None
+    )
+
+
+def _activity_on_return(
+    returning: TorrentState | None, counter: int | None, column: int, now: float
+) -> float | None:
+    """The last activity of a torrent coming back: kept only if its bytes provably did not move.
+
+    While it was gone the bytes may have moved at any time: if the counter differs from the last
+    one known (or either is unknown), activity is taken as now, which no "idle for N minutes"
+    condition can mistake for idleness.
+    """
+    if returning is None:
+        return None
+    last = returning.last_download_activity_at if column == 1 else returning.last_upload_activity_at
+    known = _last_counters(returning)[column - 1]
+    if counter is None or known is None:
+        # Unknown either way: as if never seen to move (a lower bound from now on).
+        return None
+    return last if counter == known else now
+
+
 def _start_samples(now: float, snap: TorrentSnapshot) -> bytes:
     """A new ring from this sighting's counters, or none while they are unknown."""
     if snap.total_downloaded is None or snap.total_uploaded is None:
@@ -88,7 +118,12 @@ def first_sight(
     new = not baseline and returning is None and not seen_before
     events = _first_events(snap, status, now) if new else []
     created = snap.created_at
-    whole_life = new and (created is None or now - created <= NEW_TORRENT_SLACK_SECONDS)
+    whole_life = (
+        new
+        and created is not None
+        and now - created <= NEW_TORRENT_SLACK_SECONDS
+        and _fully_seen(snap, status)
+    )
     r = returning
     speed = None if snap.download_speed is None else float(snap.download_speed)
     if r is not None and r.max_download_speed is not None:
@@ -102,8 +137,8 @@ def first_sight(
         removed_at=None,
         missing_since=None,
         observed_since=now,
-        last_download_activity_at=r.last_download_activity_at if r else None,
-        last_upload_activity_at=r.last_upload_activity_at if r else None,
+        last_download_activity_at=_activity_on_return(r, snap.total_downloaded, 1, now),
+        last_upload_activity_at=_activity_on_return(r, snap.total_uploaded, 2, now),
         # Last activity unknown: the stall is only known from now on.
         stalled_since=now if status == "stalled" else None,
         idle_excluded_seconds=0.0,
@@ -245,7 +280,7 @@ def _stall_step(
                     {
                         "stalled_since": stalled_since,
                         "stalled_seconds": max(0.0, prev.last_seen_at - stalled_since - excluded),
-                        "downloaded": (snap.total_downloaded or 0) - old_total,
+                        "downloaded": max(0, (snap.total_downloaded or 0) - old_total),
                     },
                 )
             )
@@ -292,23 +327,24 @@ def _samples_step(
     if downloaded is None or uploaded is None:
         # Not watched now: the ring keeps what it knew, coverage starts again.
         return prev.samples, now
-    if gap or reset or not prev.samples:
+    old = prev.snap
+    if (
+        gap
+        or reset
+        or not prev.samples
+        or old.total_downloaded is None
+        or old.total_uploaded is None
+    ):
+        # Counters that were unknown: when the bytes moved in between is unknown too, so no
+        # average may reach back across that stretch. Observation starts again now.
         return speeds.start(now, downloaded, uploaded), now
     if not moved:
         return prev.samples, prev.observed_since
-    old = prev.snap
-    if old.total_downloaded is None or old.total_uploaded is None:
-        # The counters were unknown at the previous sighting: the bytes moved somewhere since
-        # the ring's last sample, so no flat stretch is claimed.
-        last = speeds.last(prev.samples)
-        prev_seen, prev_dl, prev_ul = last[0], int(last[1]), int(last[2])
-    else:
-        prev_seen, prev_dl, prev_ul = prev.last_seen_at, old.total_downloaded, old.total_uploaded
     samples = speeds.record(
         prev.samples,
-        prev_seen=prev_seen,
-        prev_downloaded=prev_dl,
-        prev_uploaded=prev_ul,
+        prev_seen=prev.last_seen_at,
+        prev_downloaded=old.total_downloaded,
+        prev_uploaded=old.total_uploaded,
         now=now,
         downloaded=downloaded,
         uploaded=uploaded,
@@ -367,7 +403,8 @@ def advance(
         status,
         now,
         unwatched=gap or dl is None,
-        dl_moved=dl_moved,
+        # A restart of the counters is activity: it ends a stall like bytes that moved.
+        dl_moved=dl_moved or dl_reset,
         last_dl=last_dl,
         downloading_started_at=downloading_started_at,
         cfg=cfg,
@@ -438,7 +475,8 @@ def advance(
         max_download_speed=max_speed,
         samples=samples,
         tracked_since=prev.tracked_since,
-        whole_life=prev.whole_life and not gap,
+        # One poll with a gap, an unknown status or missing counters and we no longer saw it all.
+        whole_life=prev.whole_life and not gap and _fully_seen(snap, status),
     )
     moved = bool(events) or state[:_SEEN] != prev[:_SEEN] or state[_SEEN + 1 :] != prev[_SEEN + 1 :]
     return state, events, moved

@@ -232,8 +232,11 @@ def plan(inp: PlanInput) -> PlanOutput:
         compiled, rule = entry.compiled, entry.compiled.rule
         manual = inp.run_rule_id == entry.rule_id
         if inp.run_rule_id is not None and not manual:
+            # A manual run of another rule: this one's bookkeeping stands as it was.
             if entry.rule_id in inp.deferred:
                 deferred[entry.rule_id] = dict(inp.deferred[entry.rule_id])
+            if entry.rule_id in inp.holds:
+                new_holds[entry.rule_id] = {k: dict(v) for k, v in inp.holds[entry.rule_id].items()}
             continue
         targets, execution_type = _targets(entry, present, by_event, now, manual)
         waiting = _still_deferred(entry, inp, present, now)
@@ -264,6 +267,9 @@ def plan(inp: PlanInput) -> PlanOutput:
         rule_holds = {} if inp.reset_holds else inp.holds.get(entry.rule_id, {})
         kept: dict[int, dict[str, float]] = {}
         for key, state in scope.items():
+            if state.missing_since is not None:
+                # Not in the latest list: not observed, so no hold runs on (it starts again).
+                continue
             holds = rule_holds.get(key, _NO_HOLDS)
             out: dict[str, float] = {}
             result = compiled.test(state, now, holds, out)
