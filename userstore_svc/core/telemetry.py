@@ -30,15 +30,26 @@ _SEEN = TorrentState._fields.index("last_seen_at")
 NEW_TORRENT_SLACK_SECONDS = 600.0
 
 
+_STATUS_CACHE: dict[tuple[bool, bool | None, str, bool | None, bool | None], str] = {}
+
+
 def status_of(snap: TorrentSnapshot) -> str:
-    """The normalised status of a snapshot."""
-    return derive_status(
-        queued=snap.queued,
-        active=snap.active,
-        download_state=snap.download_state,
-        finished=snap.download_finished,
-        present=snap.download_present,
+    """The normalised status of a snapshot (memoised: a handful of combinations recur)."""
+    key = (
+        snap.queued,
+        snap.active,
+        snap.download_state,
+        snap.download_finished,
+        snap.download_present,
     )
+    status = _STATUS_CACHE.get(key)
+    if status is None:
+        if len(_STATUS_CACHE) >= 4096:
+            _STATUS_CACHE.clear()  # free text from TorBox: keep the memo bounded
+        status = _STATUS_CACHE[key] = derive_status(
+            queued=key[0], active=key[1], download_state=key[2], finished=key[3], present=key[4]
+        )
+    return status
 
 
 def _first_events(snap: TorrentSnapshot, status: str, now: float) -> list[Event]:
@@ -383,7 +394,9 @@ def advance(
         # Nothing moved and no timer can cross a threshold: the remembered state stands as is.
         return _sighted(prev, now), [], False
 
-    last_downloaded, last_uploaded = _last_counters(prev)
+    last_downloaded, last_uploaded = old.total_downloaded, old.total_uploaded
+    if last_downloaded is None or last_uploaded is None:
+        last_downloaded, last_uploaded = _last_counters(prev)
     dl, ul = snap.total_downloaded, snap.total_uploaded
     dl_moved = dl is not None and last_downloaded is not None and dl > last_downloaded
     ul_moved = ul is not None and last_uploaded is not None and ul > last_uploaded
@@ -394,22 +407,37 @@ def advance(
     last_dl = now if dl_moved or dl_reset else prev.last_download_activity_at
     last_ul = now if ul_moved or ul_reset else prev.last_upload_activity_at
 
-    events, downloading_started_at, seeding_started_at = _transition_events(
-        prev, snap, status, now, cfg
-    )
-    stalled_since, idle_excluded, stall_count, stall_events = _stall_step(
-        prev,
-        snap,
-        status,
-        now,
-        unwatched=gap or dl is None,
-        # A restart of the counters is activity: it ends a stall like bytes that moved.
-        dl_moved=dl_moved or dl_reset,
-        last_dl=last_dl,
-        downloading_started_at=downloading_started_at,
-        cfg=cfg,
-    )
-    events.extend(stall_events)
+    if (
+        status != prev.status
+        or snap.download_finished is not old.download_finished
+        or (snap.ratio != old.ratio and snap.ratio is not None and old.ratio is not None)
+    ):
+        events, downloading_started_at, seeding_started_at = _transition_events(
+            prev, snap, status, now, cfg
+        )
+    else:
+        # The common case (bytes moved, nothing else): no event, no new start time.
+        events, downloading_started_at, seeding_started_at = (
+            [],
+            prev.downloading_started_at,
+            prev.seeding_started_at,
+        )
+    if status in STALLABLE:
+        stalled_since, idle_excluded, stall_count, stall_events = _stall_step(
+            prev,
+            snap,
+            status,
+            now,
+            unwatched=gap or dl is None,
+            # A restart of the counters is activity: it ends a stall like bytes that moved.
+            dl_moved=dl_moved or dl_reset,
+            last_dl=last_dl,
+            downloading_started_at=downloading_started_at,
+            cfg=cfg,
+        )
+        events.extend(stall_events)
+    else:
+        stalled_since, idle_excluded, stall_count = None, 0.0, prev.stall_count
     seeding_seconds, seeding_run = _accrue(
         prev.seeding_seconds,
         prev.seeding_run_since,
@@ -437,15 +465,29 @@ def advance(
         prev_seen=prev_seen,
         now=now,
     )
-    samples, observed_since = _samples_step(
-        prev,
-        snap,
-        now,
-        gap=gap,
-        reset=dl_reset or ul_reset,
-        moved=dl_moved or ul_moved,
-        cfg=cfg,
-    )
+    if (
+        dl_moved
+        or ul_moved
+        or dl_reset
+        or ul_reset
+        or gap
+        or dl is None
+        or ul is None
+        or old.total_downloaded is None
+        or old.total_uploaded is None
+        or not prev.samples
+    ):
+        samples, observed_since = _samples_step(
+            prev,
+            snap,
+            now,
+            gap=gap,
+            reset=dl_reset or ul_reset,
+            moved=dl_moved or ul_moved,
+            cfg=cfg,
+        )
+    else:
+        samples, observed_since = prev.samples, prev.observed_since
     max_speed = prev.max_download_speed
     if snap.download_speed is not None and (max_speed is None or snap.download_speed > max_speed):
         max_speed = float(snap.download_speed)
