@@ -279,7 +279,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
 
     manual = snap.run_rule_id
     entries = [
-        RuleEntry(r.compiled, r.id, r.last_evaluated_at)
+        RuleEntry(r.compiled, r.id, r.last_evaluated_at, r.not_before)
         for r in data.rules
         if r.rule.enabled or r.id == manual
     ]

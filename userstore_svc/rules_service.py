@@ -10,6 +10,7 @@ from typing import Any
 
 from common.errors import InvalidArgument, NotFound
 from userstore_svc.core.rules.evaluate import compile_rule, explain, trace_dict
+from userstore_svc.core.rules.model import PROTECTED_ACTIONS, Rule
 from userstore_svc.core.rules.plan import protected_keys, skip_reason
 from userstore_svc.core.rules.presets import PRESETS
 from userstore_svc.core.rules.schema import parse_rule, parse_rules, rule_doc
@@ -111,6 +112,7 @@ class RuleService:
         async with self.pool.use(auth_id) as handle:
             current = {r.id: r for r in await self._rules(handle)}
             statements: list[tuple[str, Any]] = []
+            fresh: list[int] = []  # rules new or changed: first evaluated an interval from now
             kept = {r.id for r in rules if r.id in current}
             for rule_id in current.keys() - kept:
                 statements.append(("DELETE FROM rules WHERE id=?", (rule_id,)))
@@ -124,6 +126,8 @@ class RuleService:
                         statements.append(
                             ("DELETE FROM condition_holds WHERE rule_id=?", (old.id,))
                         )
+                        statements.append(_first_due(old.id, rule, now))
+                        fresh.append(old.id)
                     statements.append(
                         (
                             "UPDATE rules SET position=?, name=?, enabled=?, document=?, "
@@ -139,10 +143,13 @@ class RuleService:
                             (next_id, position, rule.name, int(rule.enabled), document, now, now),
                         )
                     )
+                    statements.append(_first_due(next_id, rule, now))
+                    fresh.append(next_id)
                     next_id += 1
             await handle.transaction(statements)
             handle.cache.pop(user_db.CACHE_KEY, None)
             saved = await self._rules(handle)
+            await _log_what_saving_would_do(handle, fresh, now)
         await self.registry.set_has_enabled_rules(auth_id, any(r.rule.enabled for r in saved), now)
         return [rule_json(r) for r in saved]
 
@@ -167,9 +174,14 @@ class RuleService:
             ]
             if rule_doc(rule)["groups"] != rule_doc(stored.rule)["groups"]:
                 statements.append(("DELETE FROM condition_holds WHERE rule_id=?", (rule_id,)))
+            changed = rule_doc(rule) != rule_doc(stored.rule)
+            if changed:
+                statements.append(_first_due(rule_id, rule, now))
             await handle.transaction(statements)
             handle.cache.pop(user_db.CACHE_KEY, None)
             rules = await self._rules(handle)
+            if changed:
+                await _log_what_saving_would_do(handle, [rule_id], now)
         await self.registry.set_has_enabled_rules(auth_id, any(r.rule.enabled for r in rules), now)
         return rule_json(_find(rules, rule_id))
 
@@ -298,6 +310,64 @@ def action_dict(row: Any) -> dict[str, Any]:
         "created_at": row[12],
         "completed_at": row[13],
     }
+
+
+def _first_due(rule_id: int, rule: Rule, now: float) -> tuple[str, Any]:
+    """The statement that sets when a just-saved rule is first evaluated on schedule.
+
+    TBM's backend first evaluates a saved or enabled rule one trigger interval later; ours
+    did at the next poll, so a user trying a delete preset lost downloads within seconds.
+    """
+    wait = rule.trigger.interval_minutes * 60.0 if rule.trigger.kind == "interval" else 0.0
+    return ("UPDATE rules SET not_before=? WHERE id=?", (now + wait, rule_id))
+
+
+async def _log_what_saving_would_do(handle: Handle, rule_ids: list[int], now: float) -> None:
+    """A log row per saved, enabled rule: what it would do if it were evaluated now.
+
+    Written as a dry run ("saved"), with no action records (they would start cooldowns).
+    """
+    data = await user_db.load(handle)
+    observed = data.last_observed_at
+    if observed is None:
+        return
+    present = {k: s for k, s in data.states.items() if s.present}
+    shielded = protected_keys(data.states, data.protected)
+    rows = []
+    for stored in data.rules:
+        if stored.id not in rule_ids or not stored.rule.enabled:
+            continue
+        would = [
+            state.snap.name
+            for key, state in sorted(present.items())
+            if stored.compiled.test(state, observed, {}, {}) is True
+            and skip_reason(stored.rule.action, state) is None
+            and not (stored.rule.action in PROTECTED_ACTIONS and key in shielded)
+        ]
+        first = iso(stored.not_before) or "at the next poll"
+        examples = "; ".join(would[:3]) + ("; ..." if len(would) > 3 else "")
+        message = (
+            f"saved: on the last poll it would {stored.rule.action.replace('_', ' ')} "
+            f"{len(would)} of {len(present)} downloads{': ' + examples if would else ''}; "
+            f"first scheduled evaluation {first}"
+        )
+        rows.append((stored.id, stored.rule.name, message))
+    if not rows:
+        return
+    ids = user_db.take_ids(data, "rule_logs", len(rows))
+    await handle.transaction(
+        [
+            (
+                "INSERT INTO rule_logs(id, rule_id, rule_name, execution_type, items_processed, "
+                "success, error_message, executed_at, dry_run) VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    # Nothing was processed: TBM shows items_processed as "items affected".
+                    (log_id, rule_id, name, "saved", 0, 1, message, now, 1)
+                    for log_id, (rule_id, name, message) in zip(ids, rows, strict=True)
+                ],
+            )
+        ]
+    )
 
 
 def _find(rules: list[StoredRule], rule_id: int) -> StoredRule:

@@ -115,7 +115,9 @@ async def test_presets_fire_on_exactly_the_right_torrents_once_each(live: Stack)
     _, logs, _ = await live.gw(
         "GET", f"/api/automation/rules/{rules['DOWNLOAD_STALLED_TIME']['id']}/logs", key=key
     )
-    (execution,) = logs["logs"]
+    # Newest first: the execution, then the row saving the rule wrote (what it would do).
+    execution, on_save = logs["logs"]
+    assert on_save["execution_type"] == "saved"
     (record,) = execution["actions"]
     (stalled,) = record["reason"]
     # Stalled since before the first poll: its stall time is a lower bound, and "gt" holds on it.

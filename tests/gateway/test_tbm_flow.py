@@ -92,8 +92,12 @@ async def test_tbm_frontend_sequence(make_user: MakeUser) -> None:
     body = await person.ok("PUT", f"{rule_path}?{auth}", json={"enabled": False})
     assert body["rule"]["enabled"] is False
 
-    # RuleLogsModal before any run.
-    assert (await person.ok("GET", f"{rule_path}/logs?{auth}"))["logs"] == []
+    # RuleLogsModal before any run: enabling the rule logged what it would do (nothing affected).
+    (on_save,) = (await person.ok("GET", f"{rule_path}/logs?{auth}"))["logs"]
+    assert on_save["execution_type"] == "saved"
+    assert on_save["items_processed"] == 0
+    assert on_save["success"] == 1
+    assert on_save["error_message"].startswith("saved: ")
 
     # "Run now": ExecutionResult reads matched/success/error counts, skipped, executed, reason.
     async def stalled_seen() -> bool:
@@ -114,8 +118,8 @@ async def test_tbm_frontend_sequence(make_user: MakeUser) -> None:
     # RuleLogsModal: executed_at -> timestamp, items_processed -> itemsAffected,
     # success 1/0 -> bool, error_message -> error.
     logs = (await person.ok("GET", f"{rule_path}/logs?{auth}"))["logs"]
-    assert len(logs) == 1
-    (log,) = logs
+    assert len(logs) == 2
+    log = logs[0]
     assert assert_iso(log["executed_at"]) <= datetime.now(UTC)
     assert log["items_processed"] == 2
     assert log["success"] in (0, 1)

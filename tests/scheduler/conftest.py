@@ -310,7 +310,7 @@ REANNOUNCE_ALL = {
     "name": "Reannounce everything seeding",
     "enabled": True,
     "assetTypes": ["torrent"],
-    "trigger": {"type": "interval", "value": 5},
+    "trigger": {"type": "interval", "value": 0},
     "logicOperator": "and",
     "groups": [
         {"logicOperator": "and", "conditions": [{"type": "RATIO", "operator": "gte", "value": 0}]}

@@ -67,7 +67,10 @@ async def test_replace_all_save_updates_inserts_and_deletes(user: Store) -> None
         USER, [{**rule("b renamed", "delete", RATIO_1), "id": b}, rule("c", "pause", RATIO_1)]
     )
     assert [(r["id"], r["name"]) for r in saved] == [(b, "b renamed"), (max(a, b) + 1, "c")]
-    assert len(await user.rules.logs(USER, b, 10)) == 1
+    # The old log is kept; saving the changed rule logged what it would do now.
+    logs_after = await user.rules.logs(USER, b, 10)
+    assert [log.execution_type for log in logs_after] == ["saved", logs_before[0].execution_type]
+    assert logs_after[1].id == logs_before[0].id
     with pytest.raises(NotFound):
         await user.rules.get(USER, a)
     assert await rows(user, "SELECT COUNT(*) FROM rule_logs WHERE rule_id=?", a) == [(0,)]
@@ -417,3 +420,46 @@ async def test_editing_a_rule_drops_the_events_kept_for_its_old_form(user: Store
     )
     plan = await ingest(user, 120, *torrents, newcomer)
     assert plan.actions == []
+
+
+async def test_a_saved_rule_waits_one_interval_and_logs_what_it_would_do(user: Store) -> None:
+    """A delete rule every 30 minutes, saved with a matching torrent: nothing for 30 minutes,
+    then one delete; the log shows at once what it would have done on the last poll."""
+    doomed = snap("seeding", id=1, ratio=2.0)
+    await ingest(user, 0, doomed, snap(id=2))
+    user.now[0] = T0 + 10
+    saved = await user.rules.save_all(
+        USER, [rule("ratio", "delete", RATIO_1, trigger={"type": "interval", "value": 30})]
+    )
+    (log,) = await user.rules.logs(USER, saved[0]["id"], 10)
+    assert (log.execution_type, log.items_processed, log.dry_run) == ("saved", 0, True)
+    assert log.error_message is not None
+    assert "would delete 1 of 2 downloads: Some.Torrent" in log.error_message
+    for at in range(60, 1800, 60):
+        assert (await ingest(user, at, doomed, snap(id=2))).actions == []
+    plan = await ingest(user, 1810, doomed, snap(id=2))
+    assert [(a.torrent_id, a.action) for a in plan.actions] == [(1, "delete")]
+
+
+async def test_enabling_a_rule_restarts_its_wait(user: Store) -> None:
+    """A disabled rule switched on waits one interval too (TBM's first-evaluation timing)."""
+    doomed = snap("seeding", id=1, ratio=2.0)
+    saved = await user.rules.save_all(
+        USER,
+        [
+            rule(
+                "ratio",
+                "stop_seeding",
+                RATIO_1,
+                enabled=False,
+                trigger={"type": "interval", "value": 5},
+            )
+        ],
+    )
+    await ingest(user, 0, doomed)
+    user.now[0] = T0 + 100
+    await user.rules.update(USER, saved[0]["id"], {"enabled": True})
+    assert (await ingest(user, 200, doomed)).actions == []
+    assert (await ingest(user, 390, doomed)).actions == []
+    plan = await ingest(user, 400, doomed)
+    assert [(a.torrent_id, a.action) for a in plan.actions] == [(1, "stop_seeding")]

@@ -307,6 +307,13 @@ USER_MIGRATIONS: tuple[Migration, ...] = (
         DELETE FROM condition_holds;
         """,
     ),
+    Migration(
+        5,
+        "a rule saved or enabled is first evaluated one trigger interval later",
+        """
+        ALTER TABLE rules ADD COLUMN not_before REAL;
+        """,
+    ),
 )
 
 REGISTRY_MIGRATIONS: tuple[Migration, ...] = (

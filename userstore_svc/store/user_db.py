@@ -63,6 +63,8 @@ class StoredRule:
     last_evaluated_at: float | None
     last_executed_at: float | None
     execution_count: int
+    # No scheduled evaluation before this (set when the rule is saved or enabled).
+    not_before: float | None = None
 
 
 @dataclass(slots=True)
@@ -217,12 +219,12 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
 
 _RULE_SELECT = (
     "SELECT id, position, document, created_at, updated_at, last_evaluated_at, "
-    "last_executed_at, execution_count FROM rules"
+    "last_executed_at, execution_count, not_before FROM rules"
 )
 
 
 def _stored_rule(row: Sequence[Any]) -> StoredRule:
-    rule_id, position, document, created, updated, evaluated, executed, count = row
+    rule_id, position, document, created, updated, evaluated, executed, count, not_before = row
     rule, compiled = _compiled(rule_id, document)
     return StoredRule(
         id=rule_id,
@@ -234,6 +236,7 @@ def _stored_rule(row: Sequence[Any]) -> StoredRule:
         last_evaluated_at=evaluated,
         last_executed_at=executed,
         execution_count=count,
+        not_before=not_before,
     )
 
 

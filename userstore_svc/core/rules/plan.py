@@ -83,6 +83,9 @@ class RuleEntry:
     compiled: CompiledRule
     rule_id: int
     last_evaluated_at: float | None
+    # A rule just saved or enabled waits one trigger interval before its first scheduled
+    # evaluation, as TBM's backend does: a preset saved to try it must not act within seconds.
+    not_before: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +381,8 @@ def _targets(
         return {k for k in keys if k in present}, "event"
     last = entry.last_evaluated_at
     due = last is None or now - last >= rule.trigger.interval_minutes * 60.0 - 1e-6
+    if entry.not_before is not None and now < entry.not_before - 1e-6:
+        due = False
     return (set(present) if due else set()), "scheduled"
 
 
@@ -387,9 +392,10 @@ def _interval_wait(entry: RuleEntry, now: float, *, evaluated_now: bool = False)
     if rule.trigger.kind != "interval" or rule.trigger.interval_minutes <= 0:
         return None
     last = now if evaluated_now else entry.last_evaluated_at
-    if last is None:
-        return 0.0
-    return max(0.0, last + rule.trigger.interval_minutes * 60.0 - now)
+    wait = 0.0 if last is None else max(0.0, last + rule.trigger.interval_minutes * 60.0 - now)
+    if entry.not_before is not None:
+        wait = max(wait, entry.not_before - now)
+    return wait
 
 
 def _why_not(
