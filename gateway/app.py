@@ -7,7 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway import sse
+from gateway import downloads, sse
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
 from gateway.handlers import Handlers
@@ -54,12 +54,16 @@ def routes(h: Handlers) -> list[web.RouteDef]:
         web.get("/api/automation/torrents/{torrent_id}/limits", h.get_limits),
         web.put("/api/automation/torrents/{torrent_id}/limits", h.set_limits),
         web.delete("/api/automation/torrents/{torrent_id}/limits", h.clear_limits),
-        web.get("/api/archived-downloads", h.list_archived),
-        web.post("/api/archived-downloads", h.create_archived),
-        web.delete("/api/archived-downloads/{id}", h.delete_archived),
-        web.post("/api/archived-downloads/{id}/restore", h.restore_archived),
-        web.get("/api/downloads/protect", h.get_protected),
-        web.put("/api/downloads/protect", h.set_protected),
+        web.get("/api/archived-downloads", partial(downloads.list_archived, h)),
+        web.post("/api/archived-downloads", partial(downloads.create_archived, h)),
+        # The bulk paths before "{id}": aiohttp tries resources in the order they were added.
+        web.post("/api/archived-downloads/bulk", partial(downloads.archive_bulk, h)),
+        web.delete("/api/archived-downloads/bulk", partial(downloads.delete_archived_bulk, h)),
+        web.delete("/api/archived-downloads/{id}", partial(downloads.delete_archived, h)),
+        web.post("/api/archived-downloads/{id}/restore", partial(downloads.restore_archived, h)),
+        web.get("/api/downloads/protect", partial(downloads.get_protected, h)),
+        web.put("/api/downloads/protect", partial(downloads.set_protected, h)),
+        web.post("/api/downloads/protect/assert", partial(downloads.assert_protection, h)),
     ]
 
 

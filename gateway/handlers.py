@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from typing import Any
 
@@ -19,13 +18,10 @@ from gateway.clients import Backends
 from gateway.config import GatewaySettings
 from gateway.inputs import (
     bool_query,
-    id_list,
     int_query,
     json_object,
     optional_number,
-    optional_text,
     positive_id,
-    text_query,
 )
 from gateway.jsonview import iso, to_json
 
@@ -350,83 +346,3 @@ class Handlers:
             **self.b.opts(),
         )
         return ok({"limits": None})
-
-    # Archive and protection -----------------------------------------------------------------------
-
-    async def list_archived(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        page = int_query(request, "page", 1, 1, 1_000_000)
-        limit = int_query(request, "limit", 50, 1, 1000)
-        search = text_query(request, "search", 200)
-        response = await self.b.userstore(caller.auth_id).ListArchived(
-            pb.ListArchivedRequest(auth_id=caller.auth_id, page=page, limit=limit, search=search),
-            **self.b.opts(),
-        )
-        return ok(
-            {
-                "data": [to_json(item) for item in response.items],
-                "pagination": {
-                    "page": page,
-                    "limit": limit,
-                    "total": response.total,
-                    "totalPages": math.ceil(response.total / limit) if response.total else 0,
-                },
-            }
-        )
-
-    async def create_archived(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        body = await json_object(request)
-        torrent_id = positive_id(body.get("torrent_id"), "torrent_id")
-        info_hash = optional_text(body, "hash", 128)
-        if not info_hash:
-            raise InvalidArgument("hash is required", field="hash")
-        message = pb.CreateArchivedRequest(
-            auth_id=caller.auth_id,
-            torrent_id=torrent_id,
-            hash=info_hash,
-            name=optional_text(body, "name") or "",
-        )
-        for name in ("tracker", "magnet"):
-            value = optional_text(body, name)
-            if value is not None:
-                setattr(message, name, value)
-        response = await self.b.userstore(caller.auth_id).CreateArchived(message, **self.b.opts())
-        return ok({"data": to_json(response.item)})
-
-    async def delete_archived(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        archive_id = positive_id(request.match_info.get("id"), "id")
-        await self.b.userstore(caller.auth_id).DeleteArchived(
-            pb.DeleteArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id), **self.b.opts()
-        )
-        return ok({"message": "Archived download removed"})
-
-    async def restore_archived(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        archive_id = positive_id(request.match_info.get("id"), "id")
-        response = await self.b.scheduler(caller.auth_id).RestoreArchived(
-            spb.RestoreArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id),
-            **self.b.opts(30.0),
-        )
-        return ok({"data": to_json(response)})
-
-    async def get_protected(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        response = await self.b.userstore(caller.auth_id).GetProtected(
-            pb.GetProtectedRequest(auth_id=caller.auth_id), **self.b.opts()
-        )
-        return ok({"protected_ids": list(response.torrent_ids)})
-
-    async def set_protected(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        body = await json_object(request)
-        ids = id_list(body.get("download_ids"), "download_ids", MAX_IDS)
-        protected = body.get("protected", True)
-        if not isinstance(protected, bool):
-            raise InvalidArgument("must be true or false", field="protected")
-        response = await self.b.userstore(caller.auth_id).SetProtected(
-            pb.SetProtectedRequest(auth_id=caller.auth_id, torrent_ids=ids, protected=protected),
-            **self.b.opts(),
-        )
-        return ok({"protected_ids": list(response.torrent_ids)})

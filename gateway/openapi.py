@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway import bodies
 from gateway.handlers import VERSION
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -14,6 +15,11 @@ _TORRENT_ID = {
     "required": True,
     "schema": {"type": "integer", "minimum": 1},
 }
+
+
+def _body(model: type[bodies.Body]) -> dict[str, Any]:
+    """A request body declared in gateway/bodies.py (its schema is a component)."""
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -245,16 +251,22 @@ def document() -> dict[str, Any]:
                 tag="archive",
             ),
             "post": _op(
-                "Archive a download by hand",
-                body={
-                    "type": "object",
-                    "required": ["torrent_id", "hash"],
-                    "properties": {
-                        k: {"type": "string"} for k in ("hash", "name", "tracker", "magnet")
-                    }
-                    | {"torrent_id": {"type": "integer"}},
-                },
+                "Archive a download by hand (protection first: 403, then duplicates: 409)",
+                body=_body(bodies.ArchiveDownload),
                 errors=(400, 401, 403, 404, 409, 429, 503),
+                tag="archive",
+            ),
+        },
+        "/api/archived-downloads/bulk": {
+            "post": _op(
+                "Archive up to 500 downloads; protected ones are left out (403 when all are)",
+                body=_body(bodies.ArchiveBulk),
+                ok={"$ref": "#/components/schemas/ArchivedBulk"},
+                tag="archive",
+            ),
+            "delete": _op(
+                "Remove up to 500 archive rows by their row ids",
+                body=_body(bodies.DeleteArchivedBulk),
                 tag="archive",
             ),
         },
@@ -270,17 +282,18 @@ def document() -> dict[str, Any]:
             )
         },
         "/api/downloads/protect": {
-            "get": _op("Protected torrent ids", tag="archive"),
+            "get": _op("Protected download ids", tag="archive"),
             "put": _op(
-                "Protect or unprotect torrents (never stopped, archived or deleted by automation)",
-                body={
-                    "type": "object",
-                    "required": ["download_ids"],
-                    "properties": {
-                        "download_ids": {"type": "array", "items": {"type": "integer"}},
-                        "protected": {"type": "boolean"},
-                    },
-                },
+                "Protect or unprotect downloads (never stopped, archived or deleted)",
+                body=_body(bodies.SetProtection),
+                tag="archive",
+            ),
+        },
+        "/api/downloads/protect/assert": {
+            "post": _op(
+                "May a destructive operation touch these downloads? 403 when none may",
+                body=_body(bodies.AssertProtection),
+                ok={"$ref": "#/components/schemas/ProtectionCheck"},
                 tag="archive",
             ),
         },
@@ -298,7 +311,7 @@ def document() -> dict[str, Any]:
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **bodies.schemas(*bodies.MODELS)},
         },
     }
 
@@ -370,4 +383,25 @@ _SCHEMAS: dict[str, Any] = {
     "TorrentStatus": {"type": "object"},
     "Event": {"type": "object"},
     "ArchivedPage": {"type": "object"},
+    "ArchivedBulk": {
+        "type": "object",
+        "properties": {
+            "success": {"const": True},
+            "data": {
+                "type": "object",
+                "properties": {
+                    "torrentIds": {"type": "array", "items": {"type": "string"}},
+                    "blocked_ids": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "ProtectionCheck": {
+        "type": "object",
+        "properties": {
+            "success": {"const": True},
+            "allowed": {"type": "array", "items": {"type": "string"}},
+            "blocked": {"type": "array", "items": {"type": "string"}},
+        },
+    },
 }

@@ -72,7 +72,7 @@ class UserstoreApp:
             ingestor=Ingestor(self.pool, self.registry, hub, ingest_config(s)),
             rules=RuleService(self.pool, self.registry, clock),
             torrents=TorrentService(self.pool, self.registry),
-            downloads=DownloadService(self.pool, self.registry, clock),
+            downloads=DownloadService(self.pool, self.registry, clock, hub),
             moves=MoveService(self.pool, self.registry, clock),
             hub=hub,
             started_at=clock(),

@@ -9,7 +9,7 @@ from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from userstore_svc.core.models import Event, TorrentSnapshot
-from userstore_svc.downloads_service import Archived, Limits
+from userstore_svc.downloads_service import Archived, ArchiveEntry, Limits
 from userstore_svc.ingest import ActionOut, OutcomeIn, PlanOut, SnapshotIn
 from userstore_svc.rules_service import LogRow, Preview
 from userstore_svc.store.registry import ACTIVE, AUTH_FAILED, MOVING, REMOVED, UserRow
@@ -318,6 +318,17 @@ def preview_pb(preview: Preview) -> pb.PreviewRuleResponse:
     if preview.observed_at is not None:
         message.observed_at = preview.observed_at
     return message
+
+
+def archive_entry(e: pb.ArchiveEntry) -> ArchiveEntry:
+    """A bulk archive entry as the service's value."""
+    return ArchiveEntry(
+        torrent_id=e.torrent_id,
+        hash=e.hash,
+        name=e.name if e.HasField("name") else None,
+        tracker=e.tracker if e.HasField("tracker") else None,
+        magnet=e.magnet if e.HasField("magnet") else None,
+    )
 
 
 def archived_pb(a: Archived) -> pb.ArchivedDownload:

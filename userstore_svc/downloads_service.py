@@ -6,14 +6,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import AlreadyExists, InvalidArgument, NotFound
-from userstore_svc.core.rules.plan import TorrentLimit
+from common.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
+from userstore_svc.core.models import Event
+from userstore_svc.core.rules.plan import TorrentLimit, protected_keys
+from userstore_svc.hub import EventHub
 from userstore_svc.store import user_db
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
 
 MAX_IDS = 1000
 MAX_TEXT = 2000
+MAX_BULK_ARCHIVE = 500
+# The event TBM's frontend listens for, spelled as it compares it.
+PROTECTION_CHANGED = "protection_changed"
+# TBM's destructive download operations: the ones protection refuses.
+DESTRUCTIVE_OPERATIONS = ("delete", "archive", "stop_seeding")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,28 @@ class Limits:
 _ARCHIVE_COLUMNS = "id, torrent_id, hash, name, tracker, magnet, archived_at"
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One download to archive in bulk."""
+
+    torrent_id: int
+    hash: str
+    name: str | None
+    tracker: str | None
+    magnet: str | None
+
+
+def blocked_ids(data: user_db.UserData, ids: Sequence[int]) -> set[int]:
+    """The ids protection covers: protected ids and every item sharing a protected item's hash.
+
+    TBM asks by the id it shows: a torrent id or a queued id (separate id spaces here), so an id
+    is blocked when the torrent or the queued item with that id is covered (too much protection
+    is safe; too little loses a download).
+    """
+    shielded = protected_keys(data.states, data.protected)
+    return {i for i in ids if i in data.protected or i in shielded or -i in shielded}
+
+
 def _positive_ids(ids: Sequence[int], field: str) -> list[int]:
     if len(ids) > MAX_IDS:
         raise InvalidArgument(f"at most {MAX_IDS} ids at once", field=field)
@@ -54,10 +83,17 @@ def _positive_ids(ids: Sequence[int], field: str) -> list[int]:
 class DownloadService:
     """Archive rows, protection flags and limits (all in the user's database)."""
 
-    def __init__(self, pool: DatabasePool, registry: Registry, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        pool: DatabasePool,
+        registry: Registry,
+        clock: Callable[[], float],
+        hub: EventHub | None = None,
+    ) -> None:
         self.pool = pool
         self.registry = registry
         self.clock = clock
+        self.hub = hub
 
     async def list_archived(
         self, auth_id: str, page: int, limit: int, search: str
@@ -109,12 +145,17 @@ class DownloadService:
             raise InvalidArgument("must be a magnet: URI", field="magnet")
         now = self.clock()
         async with self.pool.use(auth_id) as handle:
+            data = await user_db.load(handle)
+            # Protection first, as TBM checks it: a protected download is never archived.
+            if blocked_ids(data, [torrent_id]):
+                raise PermissionDenied(
+                    "Download is protected", code="DOWNLOAD_PROTECTED", field="torrent_id"
+                )
             existing = await handle.fetchall(
                 "SELECT id FROM archived_downloads WHERE torrent_id=?", (torrent_id,)
             )
             if existing:
                 raise AlreadyExists("Download already archived", code="ALREADY_ARCHIVED")
-            data = await user_db.load(handle)
             (archive_id,) = user_db.take_ids(data, "archived_downloads", 1)
             await handle.transaction(
                 [
@@ -126,6 +167,92 @@ class DownloadService:
                 ],
             )
         return Archived(archive_id, torrent_id, info_hash, name or "", tracker, magnet, now)
+
+    async def archive_bulk(
+        self, auth_id: str, entries: Sequence[ArchiveEntry]
+    ) -> tuple[list[int], list[int]]:
+        """Archive many downloads: (ids now archived, new or not; ids protection blocked).
+
+        Entries without a positive id or a hash are skipped, as TBM does; a repeated id counts
+        once (the first entry wins); an existing archive row is left as it is.
+        """
+        self.registry.require(auth_id)
+        if len(entries) > MAX_BULK_ARCHIVE:
+            raise InvalidArgument(
+                f"downloads array must not exceed {MAX_BULK_ARCHIVE} items", field="downloads"
+            )
+        valid: dict[int, ArchiveEntry] = {}
+        for entry in entries:
+            if entry.torrent_id > 0 and entry.hash and entry.torrent_id not in valid:
+                valid[entry.torrent_id] = entry
+        if not valid:
+            raise InvalidArgument(
+                "No valid downloads to archive (torrent_id and hash required)", field="downloads"
+            )
+        now = self.clock()
+        async with self.pool.use(auth_id) as handle:
+            data = await user_db.load(handle)
+            blocked = blocked_ids(data, list(valid))
+            wanted = [e for i, e in valid.items() if i not in blocked]
+            ids = user_db.take_ids(data, "archived_downloads", len(wanted))
+            if wanted:
+                await handle.transaction(
+                    [
+                        (
+                            f"INSERT INTO archived_downloads({_ARCHIVE_COLUMNS}) "
+                            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(torrent_id) DO NOTHING",
+                            [
+                                (
+                                    archive_id,
+                                    e.torrent_id,
+                                    e.hash[:128],
+                                    (e.name or "")[:MAX_TEXT],
+                                    e.tracker[:MAX_TEXT] if e.tracker else None,
+                                    e.magnet
+                                    if e.magnet and e.magnet.startswith("magnet:")
+                                    else None,
+                                    now,
+                                )
+                                for archive_id, e in zip(ids, wanted, strict=True)
+                            ],
+                        )
+                    ]
+                )
+        return [e.torrent_id for e in wanted], sorted(blocked)
+
+    async def delete_archived_bulk(self, auth_id: str, archive_ids: Sequence[int]) -> int:
+        """Remove archive rows by their ids; unknown ids are not counted. Returns how many went."""
+        self.registry.require(auth_id)
+        if len(archive_ids) > MAX_BULK_ARCHIVE:
+            raise InvalidArgument(
+                f"ids array must not exceed {MAX_BULK_ARCHIVE} items", field="ids"
+            )
+        if any(i <= 0 for i in archive_ids):
+            raise InvalidArgument("Invalid ids. All IDs must be positive integers.", field="ids")
+        wanted = sorted(set(archive_ids))
+        if not wanted:
+            return 0
+        async with self.pool.use(auth_id) as handle:
+            ((before,),) = await handle.fetchall("SELECT COUNT(*) FROM archived_downloads")
+            await handle.transaction(
+                [("DELETE FROM archived_downloads WHERE id=?", [(i,) for i in wanted])]
+            )
+            ((after,),) = await handle.fetchall("SELECT COUNT(*) FROM archived_downloads")
+        return int(before) - int(after)
+
+    async def assert_protection(
+        self, auth_id: str, ids: Sequence[int], operation: str
+    ) -> tuple[list[int], list[int]]:
+        """Which ids a destructive operation may touch: (allowed, blocked), in the asked order."""
+        self.registry.require(auth_id)
+        if operation not in DESTRUCTIVE_OPERATIONS:
+            raise InvalidArgument(
+                "operation must be a destructive download operation", field="operation"
+            )
+        wanted = list(dict.fromkeys(_positive_ids(ids, "download_ids")))
+        async with self.pool.use(auth_id) as handle:
+            blocked = blocked_ids(await user_db.load(handle), wanted)
+        return [i for i in wanted if i not in blocked], [i for i in wanted if i in blocked]
 
     async def get_archived(self, auth_id: str, archive_id: int) -> Archived:
         """One archived download (NOT_FOUND when unknown)."""
@@ -183,7 +310,10 @@ class DownloadService:
                 new = data.protected - frozenset(wanted)
             await handle.transaction([statement])
             data.protected = new
-            return sorted(new)
+        if self.hub is not None:
+            # TBM's frontend refetches its protection map on this (its only protection event).
+            self.hub.publish(auth_id, [Event(PROTECTION_CHANGED, 0, now, {})])
+        return sorted(new)
 
     async def get_limits(self, auth_id: str, torrent_id: int) -> Limits | None:
         """A torrent's own seeding limits, if it has any."""

@@ -344,6 +344,30 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
         )
         return pb.SetProtectedResponse(torrent_ids=ids)
 
+    async def AssertProtection(
+        self, request: pb.AssertProtectionRequest, context: Context
+    ) -> pb.AssertProtectionResponse:
+        allowed, blocked = await self.downloads.assert_protection(
+            request.auth_id, list(request.download_ids), request.operation
+        )
+        return pb.AssertProtectionResponse(allowed=allowed, blocked=blocked)
+
+    async def ArchiveBulk(
+        self, request: pb.ArchiveBulkRequest, context: Context
+    ) -> pb.ArchiveBulkResponse:
+        archived, blocked = await self.downloads.archive_bulk(
+            request.auth_id, [convert.archive_entry(e) for e in request.downloads]
+        )
+        return pb.ArchiveBulkResponse(torrent_ids=archived, blocked_ids=blocked)
+
+    async def DeleteArchivedBulk(
+        self, request: pb.DeleteArchivedBulkRequest, context: Context
+    ) -> pb.DeleteArchivedBulkResponse:
+        deleted = await self.downloads.delete_archived_bulk(
+            request.auth_id, list(request.archive_ids)
+        )
+        return pb.DeleteArchivedBulkResponse(deleted=deleted, requested=len(request.archive_ids))
+
     async def GetTorrentLimits(
         self, request: pb.GetTorrentLimitsRequest, context: Context
     ) -> pb.GetTorrentLimitsResponse:

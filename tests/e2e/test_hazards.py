@@ -516,7 +516,10 @@ async def _protected_queued_item(stack: Stack) -> None:
     key, control = user.key, user.ids[0]
     (queued_id,) = user.queued
     status, body, _ = await stack.gw(
-        "PUT", "/api/downloads/protect", key=key, json={"download_ids": [queued_id]}
+        "PUT",
+        "/api/downloads/protect",
+        key=key,
+        json={"download_ids": [queued_id], "protected": True},
     )
     assert status == 200, body
     assert body["protected_ids"] == [queued_id], body

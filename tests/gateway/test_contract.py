@@ -747,8 +747,9 @@ async def test_protection(user: User) -> None:
     assert (await user.ok("GET", "/api/downloads/protect"))["protected_ids"] == [b]
     for payload, field in (
         ({"download_ids": "1"}, "download_ids"),
-        ({"download_ids": [0]}, "download_ids"),
-        ({"download_ids": [True]}, "download_ids"),
+        ({"download_ids": [0]}, "download_ids.0"),
+        ({"download_ids": [1, True]}, "download_ids.1"),
+        ({"download_ids": [1]}, "protected"),
         ({"download_ids": list(range(1, 1100))}, "download_ids"),
         ({"download_ids": [1], "protected": "yes"}, "protected"),
     ):

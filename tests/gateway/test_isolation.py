@@ -52,7 +52,9 @@ async def test_one_users_ids_are_invisible_to_another(make_user: MakeUser) -> No
         )
     )["data"]
     torrent_id = alice.torrent_ids[0]
-    await alice.ok("PUT", "/api/downloads/protect", json={"download_ids": [torrent_id]})
+    await alice.ok(
+        "PUT", "/api/downloads/protect", json={"download_ids": [torrent_id], "protected": True}
+    )
     await alice.ok("PUT", f"/api/automation/torrents/{torrent_id}/limits", json={"seed_ratio": 3})
     before = await snapshot(alice, rule_ids, torrent_id)
     assert before["logs"][0]

@@ -1968,6 +1968,193 @@ class SetProtectedResponse(_message.Message):
 Global___SetProtectedResponse: _TypeAlias = SetProtectedResponse  # noqa: Y015
 
 @_typing.final
+class AssertProtectionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTH_ID_FIELD_NUMBER: _builtins.int
+    DOWNLOAD_IDS_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    auth_id: _builtins.str
+    operation: _builtins.str
+    """"delete", "archive" or "stop_seeding"."""
+    @_builtins.property
+    def download_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        auth_id: _builtins.str = ...,
+        download_ids: _abc.Iterable[_builtins.int] | None = ...,
+        operation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_id", b"auth_id", "download_ids", b"download_ids", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssertProtectionRequest: _TypeAlias = AssertProtectionRequest  # noqa: Y015
+
+@_typing.final
+class AssertProtectionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    BLOCKED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def allowed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def blocked(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        allowed: _abc.Iterable[_builtins.int] | None = ...,
+        blocked: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "blocked", b"blocked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssertProtectionResponse: _TypeAlias = AssertProtectionResponse  # noqa: Y015
+
+@_typing.final
+class ArchiveEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TORRENT_ID_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TRACKER_FIELD_NUMBER: _builtins.int
+    MAGNET_FIELD_NUMBER: _builtins.int
+    torrent_id: _builtins.int
+    hash: _builtins.str
+    name: _builtins.str
+    tracker: _builtins.str
+    magnet: _builtins.str
+    def __init__(
+        self,
+        *,
+        torrent_id: _builtins.int = ...,
+        hash: _builtins.str = ...,
+        name: _builtins.str | None = ...,
+        tracker: _builtins.str | None = ...,
+        magnet: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_magnet", b"_magnet", "_name", b"_name", "_tracker", b"_tracker", "magnet", b"magnet", "name", b"name", "tracker", b"tracker"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_magnet", b"_magnet", "_name", b"_name", "_tracker", b"_tracker", "hash", b"hash", "magnet", b"magnet", "name", b"name", "torrent_id", b"torrent_id", "tracker", b"tracker"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__magnet: _TypeAlias = _typing.Literal["magnet"]  # noqa: Y015
+    _WhichOneofArgType__magnet: _TypeAlias = _typing.Literal["_magnet", b"_magnet"]  # noqa: Y015
+    _WhichOneofReturnType__name: _TypeAlias = _typing.Literal["name"]  # noqa: Y015
+    _WhichOneofArgType__name: _TypeAlias = _typing.Literal["_name", b"_name"]  # noqa: Y015
+    _WhichOneofReturnType__tracker: _TypeAlias = _typing.Literal["tracker"]  # noqa: Y015
+    _WhichOneofArgType__tracker: _TypeAlias = _typing.Literal["_tracker", b"_tracker"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__magnet) -> _WhichOneofReturnType__magnet | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__name) -> _WhichOneofReturnType__name | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tracker) -> _WhichOneofReturnType__tracker | None: ...
+
+Global___ArchiveEntry: _TypeAlias = ArchiveEntry  # noqa: Y015
+
+@_typing.final
+class ArchiveBulkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTH_ID_FIELD_NUMBER: _builtins.int
+    DOWNLOADS_FIELD_NUMBER: _builtins.int
+    auth_id: _builtins.str
+    @_builtins.property
+    def downloads(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArchiveEntry]: ...
+    def __init__(
+        self,
+        *,
+        auth_id: _builtins.str = ...,
+        downloads: _abc.Iterable[Global___ArchiveEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_id", b"auth_id", "downloads", b"downloads"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveBulkRequest: _TypeAlias = ArchiveBulkRequest  # noqa: Y015
+
+@_typing.final
+class ArchiveBulkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TORRENT_IDS_FIELD_NUMBER: _builtins.int
+    BLOCKED_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def torrent_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Every download not blocked that now has an archive row (new or already there)."""
+
+    @_builtins.property
+    def blocked_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        torrent_ids: _abc.Iterable[_builtins.int] | None = ...,
+        blocked_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_ids", b"blocked_ids", "torrent_ids", b"torrent_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveBulkResponse: _TypeAlias = ArchiveBulkResponse  # noqa: Y015
+
+@_typing.final
+class DeleteArchivedBulkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTH_ID_FIELD_NUMBER: _builtins.int
+    ARCHIVE_IDS_FIELD_NUMBER: _builtins.int
+    auth_id: _builtins.str
+    @_builtins.property
+    def archive_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        auth_id: _builtins.str = ...,
+        archive_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive_ids", b"archive_ids", "auth_id", b"auth_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteArchivedBulkRequest: _TypeAlias = DeleteArchivedBulkRequest  # noqa: Y015
+
+@_typing.final
+class DeleteArchivedBulkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    REQUESTED_FIELD_NUMBER: _builtins.int
+    deleted: _builtins.int
+    requested: _builtins.int
+    def __init__(
+        self,
+        *,
+        deleted: _builtins.int = ...,
+        requested: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "requested", b"requested"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteArchivedBulkResponse: _TypeAlias = DeleteArchivedBulkResponse  # noqa: Y015
+
+@_typing.final
 class TorrentLimits(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

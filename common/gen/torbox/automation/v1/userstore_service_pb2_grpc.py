@@ -161,6 +161,21 @@ class UserstoreServiceStub:
                 request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.SetProtectedRequest.SerializeToString,
                 response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.SetProtectedResponse.FromString,
                 _registered_method=True)
+        self.AssertProtection = channel.unary_unary(
+                '/torbox.automation.v1.UserstoreService/AssertProtection',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AssertProtectionRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AssertProtectionResponse.FromString,
+                _registered_method=True)
+        self.ArchiveBulk = channel.unary_unary(
+                '/torbox.automation.v1.UserstoreService/ArchiveBulk',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ArchiveBulkRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ArchiveBulkResponse.FromString,
+                _registered_method=True)
+        self.DeleteArchivedBulk = channel.unary_unary(
+                '/torbox.automation.v1.UserstoreService/DeleteArchivedBulk',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.DeleteArchivedBulkRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.DeleteArchivedBulkResponse.FromString,
+                _registered_method=True)
         self.GetTorrentLimits = channel.unary_unary(
                 '/torbox.automation.v1.UserstoreService/GetTorrentLimits',
                 request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetTorrentLimitsRequest.SerializeToString,
@@ -370,6 +385,27 @@ class UserstoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AssertProtection(self, request, context):
+        """Which of some downloads a destructive operation may touch (TBM asks before every delete
+        and stop seeding); protection covers the ids in both of TorBox's id spaces and their hashes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveBulk(self, request, context):
+        """Archive many downloads at once: protected ones are left out, existing rows kept as they are.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteArchivedBulk(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetTorrentLimits(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -548,6 +584,21 @@ def add_UserstoreServiceServicer_to_server(servicer, server):
                     servicer.SetProtected,
                     request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.SetProtectedRequest.FromString,
                     response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.SetProtectedResponse.SerializeToString,
+            ),
+            'AssertProtection': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssertProtection,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AssertProtectionRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AssertProtectionResponse.SerializeToString,
+            ),
+            'ArchiveBulk': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveBulk,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ArchiveBulkRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ArchiveBulkResponse.SerializeToString,
+            ),
+            'DeleteArchivedBulk': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteArchivedBulk,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.DeleteArchivedBulkRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.DeleteArchivedBulkResponse.SerializeToString,
             ),
             'GetTorrentLimits': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTorrentLimits,
@@ -1267,6 +1318,87 @@ class UserstoreService:
             '/torbox.automation.v1.UserstoreService/SetProtected',
             torbox_dot_automation_dot_v1_dot_userstore__service__pb2.SetProtectedRequest.SerializeToString,
             torbox_dot_automation_dot_v1_dot_userstore__service__pb2.SetProtectedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssertProtection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.UserstoreService/AssertProtection',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AssertProtectionRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.AssertProtectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveBulk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.UserstoreService/ArchiveBulk',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ArchiveBulkRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ArchiveBulkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteArchivedBulk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.UserstoreService/DeleteArchivedBulk',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.DeleteArchivedBulkRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.DeleteArchivedBulkResponse.FromString,
             options,
             channel_credentials,
             insecure,

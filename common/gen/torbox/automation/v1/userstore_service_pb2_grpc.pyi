@@ -72,6 +72,13 @@ class UserstoreServiceStub:
     DeleteArchived: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.DeleteArchivedRequest, _userstore_service_pb2.DeleteArchivedResponse]
     GetProtected: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.GetProtectedRequest, _userstore_service_pb2.GetProtectedResponse]
     SetProtected: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.SetProtectedRequest, _userstore_service_pb2.SetProtectedResponse]
+    AssertProtection: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.AssertProtectionRequest, _userstore_service_pb2.AssertProtectionResponse]
+    """Which of some downloads a destructive operation may touch (TBM asks before every delete
+    and stop seeding); protection covers the ids in both of TorBox's id spaces and their hashes.
+    """
+    ArchiveBulk: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.ArchiveBulkRequest, _userstore_service_pb2.ArchiveBulkResponse]
+    """Archive many downloads at once: protected ones are left out, existing rows kept as they are."""
+    DeleteArchivedBulk: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.DeleteArchivedBulkRequest, _userstore_service_pb2.DeleteArchivedBulkResponse]
     GetTorrentLimits: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.GetTorrentLimitsRequest, _userstore_service_pb2.GetTorrentLimitsResponse]
     SetTorrentLimits: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.SetTorrentLimitsRequest, _userstore_service_pb2.SetTorrentLimitsResponse]
     GetStats: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.GetStatsRequest, _userstore_service_pb2.GetStatsResponse]
@@ -129,6 +136,13 @@ class UserstoreServiceAsyncStub(UserstoreServiceStub):
     DeleteArchived: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.DeleteArchivedRequest, _userstore_service_pb2.DeleteArchivedResponse]  # type: ignore[assignment]
     GetProtected: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.GetProtectedRequest, _userstore_service_pb2.GetProtectedResponse]  # type: ignore[assignment]
     SetProtected: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.SetProtectedRequest, _userstore_service_pb2.SetProtectedResponse]  # type: ignore[assignment]
+    AssertProtection: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.AssertProtectionRequest, _userstore_service_pb2.AssertProtectionResponse]  # type: ignore[assignment]
+    """Which of some downloads a destructive operation may touch (TBM asks before every delete
+    and stop seeding); protection covers the ids in both of TorBox's id spaces and their hashes.
+    """
+    ArchiveBulk: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.ArchiveBulkRequest, _userstore_service_pb2.ArchiveBulkResponse]  # type: ignore[assignment]
+    """Archive many downloads at once: protected ones are left out, existing rows kept as they are."""
+    DeleteArchivedBulk: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.DeleteArchivedBulkRequest, _userstore_service_pb2.DeleteArchivedBulkResponse]  # type: ignore[assignment]
     GetTorrentLimits: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.GetTorrentLimitsRequest, _userstore_service_pb2.GetTorrentLimitsResponse]  # type: ignore[assignment]
     SetTorrentLimits: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.SetTorrentLimitsRequest, _userstore_service_pb2.SetTorrentLimitsResponse]  # type: ignore[assignment]
     GetStats: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.GetStatsRequest, _userstore_service_pb2.GetStatsResponse]  # type: ignore[assignment]
@@ -333,6 +347,31 @@ class UserstoreServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _userstore_service_pb2.SetProtectedRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_userstore_service_pb2.SetProtectedResponse, _abc.Awaitable[_userstore_service_pb2.SetProtectedResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AssertProtection(
+        self,
+        request: _userstore_service_pb2.AssertProtectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_userstore_service_pb2.AssertProtectionResponse, _abc.Awaitable[_userstore_service_pb2.AssertProtectionResponse]]:
+        """Which of some downloads a destructive operation may touch (TBM asks before every delete
+        and stop seeding); protection covers the ids in both of TorBox's id spaces and their hashes.
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveBulk(
+        self,
+        request: _userstore_service_pb2.ArchiveBulkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_userstore_service_pb2.ArchiveBulkResponse, _abc.Awaitable[_userstore_service_pb2.ArchiveBulkResponse]]:
+        """Archive many downloads at once: protected ones are left out, existing rows kept as they are."""
+
+    @_abc_1.abstractmethod
+    def DeleteArchivedBulk(
+        self,
+        request: _userstore_service_pb2.DeleteArchivedBulkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_userstore_service_pb2.DeleteArchivedBulkResponse, _abc.Awaitable[_userstore_service_pb2.DeleteArchivedBulkResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetTorrentLimits(

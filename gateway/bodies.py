@@ -1,0 +1,278 @@
+"""Request bodies, each declared once: validation, the error naming the field, the OpenAPI schema.
+
+A body is a pydantic model. :func:`read` parses the request with the JSON hygiene of
+:mod:`gateway.inputs`, validates it against the model and turns the first failure into our
+InvalidArgument naming the field (``download_ids.3``). Where TBM's frontend or its Next.js server
+compares an error string, the model raises that exact string (:func:`tbm_error`). :func:`schemas`
+gives the JSON Schema of every model for the OpenAPI document. Extra fields (``apiKey``,
+``authId``, which TBM's proxies add) are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from common.errors import InvalidArgument
+from gateway.inputs import INT64_MAX, json_object
+
+M = TypeVar("M", bound="Body")
+
+
+class Body(BaseModel):
+    """The base of every request body.
+
+    A required field TBM words its own error for is declared with a None default and a
+    validator that raises that error (pydantic's own "missing" would come first otherwise);
+    `required` names them for the schema.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    required: ClassVar[tuple[str, ...]] = ()
+
+
+def tbm_error(message: str) -> PydanticCustomError:
+    """A validation failure whose message is exactly `message` (TBM compares some of them)."""
+    return PydanticCustomError("tbm", message)
+
+
+def _id(value: Any) -> int:
+    """A download id: a positive integer, or its digits in a string (TBM sends both)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= INT64_MAX:
+        return value
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and 0 < int(value) <= INT64_MAX
+    ):
+        return int(value)
+    raise PydanticCustomError("id", "must be a positive integer")
+
+
+DownloadId = Annotated[int, BeforeValidator(_id)]
+
+
+def id_list(field: str, limit: int, *, empty: str, too_many: str) -> Any:
+    """A validator for a required list of 1..`limit` items, with TBM's two messages."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, list) or not value:
+            raise tbm_error(empty)
+        if len(value) > limit:
+            raise tbm_error(too_many)
+        return value
+
+    return BeforeValidator(check)
+
+
+async def read(request: web.Request, model: type[M]) -> M:
+    """The request's body as `model`, or InvalidArgument naming the first bad field."""
+    raw = await json_object(request)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise invalid(error) from None
+
+
+def invalid(error: ValidationError) -> InvalidArgument:
+    """Our error for pydantic's first complaint: the field's path and the reason."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    message = str(first["msg"])
+    if first["type"] == "missing":
+        message = f"{field} is required"
+    return InvalidArgument(message, field=field)
+
+
+def schema(model: type[Body]) -> dict[str, Any]:
+    """The model's JSON Schema, with nested models under the OpenAPI components."""
+    document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    if model.required:
+        document["required"] = list(model.required)
+        for name in model.required:
+            document["properties"][name].pop("default", None)
+    return document
+
+
+def schemas(*models: type[Body]) -> dict[str, Any]:
+    """Component schemas for the OpenAPI document: every model and what it nests."""
+    out: dict[str, Any] = {}
+    for model in models:
+        document = schema(model)
+        out.update(document.pop("$defs", {}))
+        out[model.__name__] = document
+    return out
+
+
+# Download protection -----------------------------------------------------------------------------
+
+MAX_PROTECT_IDS = 1000
+_PROTECT_IDS = id_list(
+    "download_ids",
+    MAX_PROTECT_IDS,
+    empty="download_ids array is required and must not be empty",
+    too_many=f"download_ids array must not exceed {MAX_PROTECT_IDS} items",
+)
+
+
+def _required_bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise tbm_error("protected boolean is required")
+    return value
+
+
+def _operation(value: Any) -> Any:
+    if value not in ("delete", "archive", "stop_seeding"):
+        raise tbm_error("operation must be a destructive download operation")
+    return value
+
+
+class SetProtection(Body):
+    """PUT /api/downloads/protect: protect (or unprotect) downloads by the ids TBM shows."""
+
+    required = ("download_ids", "protected")
+
+    download_ids: Annotated[list[DownloadId], _PROTECT_IDS] = Field(
+        default=None, validate_default=True, min_length=1, max_length=MAX_PROTECT_IDS
+    )
+    protected: Annotated[bool, BeforeValidator(_required_bool)] = Field(
+        default=None, validate_default=True
+    )
+
+
+class AssertProtection(Body):
+    """POST /api/downloads/protect/assert: which ids a destructive operation may touch."""
+
+    required = ("download_ids", "operation")
+
+    download_ids: Annotated[list[DownloadId], _PROTECT_IDS] = Field(
+        default=None, validate_default=True, min_length=1, max_length=MAX_PROTECT_IDS
+    )
+    operation: Annotated[str, BeforeValidator(_operation)] = Field(
+        default=None,
+        validate_default=True,
+        json_schema_extra={"enum": ["delete", "archive", "stop_seeding"]},
+    )
+
+
+# Archived downloads ------------------------------------------------------------------------------
+
+MAX_BULK = 500
+MAX_TEXT = 2000
+
+
+def _required_id(value: Any) -> Any:
+    try:
+        return _id(value)
+    except PydanticCustomError:
+        raise tbm_error("torrent_id and hash are required") from None
+
+
+def _required_hash(value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip() or len(value) > 128:
+        raise tbm_error("torrent_id and hash are required")
+    return value.strip()
+
+
+Text = Annotated[str | None, Field(default=None, max_length=MAX_TEXT)]
+
+
+class ArchiveDownload(Body):
+    """POST /api/archived-downloads: remember a download so it can be re-added later."""
+
+    required = ("torrent_id", "hash")
+
+    torrent_id: Annotated[int, BeforeValidator(_required_id)] = Field(
+        default=None, validate_default=True
+    )
+    hash: Annotated[str, BeforeValidator(_required_hash)] = Field(
+        default=None, validate_default=True, max_length=128
+    )
+    name: Text = None
+    tracker: Text = None
+    magnet: Annotated[str | None, Field(default=None, max_length=MAX_TEXT, pattern="^magnet:")] = (
+        None
+    )
+
+
+def _loose_entry(value: Any) -> Any:
+    """Bulk entries as TBM takes them: anything; the ones without an id and a hash are skipped."""
+    return value if isinstance(value, dict) else {}
+
+
+class ArchiveEntry(Body):
+    """One download of a bulk archive (kept loose: an entry TBM would skip is skipped here)."""
+
+    torrent_id: Any = None
+    hash: Any = None
+    name: Any = None
+    tracker: Any = None
+    magnet: Any = None
+
+    def usable(self) -> tuple[int, str] | None:
+        """The entry's id and hash when both are usable (TBM coerces both to strings)."""
+        try:
+            torrent_id = _id(self.torrent_id)
+        except PydanticCustomError:
+            return None
+        info_hash = self.hash if isinstance(self.hash, str) else None
+        if not info_hash or not info_hash.strip() or len(info_hash) > 128:
+            return None
+        return torrent_id, info_hash.strip()
+
+    def text(self, name: str) -> str | None:
+        """An optional text field, or None when it is not a usable string."""
+        value = getattr(self, name)
+        return value[:MAX_TEXT] if isinstance(value, str) and value else None
+
+
+class ArchiveBulk(Body):
+    """POST /api/archived-downloads/bulk: archive up to 500 downloads at once."""
+
+    required = ("downloads",)
+
+    downloads: Annotated[
+        list[Annotated[ArchiveEntry, BeforeValidator(_loose_entry)]],
+        id_list(
+            "downloads",
+            MAX_BULK,
+            empty="downloads array is required and must not be empty",
+            too_many=f"downloads array must not exceed {MAX_BULK} items",
+        ),
+    ] = Field(default=None, validate_default=True, min_length=1, max_length=MAX_BULK)
+
+
+def _archive_id(value: Any) -> Any:
+    try:
+        return _id(value)
+    except PydanticCustomError:
+        raise tbm_error("Invalid ids. All IDs must be positive integers.") from None
+
+
+class DeleteArchivedBulk(Body):
+    """DELETE /api/archived-downloads/bulk: forget up to 500 archive rows by their row ids."""
+
+    required = ("ids",)
+
+    ids: Annotated[
+        list[Annotated[int, BeforeValidator(_archive_id)]],
+        id_list(
+            "ids",
+            MAX_BULK,
+            empty="ids array is required and must not be empty",
+            too_many=f"ids array must not exceed {MAX_BULK} items",
+        ),
+    ] = Field(default=None, validate_default=True, min_length=1, max_length=MAX_BULK)
+
+
+MODELS: tuple[type[Body], ...] = (
+    SetProtection,
+    AssertProtection,
+    ArchiveDownload,
+    ArchiveBulk,
+    DeleteArchivedBulk,
+)
