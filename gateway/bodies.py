@@ -56,8 +56,10 @@ def _id(value: Any) -> int:
 DownloadId = Annotated[int, BeforeValidator(_id)]
 
 
-def id_list(field: str, limit: int, *, empty: str, too_many: str) -> Any:
-    """A validator for a required list of 1..`limit` items, with TBM's two messages."""
+def required_list(name: str, limit: int) -> Any:
+    """A required list of 1..`limit` items, refused in TBM's words for every such list."""
+    empty = f"{name} array is required and must not be empty"
+    too_many = f"{name} array must not exceed {limit} items"
 
     def check(value: Any) -> Any:
         if not isinstance(value, list) or not value:
@@ -67,6 +69,11 @@ def id_list(field: str, limit: int, *, empty: str, too_many: str) -> Any:
         return value
 
     return BeforeValidator(check)
+
+
+def list_field(limit: int) -> Any:
+    """The field of a :func:`required_list` (None until validated, so TBM's words come first)."""
+    return Field(default=None, validate_default=True, min_length=1, max_length=limit)
 
 
 async def read(request: web.Request, model: type[M]) -> M:
@@ -111,12 +118,7 @@ def schemas(*models: type[Body]) -> dict[str, Any]:
 # Download protection -----------------------------------------------------------------------------
 
 MAX_PROTECT_IDS = 1000
-_PROTECT_IDS = id_list(
-    "download_ids",
-    MAX_PROTECT_IDS,
-    empty="download_ids array is required and must not be empty",
-    too_many=f"download_ids array must not exceed {MAX_PROTECT_IDS} items",
-)
+_PROTECT_IDS = required_list("download_ids", MAX_PROTECT_IDS)
 
 
 def _required_bool(value: Any) -> Any:
@@ -136,9 +138,7 @@ class SetProtection(Body):
 
     required = ("download_ids", "protected")
 
-    download_ids: Annotated[list[DownloadId], _PROTECT_IDS] = Field(
-        default=None, validate_default=True, min_length=1, max_length=MAX_PROTECT_IDS
-    )
+    download_ids: Annotated[list[DownloadId], _PROTECT_IDS] = list_field(MAX_PROTECT_IDS)
     protected: Annotated[bool, BeforeValidator(_required_bool)] = Field(
         default=None, validate_default=True
     )
@@ -149,9 +149,7 @@ class AssertProtection(Body):
 
     required = ("download_ids", "operation")
 
-    download_ids: Annotated[list[DownloadId], _PROTECT_IDS] = Field(
-        default=None, validate_default=True, min_length=1, max_length=MAX_PROTECT_IDS
-    )
+    download_ids: Annotated[list[DownloadId], _PROTECT_IDS] = list_field(MAX_PROTECT_IDS)
     operation: Annotated[str, BeforeValidator(_operation)] = Field(
         default=None,
         validate_default=True,
@@ -237,13 +235,8 @@ class ArchiveBulk(Body):
 
     downloads: Annotated[
         list[Annotated[ArchiveEntry, BeforeValidator(_loose_entry)]],
-        id_list(
-            "downloads",
-            MAX_BULK,
-            empty="downloads array is required and must not be empty",
-            too_many=f"downloads array must not exceed {MAX_BULK} items",
-        ),
-    ] = Field(default=None, validate_default=True, min_length=1, max_length=MAX_BULK)
+        required_list("downloads", MAX_BULK),
+    ] = list_field(MAX_BULK)
 
 
 def _archive_id(value: Any) -> Any:
@@ -259,14 +252,8 @@ class DeleteArchivedBulk(Body):
     required = ("ids",)
 
     ids: Annotated[
-        list[Annotated[int, BeforeValidator(_archive_id)]],
-        id_list(
-            "ids",
-            MAX_BULK,
-            empty="ids array is required and must not be empty",
-            too_many=f"ids array must not exceed {MAX_BULK} items",
-        ),
-    ] = Field(default=None, validate_default=True, min_length=1, max_length=MAX_BULK)
+        list[Annotated[int, BeforeValidator(_archive_id)]], required_list("ids", MAX_BULK)
+    ] = list_field(MAX_BULK)
 
 
 MODELS: tuple[type[Body], ...] = (
