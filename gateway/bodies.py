@@ -32,6 +32,8 @@ class Body(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     required: ClassVar[tuple[str, ...]] = ()
+    # Properties documented by another component (a rule document is the "Rule" schema).
+    documented: ClassVar[dict[str, dict[str, Any]]] = {}
 
 
 def tbm_error(message: str) -> PydanticCustomError:
@@ -102,6 +104,8 @@ def schema(model: type[Body]) -> dict[str, Any]:
         document["required"] = list(model.required)
         for name in model.required:
             document["properties"][name].pop("default", None)
+    for name, fragment in model.documented.items():
+        document["properties"][name] = fragment
     return document
 
 
@@ -256,7 +260,74 @@ class DeleteArchivedBulk(Body):
     ] = list_field(MAX_BULK)
 
 
+# Rules and limits ------------------------------------------------------------------------------
+# A rule document is validated whole by the userstore (its errors name the rule's own fields);
+# these bodies only say where the documents are. The rule's own schema is the document's "Rule".
+RULE_SCHEMA = "#/components/schemas/Rule"
+
+
+def _rules(value: Any) -> Any:
+    if not isinstance(value, list):
+        raise PydanticCustomError("rules", "rules is required (the full list of rules)")
+    return value
+
+
+class SaveRules(Body):
+    """POST /api/automation/rules: the full list of rules (replace-all)."""
+
+    required = ("rules",)
+    documented = {"rules": {"type": "array", "items": {"$ref": RULE_SCHEMA}}}
+
+    rules: Annotated[list[Any], BeforeValidator(_rules)] = Field(
+        default=None,
+        validate_default=True,
+    )
+
+
+class UpdateRule(Body):
+    """PUT /api/automation/rules/{id}: some of a rule's fields (usually `enabled`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    enabled: Annotated[bool | None, Field(strict=True)] = None
+
+    def patch(self) -> dict[str, Any]:
+        """The fields to change: everything sent but our credentials."""
+        sent = self.model_dump(exclude_unset=True)
+        sent.update(self.model_extra or {})
+        return {k: v for k, v in sent.items() if k not in ("apiKey", "authId")}
+
+
+class PreviewRule(Body):
+    """POST /api/automation/rules/preview: a rule, bare or as {"rule": ...}."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    documented = {"rule": {"$ref": RULE_SCHEMA}}
+
+    rule: dict[str, Any] | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The rule to preview."""
+        if self.rule is not None:
+            return self.rule
+        return {k: v for k, v in (self.model_extra or {}).items() if k not in ("apiKey", "authId")}
+
+
+Limit = Annotated[float | None, Field(default=None, gt=0, lt=1e6, allow_inf_nan=False, strict=True)]
+
+
+class SetLimits(Body):
+    """PUT /api/automation/torrents/{torrent_id}/limits: a torrent's own seeding limits."""
+
+    seed_ratio: Limit = None
+    seed_time_hours: Limit = None
+
+
 MODELS: tuple[type[Body], ...] = (
+    SaveRules,
+    UpdateRule,
+    PreviewRule,
+    SetLimits,
     SetProtection,
     AssertProtection,
     ArchiveDownload,

@@ -13,14 +13,13 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from common.errors import InvalidArgument, RateLimited, UserNotRegistered
 from common.token_bucket import TokenBucket
+from gateway import bodies
 from gateway.auth import Caller, caller_of
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
 from gateway.inputs import (
     bool_query,
     int_query,
-    json_object,
-    optional_number,
     positive_id,
 )
 from gateway.jsonview import iso, to_json
@@ -192,11 +191,9 @@ class Handlers:
 
     async def save_rules(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
-        body = await json_object(request)
-        if "rules" not in body:
-            raise InvalidArgument("rules is required (the full list of rules)", field="rules")
+        body = await bodies.read(request, bodies.SaveRules)
         response = await self.b.userstore(caller.auth_id).SaveRules(
-            pb.SaveRulesRequest(auth_id=caller.auth_id, rules_json=json.dumps(body["rules"])),
+            pb.SaveRulesRequest(auth_id=caller.auth_id, rules_json=json.dumps(body.rules)),
             **self.b.opts(),
         )
         return ok(
@@ -217,8 +214,7 @@ class Handlers:
     async def update_rule(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
         rule_id = positive_id(request.match_info.get("id"), "id")
-        body = await json_object(request)
-        patch = {k: v for k, v in body.items() if k not in ("apiKey", "authId")}
+        patch = (await bodies.read(request, bodies.UpdateRule)).patch()
         if not patch:
             raise InvalidArgument(
                 "nothing to change (send enabled: true or false)", field="enabled"
@@ -278,10 +274,7 @@ class Handlers:
 
     async def preview_rule(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
-        body = await json_object(request)
-        rule = body.get("rule", body)  # the rule itself, or wrapped as {"rule": ...}
-        if not isinstance(rule, dict):
-            raise InvalidArgument("must be a rule object", field="rule")
+        rule = (await bodies.read(request, bodies.PreviewRule)).document()
         response = await self.b.userstore(caller.auth_id).PreviewRule(
             pb.PreviewRuleRequest(auth_id=caller.auth_id, rule_json=json.dumps(rule)),
             **self.b.opts(),
@@ -329,12 +322,12 @@ class Handlers:
     async def set_limits(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
         torrent_id = positive_id(request.match_info.get("torrent_id"), "torrent_id")
-        body = await json_object(request)
+        body = await bodies.read(request, bodies.SetLimits)
         message = pb.SetTorrentLimitsRequest(auth_id=caller.auth_id, torrent_id=torrent_id)
-        for name in ("seed_ratio", "seed_time_hours"):
-            value = optional_number(body, name)
-            if value is not None:
-                setattr(message, name, value)
+        if body.seed_ratio is not None:
+            message.seed_ratio = body.seed_ratio
+        if body.seed_time_hours is not None:
+            message.seed_time_hours = body.seed_time_hours
         response = await self.b.userstore(caller.auth_id).SetTorrentLimits(message, **self.b.opts())
         return ok({"limits": to_json(response)["limits"]})
 

@@ -1,4 +1,4 @@
-"""Request inputs: JSON bodies, ids and query values, every rejection naming the field at fault.
+"""Request inputs: JSON hygiene, path ids and query values, every rejection naming the field.
 
 JSON hygiene lives here so no backend ever sees a document that cannot round-trip: nesting is
 bounded, numbers are finite and integers fit in 64 bits, strings are valid Unicode. What a value
@@ -142,36 +142,3 @@ def text_query(request: web.Request, name: str, limit: int) -> str:
     except _BadJson:
         raise InvalidArgument(f"{name} must be valid Unicode", field=name) from None
     return raw
-
-
-def id_list(value: Any, field: str, limit: int) -> list[int]:
-    """A list of at most `limit` positive ids (digit strings accepted, as TBM sends both)."""
-    if not isinstance(value, list) or len(value) > limit:
-        raise InvalidArgument(f"must be a list of at most {limit} ids", field=field)
-    ids = []
-    for index, item in enumerate(value):
-        try:
-            ids.append(positive_id(item, f"{field}[{index}]"))
-        except InvalidArgument:
-            raise InvalidArgument("ids must be positive integers", field=field) from None
-    return ids
-
-
-def optional_number(body: dict[str, Any], name: str) -> float | None:
-    """A number field that may be absent or null."""
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgument("must be a number", field=name)
-    return float(value)
-
-
-def optional_text(body: dict[str, Any], name: str, limit: int = 2000) -> str | None:
-    """A string field that may be absent or null, at most `limit` characters."""
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise InvalidArgument(f"must be a string of at most {limit} characters", field=name)
-    return value

@@ -110,11 +110,7 @@ def document() -> dict[str, Any]:
             ),
             "post": _op(
                 "Replace-all save: known ids updated, new rules inserted, missing ones deleted",
-                body={
-                    "type": "object",
-                    "required": ["rules"],
-                    "properties": {"rules": {"type": "array", "items": _RULE}},
-                },
+                body=_body(bodies.SaveRules),
                 ok={"type": "object", "properties": {"rules": {"type": "array", "items": _RULE}}},
             ),
         },
@@ -122,7 +118,7 @@ def document() -> dict[str, Any]:
             "post": _op(
                 "Evaluate an unsaved rule (the rule, or {rule}) against the current state, "
                 "explaining every condition",
-                body={"oneOf": [_RULE, {"type": "object", "properties": {"rule": _RULE}}]},
+                body=_body(bodies.PreviewRule),
                 ok={"$ref": "#/components/schemas/Preview"},
             )
         },
@@ -133,7 +129,7 @@ def document() -> dict[str, Any]:
             "put": _op(
                 "Change fields of one rule (usually enabled)",
                 params=[_ID],
-                body={"type": "object", "properties": {"enabled": {"type": "boolean"}}},
+                body=_body(bodies.UpdateRule),
                 ok={"type": "object", "properties": {"rule": _RULE}},
             ),
             "delete": _op("Delete a rule and its logs", params=[_ID]),
@@ -227,13 +223,7 @@ def document() -> dict[str, Any]:
             "put": _op(
                 "Set seeding limits that override rules until reached",
                 params=[_TORRENT_ID],
-                body={
-                    "type": "object",
-                    "properties": {
-                        "seed_ratio": {"type": "number"},
-                        "seed_time_hours": {"type": "number"},
-                    },
-                },
+                body=_body(bodies.SetLimits),
                 tag="torrents",
             ),
             "delete": _op(
