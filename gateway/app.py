@@ -7,7 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway import downloads, sse
+from gateway import backend, downloads, sse
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
 from gateway.handlers import Handlers
@@ -36,6 +36,9 @@ def routes(h: Handlers) -> list[web.RouteDef]:
         web.get("/openapi.json", openapi),
         web.get("/api/backend/status", h.status),
         web.post("/api/backend/api-key/ensure-db", h.ensure_db),
+        web.post("/api/backend/api-key", partial(backend.register_key, h)),
+        web.get("/api/backend/api-key/status", partial(backend.key_status, h)),
+        web.get("/api/health/detailed", partial(backend.health_detailed, h)),
         web.delete("/api/backend/api-key", h.remove_key),
         web.post("/api/activity", h.activity),
         web.get("/api/automation/rules", h.list_rules),

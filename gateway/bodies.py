@@ -323,7 +323,28 @@ class SetLimits(Body):
     seed_time_hours: Limit = None
 
 
+# Keys --------------------------------------------------------------------------------------------
+
+
+def _api_key(value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        raise tbm_error("API key is required")
+    return value.strip()
+
+
+class RegisterKey(Body):
+    """POST /api/backend/api-key: register (or re-register) a TorBox key."""
+
+    required = ("apiKey",)
+
+    apiKey: Annotated[str, BeforeValidator(_api_key)] = Field(
+        default=None, validate_default=True, max_length=200
+    )
+    keyName: str | None = Field(default=None, max_length=200)
+
+
 MODELS: tuple[type[Body], ...] = (
+    RegisterKey,
     SaveRules,
     UpdateRule,
     PreviewRule,

@@ -133,7 +133,10 @@ class Handlers:
         schedulers = figures[:replicas]
         return web.json_response(
             {
-                "available": all(f is not None for f in figures),
+                # TBM reads only this, once per page load, and on false keeps that session in
+                # local mode where rule edits are lost: it means "this gateway serves and reaches
+                # user data", not "every shard and replica answered" (those are listed below).
+                "available": any(f is not None for f in figures[replicas:]),
                 "mode": "selfhosted",
                 "version": VERSION,
                 "uptime": time.time() - self.started,

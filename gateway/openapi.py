@@ -22,6 +22,11 @@ def _body(model: type[bodies.Body]) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+def _object(**properties: str) -> dict[str, Any]:
+    """A small answer's schema: its properties and their JSON types."""
+    return {"type": "object", "properties": {k: {"type": t} for k, t in properties.items()}}
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
@@ -98,8 +103,34 @@ def document() -> dict[str, Any]:
             )
         },
         "/api/backend/api-key": {
+            "post": _op(
+                "Register (or re-register) a key: validated with TorBox, a known user reactivated",
+                body=_body(bodies.RegisterKey),
+                ok=_object(message="string", authId="string"),
+                errors=(400, 429, 503, 504),
+                auth=False,
+                tag="keys",
+            ),
             "delete": _op(
                 "Remove the key: registry row and database deleted, polling stops", tag="keys"
+            ),
+        },
+        "/api/backend/api-key/status": {
+            "get": _op(
+                "How many users are active",
+                ok=_object(activeUsers="integer"),
+                errors=(503,),
+                auth=False,
+                tag="keys",
+            )
+        },
+        "/api/health/detailed": {
+            "get": _op(
+                "Health of every shard and scheduler (degraded when some do not answer)",
+                ok=_object(status="string", version="string", uptime="number"),
+                errors=(),
+                auth=False,
+                tag="system",
             )
         },
         "/api/activity": {"post": _op("Mark the user as recently seen", tag="keys")},
