@@ -72,6 +72,28 @@ def body_limit(max_bytes: int) -> Middleware:
     return middleware
 
 
+# TBM features this backend does not provide yet: their routes answer 503, which TBM's frontend
+# reads as "feature disabled" (custom views and download tags then show nothing, quietly).
+NOT_PROVIDED: tuple[tuple[str, str], ...] = (
+    ("/api/stremio", "Stremio addons are"),
+    ("/api/tmdb", "TMDB credentials are"),
+    ("/api/admin", "Administration is"),
+    ("/api/custom-views", "Custom views are"),
+    ("/api/downloads/tags", "Download tags are"),
+    ("/api/tags", "Tags are"),
+    ("/api/link-history", "Link history is"),
+    ("/api/uploads", "The upload queue is"),
+)
+
+
+def not_provided(path: str) -> str | None:
+    """The feature a path belongs to when this backend does not provide it, else None."""
+    for prefix, feature in NOT_PROVIDED:
+        if path == prefix or path.startswith(prefix + "/"):
+            return feature
+    return None
+
+
 @web.middleware
 async def error_mapping(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the contract's JSON error; nothing else ever reaches the client."""
@@ -85,6 +107,13 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
         return too_large()
     except web.HTTPException as error:
         if error.status == 404:
+            feature = not_provided(request.path)
+            if feature is not None:
+                # TBM's pages read a 503 as "feature disabled" and degrade quietly.
+                return web.json_response(
+                    error_body(f"{feature} not provided by this backend", "FEATURE_NOT_PROVIDED"),
+                    status=503,
+                )
             body = error_body("Endpoint not found", "ENDPOINT_NOT_FOUND")
             body["path"] = request.path
             return web.json_response(body, status=404)
