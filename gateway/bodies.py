@@ -45,8 +45,10 @@ def _id(value: Any) -> int:
     """A download id: a positive integer, or its digits in a string (TBM sends both)."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= INT64_MAX:
         return value
+    # At most 19 digits: Python refuses int() of a very long string, and it would not fit anyway.
     if (
         isinstance(value, str)
+        and 0 < len(value) <= 19
         and value.isascii()
         and value.isdigit()
         and 0 < int(value) <= INT64_MAX

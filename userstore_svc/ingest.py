@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from userstore_svc.core.actions import reconcile
-from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot
+from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
 from userstore_svc.core.pipeline import PollInput, run_poll
 from userstore_svc.core.rules.model import DESTRUCTIVE_ACTIONS
 from userstore_svc.core.rules.plan import (
@@ -22,6 +22,7 @@ from userstore_svc.core.rules.plan import (
     RuleReport,
     SafetyConfig,
     plan,
+    protected_keys,
 )
 from userstore_svc.hub import Changed, EventHub, Item
 from userstore_svc.store import user_db
@@ -305,6 +306,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
     statements: list[tuple[str, Any]] = [
         (user_db.INSERT_TORRENT, [user_db.state_row(s) for s in result.changed]),
     ]
+    protected = _protection_followed(data, states, now, statements)
     events: list[Event] = list(result.events) + list(plan_out.events)
 
     # Reconciled orphans.
@@ -518,6 +520,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             "polls": polls,
             "pending_missing": result.pending_missing,
             "poll_interval": float(snap.poll_interval),
+            "protected": protected,
             "deferred": plan_out.deferred,
             "rules": rules,
             "holds": new_holds,
@@ -525,6 +528,37 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             "pending": pending,
         },
     )
+
+
+def _protection_followed(
+    data: UserData,
+    states: dict[int, TorrentState],
+    now: float,
+    statements: list[tuple[str, Any]],
+) -> frozenset[int]:
+    """Protect, by their own ids, the listed items that protection covers through a hash.
+
+    A protected queued item that TorBox starts becomes a torrent with a new id: it is covered by
+    the shared hash only while the queued item is remembered (removed items are kept 7 days).
+    Recording the new id keeps it protected for good, and TBM then shows it protected.
+    """
+    if not data.protected:
+        return data.protected
+    covered = {
+        states[key].snap.id
+        for key in protected_keys(states, data.protected)
+        if states[key].present and states[key].missing_since is None
+    }
+    new = covered - data.protected
+    if not new:
+        return data.protected
+    statements.append(
+        (
+            "INSERT OR IGNORE INTO protected_downloads(torrent_id, protected_at) VALUES (?,?)",
+            [(i, now) for i in sorted(new)],
+        )
+    )
+    return data.protected | new
 
 
 def _current_deferred(data: UserData) -> dict[int, dict[int, float]]:

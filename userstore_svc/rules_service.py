@@ -20,6 +20,8 @@ from userstore_svc.store.registry import Registry
 from userstore_svc.store.user_db import StoredRule
 
 Clock = Callable[[], float]
+# A saved rule's first scheduled evaluation is at most this far away (ten years).
+MAX_WAIT_SECONDS = 10 * 365 * 86400.0
 
 
 def iso(ts: float | None) -> str | None:
@@ -319,7 +321,11 @@ def _first_due(rule_id: int, rule: Rule, now: float) -> tuple[str, Any]:
     did at the next poll, so a user trying a delete preset lost downloads within seconds.
     """
     wait = rule.trigger.interval_minutes * 60.0 if rule.trigger.kind == "interval" else 0.0
-    return ("UPDATE rules SET not_before=? WHERE id=?", (now + wait, rule_id))
+    # The schema sets no upper bound on an interval: keep the date one a clock can print.
+    return (
+        "UPDATE rules SET not_before=? WHERE id=?",
+        (now + min(wait, MAX_WAIT_SECONDS), rule_id),
+    )
 
 
 async def _log_what_saving_would_do(handle: Handle, rule_ids: list[int], now: float) -> None:
@@ -344,12 +350,15 @@ async def _log_what_saving_would_do(handle: Handle, rule_ids: list[int], now: fl
             and skip_reason(stored.rule.action, state) is None
             and not (stored.rule.action in PROTECTED_ACTIONS and key in shielded)
         ]
-        first = iso(stored.not_before) or "at the next poll"
+        if stored.rule.trigger.kind == "event":
+            first = "on its events from now on"
+        else:
+            first = f"first scheduled evaluation {iso(stored.not_before) or 'at the next poll'}"
         examples = "; ".join(would[:3]) + ("; ..." if len(would) > 3 else "")
         message = (
             f"saved: on the last poll it would {stored.rule.action.replace('_', ' ')} "
             f"{len(would)} of {len(present)} downloads{': ' + examples if would else ''}; "
-            f"first scheduled evaluation {first}"
+            f"{first}"
         )
         rows.append((stored.id, stored.rule.name, message))
     if not rows:

@@ -72,6 +72,7 @@ async def test_assert_allows_free_ids_and_names_the_blocked(user: User) -> None:
             "operation must be a destructive download operation",
         ),
         ({"download_ids": [1, "x"], "operation": "delete"}, "download_ids.1", None),
+        ({"download_ids": ["9" * 5000], "operation": "delete"}, "download_ids.0", None),
     ],
 )
 async def test_assert_refuses_bad_bodies_with_tbms_words(
@@ -182,7 +183,7 @@ async def test_bulk_archive_skips_the_protected_and_the_unusable(user: User) -> 
             "downloads array must not exceed 500 items",
         ),
         (
-            {"downloads": [{"name": "no id"}]},
+            {"downloads": [{"name": "no id"}, {"torrent_id": "9" * 5000, "hash": "a"}]},
             "No valid downloads to archive (torrent_id and hash required)",
         ),
     ],

@@ -14,6 +14,7 @@ from tests.userstore.conftest import Store, close_store, open_store
 from tests.userstore.factory import T0, snap
 from userstore_svc.core.models import TorrentSnapshot
 from userstore_svc.core.rules.plan import SafetyConfig
+from userstore_svc.downloads_service import DownloadService
 from userstore_svc.ingest import IngestConfig, OutcomeIn, PlanOut, SnapshotIn
 from userstore_svc.store import user_db
 
@@ -463,3 +464,28 @@ async def test_enabling_a_rule_restarts_its_wait(user: Store) -> None:
     assert (await ingest(user, 390, doomed)).actions == []
     plan = await ingest(user, 400, doomed)
     assert [(a.torrent_id, a.action) for a in plan.actions] == [(1, "stop_seeding")]
+
+
+async def test_protection_follows_a_queued_item_into_the_torrent_it_becomes(user: Store) -> None:
+    """The torrent a protected queued item becomes is protected by its own id from then on."""
+    downloads = DownloadService(user.pool, user.registry, user.clock)
+    await ingest(user, 0, snap("queued", id=77, hash="e" * 40), snap(id=1))
+    await downloads.set_protected(USER, [77], True)
+    await ingest(user, 60, snap(id=501, hash="e" * 40), snap(id=1))
+    assert await downloads.get_protected(USER) == [77, 501]
+    assert await rows(user, "SELECT torrent_id FROM protected_downloads ORDER BY 1") == [
+        (77,),
+        (501,),
+    ]
+    allowed, blocked = await downloads.assert_protection(USER, [501, 1], "delete")
+    assert (allowed, blocked) == ([1], [501])
+
+
+async def test_a_rule_with_a_huge_interval_saves_and_logs(user: Store) -> None:
+    """No interval makes the first-evaluation date unprintable (it is capped at ten years)."""
+    await ingest(user, 0, snap("seeding", id=1, ratio=2.0))
+    saved = await user.rules.save_all(
+        USER, [rule("never", "pause", RATIO_1, trigger={"type": "interval", "value": 1e12})]
+    )
+    (log,) = await user.rules.logs(USER, saved[0]["id"], 10)
+    assert log.execution_type == "saved"
