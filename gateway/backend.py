@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from aiohttp import web
 from torbox.automation.v1 import scheduler_service_pb2 as spb
-from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from common.auth import auth_id_for, is_valid_api_key
 from common.errors import InvalidArgument
 from gateway import bodies
-from gateway.handlers import STATUS_TIMEOUT, VERSION, Handlers, ok
-from gateway.jsonview import iso, to_json
+from gateway.handlers import VERSION, Handlers, ok
+from gateway.jsonview import iso
 
 
 async def register_key(h: Handlers, request: web.Request) -> web.Response:
@@ -33,33 +31,17 @@ async def register_key(h: Handlers, request: web.Request) -> web.Response:
     return ok({"message": "API key registered successfully", "authId": result.auth_id})
 
 
-async def _shards(h: Handlers) -> list[dict[str, Any] | None]:
-    """Every userstore shard's figures, None for one that did not answer in time."""
-    answers = await asyncio.gather(
-        *(stub.GetStats(pb.GetStatsRequest(), **h.b.opts(STATUS_TIMEOUT)) for stub in h.b.shards),
-        return_exceptions=True,
-    )
-    return [None if isinstance(a, BaseException) else to_json(a) for a in answers]
-
-
 async def key_status(h: Handlers, request: web.Request) -> web.Response:
     """How many users are active (every shard's count added up)."""
-    shards = await _shards(h)
+    shards = await h.probe_shards()
     return ok({"activeUsers": sum(int(s["users_active"]) for s in shards if s is not None)})
 
 
 async def health_detailed(h: Handlers, request: web.Request) -> web.Response:
     """Healthy when every shard and scheduler answers; degraded when some do not."""
-    shards = await _shards(h)
-    schedulers = await asyncio.gather(
-        *(
-            stub.GetStatus(spb.GetStatusRequest(), **h.b.opts(STATUS_TIMEOUT))
-            for stub in h.b.schedulers
-        ),
-        return_exceptions=True,
-    )
+    schedulers, shards = await asyncio.gather(h.probe_schedulers(), h.probe_shards())
     stores_ok = all(s is not None for s in shards)
-    polling_ok = all(not isinstance(s, BaseException) for s in schedulers)
+    polling_ok = all(s is not None for s in schedulers)
     return web.json_response(
         {
             "status": "healthy" if stores_ok and polling_ok else "degraded",

@@ -176,10 +176,18 @@ def _required_id(value: Any) -> Any:
         raise tbm_error("torrent_id and hash are required") from None
 
 
-def _required_hash(value: Any) -> Any:
+def _hash(value: Any) -> str | None:
+    """An info hash as TBM takes it (any non-blank text), or None."""
     if not isinstance(value, str) or not value.strip() or len(value) > 128:
-        raise tbm_error("torrent_id and hash are required")
+        return None
     return value.strip()
+
+
+def _required_hash(value: Any) -> Any:
+    info_hash = _hash(value)
+    if info_hash is None:
+        raise tbm_error("torrent_id and hash are required")
+    return info_hash
 
 
 Text = Annotated[str | None, Field(default=None, max_length=MAX_TEXT)]
@@ -223,10 +231,8 @@ class ArchiveEntry(Body):
             torrent_id = _id(self.torrent_id)
         except PydanticCustomError:
             return None
-        info_hash = self.hash if isinstance(self.hash, str) else None
-        if not info_hash or not info_hash.strip() or len(info_hash) > 128:
-            return None
-        return torrent_id, info_hash.strip()
+        info_hash = _hash(self.hash)
+        return None if info_hash is None else (torrent_id, info_hash)
 
     def text(self, name: str) -> str | None:
         """An optional text field, or None when it is not a usable string."""

@@ -71,6 +71,10 @@ def scheduler_totals(replicas: list[dict[str, Any] | None]) -> dict[str, Any] | 
     return totals
 
 
+def _figures(answers: list[Any]) -> list[dict[str, Any] | None]:
+    return [None if isinstance(a, BaseException) else to_json(a) for a in answers]
+
+
 class Handlers:
     """Every REST endpoint; state is only the backends and the per-user rate limits."""
 
@@ -108,6 +112,30 @@ class Handlers:
         ]:
             del self._buckets[auth_id]
 
+    async def probe_schedulers(self) -> list[dict[str, Any] | None]:
+        """Every scheduler replica's figures, None for one that did not answer in time."""
+        return _figures(
+            await asyncio.gather(
+                *(
+                    stub.GetStatus(spb.GetStatusRequest(), **self.b.opts(STATUS_TIMEOUT))
+                    for stub in self.b.schedulers
+                ),
+                return_exceptions=True,
+            )
+        )
+
+    async def probe_shards(self) -> list[dict[str, Any] | None]:
+        """Every userstore shard's figures, None for one that did not answer in time."""
+        return _figures(
+            await asyncio.gather(
+                *(
+                    stub.GetStats(pb.GetStatsRequest(), **self.b.opts(STATUS_TIMEOUT))
+                    for stub in self.b.shards
+                ),
+                return_exceptions=True,
+            )
+        )
+
     # Health and status --------------------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
@@ -117,32 +145,19 @@ class Handlers:
     async def status(self, request: web.Request) -> web.Response:
         """TBM's availability probe, with our scheduler and pool figures."""
         # Asked concurrently: TBM's proxy gives this probe five seconds in all.
-        replicas = len(self.b.schedulers)
-        answers = await asyncio.gather(
-            *(
-                stub.GetStatus(spb.GetStatusRequest(), **self.b.opts(STATUS_TIMEOUT))
-                for stub in self.b.schedulers
-            ),
-            *(
-                stub.GetStats(pb.GetStatsRequest(), **self.b.opts(STATUS_TIMEOUT))
-                for stub in self.b.shards
-            ),
-            return_exceptions=True,
-        )
-        figures = [None if isinstance(a, BaseException) else to_json(a) for a in answers]
-        schedulers = figures[:replicas]
+        schedulers, shards = await asyncio.gather(self.probe_schedulers(), self.probe_shards())
         return web.json_response(
             {
                 # TBM reads only this, once per page load, and on false keeps that session in
                 # local mode where rule edits are lost: it means "this gateway serves and reaches
                 # user data", not "every shard and replica answered" (those are listed below).
-                "available": any(f is not None for f in figures[replicas:]),
+                "available": any(f is not None for f in shards),
                 "mode": "selfhosted",
                 "version": VERSION,
                 "uptime": time.time() - self.started,
                 "scheduler": scheduler_totals(schedulers),
                 "schedulers": schedulers,
-                "userstores": figures[replicas:],
+                "userstores": shards,
                 "gateway": {"sse_streams": len(self.streams)},
             }
         )

@@ -233,23 +233,21 @@ class DownloadService:
         if not wanted:
             return 0
         async with self.pool.use(auth_id) as handle:
-            ((before,),) = await handle.fetchall("SELECT COUNT(*) FROM archived_downloads")
-            await handle.transaction(
-                [("DELETE FROM archived_downloads WHERE id=?", [(i,) for i in wanted])]
+            return await handle.execute(
+                f"DELETE FROM archived_downloads WHERE id IN ({','.join('?' * len(wanted))})",
+                wanted,
             )
-            ((after,),) = await handle.fetchall("SELECT COUNT(*) FROM archived_downloads")
-        return int(before) - int(after)
 
     async def assert_protection(
         self, auth_id: str, ids: Sequence[int], operation: str
     ) -> tuple[list[int], list[int]]:
-        """Which ids a destructive operation may touch: (allowed, blocked), in the asked order."""
+        """Which ids a destructive operation may touch: (allowed, blocked), each in id order."""
         self.registry.require(auth_id)
         if operation not in DESTRUCTIVE_OPERATIONS:
             raise InvalidArgument(
                 "operation must be a destructive download operation", field="operation"
             )
-        wanted = list(dict.fromkeys(_positive_ids(ids, "download_ids")))
+        wanted = _positive_ids(ids, "download_ids")
         async with self.pool.use(auth_id) as handle:
             blocked = blocked_ids(await user_db.load(handle), wanted)
         return [i for i in wanted if i not in blocked], [i for i in wanted if i in blocked]

@@ -127,7 +127,7 @@ def torrent(item: Any) -> tpb.Torrent | None:
     progress = _float(item.get("progress"))
     # An empty file list is "not known yet", never "no files".
     file_count = (len(files) or None) if isinstance(files, list) else _int(item.get("file_count"))
-    values = {
+    values: dict[str, Any] = {
         "size": size if size is not None and size > 0 else None,
         "active": _bool(item.get("active")),
         "seeds": _int(item.get("seeds")),
@@ -147,7 +147,6 @@ def torrent(item: Any) -> tpb.Torrent | None:
         "seed_torrent": _bool(item.get("seed_torrent")),
         "long_term_seeding": _bool(item.get("long_term_seeding")),
         "private": _bool(item.get("private")),
-        **_optional(item),
     }
     return tpb.Torrent(
         id=torrent_id,
@@ -156,12 +155,13 @@ def torrent(item: Any) -> tpb.Torrent | None:
         download_state=str(item.get("download_state") or ""),
         # None leaves a field unset: absent, not 0.
         **{name: value for name, value in values.items() if value is not None},
+        **_optional(item),
     )
 
 
 def _optional(item: dict[str, Any]) -> dict[str, Any]:
-    """The optional text and date fields (None: unset)."""
-    return {
+    """The optional text and date fields TorBox gave, as constructor arguments."""
+    values = {
         "magnet": _str(item.get("magnet")),
         "tracker": _str(item.get("tracker")),
         "created_at": parse_date(item.get("created_at")),
@@ -169,6 +169,7 @@ def _optional(item: dict[str, Any]) -> dict[str, Any]:
         "expires_at": parse_date(item.get("expires_at")),
         "cached_at": parse_date(item.get("cached_at")),
     }
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def queued(item: Any) -> tpb.Torrent | None:
@@ -185,5 +186,5 @@ def queued(item: Any) -> tpb.Torrent | None:
         download_state="queued",
         queued=True,
         # The queued list says nothing of size, seeds, flags or progress: they stay unknown.
-        **{name: value for name, value in _optional(item).items() if value is not None},
+        **_optional(item),
     )

@@ -269,12 +269,11 @@ def _stall_step(
 
     `unwatched` is True when the interval since the previous sighting was not observed (an
     outage, or TorBox sent no download counter now): it is excluded from the idle time, once.
+    Only for a status in STALLABLE (the caller clears the timer otherwise).
     """
     stalled_since = prev.stalled_since
     excluded = prev.idle_excluded_seconds
     count = prev.stall_count
-    if status not in STALLABLE:
-        return None, 0.0, count, []
     key = snap.key
     reference = max(
         t for t in (last_dl, downloading_started_at, prev.tracked_since) if t is not None
