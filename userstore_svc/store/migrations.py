@@ -314,6 +314,54 @@ USER_MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE rules ADD COLUMN not_before REAL;
         """,
     ),
+    Migration(
+        6,
+        "TBM's local data: tags and their download mappings, custom views, link history",
+        """
+        CREATE TABLE tags (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        -- TBM checks names case-insensitively in its routes: the index makes it a guarantee.
+        CREATE UNIQUE INDEX tags_name ON tags(name COLLATE NOCASE);
+        CREATE TABLE download_tags (
+            download_id INTEGER NOT NULL,  -- a TorBox id of any asset type, as in TBM
+            tag_id INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (download_id, tag_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX download_tags_tag ON download_tags(tag_id);
+        CREATE TABLE custom_views (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            filters TEXT NOT NULL,  -- opaque JSON, the frontend's
+            sort_field TEXT,
+            sort_direction TEXT,
+            visible_columns TEXT,  -- JSON
+            asset_type TEXT,
+            search_query TEXT,
+            sort_order INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE link_history (
+            id INTEGER PRIMARY KEY,
+            item_id TEXT NOT NULL,
+            file_id TEXT,
+            url TEXT NOT NULL,
+            asset_type TEXT NOT NULL,
+            item_name TEXT,
+            file_name TEXT,
+            generated_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'success'
+        );
+        CREATE INDEX link_history_item ON link_history(item_id, file_id, asset_type);
+        CREATE INDEX link_history_recent ON link_history(generated_at DESC, id DESC);
+        """,
+    ),
 )
 
 REGISTRY_MIGRATIONS: tuple[Migration, ...] = (
