@@ -22,7 +22,7 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_ID_DIGITS = 18
 _ID = re.compile(rf"[0-9]{{1,{MAX_ID_DIGITS}}}")  # ASCII only: "²".isdigit() is True
-_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 class _BadJson(ValueError):
@@ -114,7 +114,7 @@ def int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not _INTEGER.fullmatch(raw):
+    if not INTEGER.fullmatch(raw):
         raise InvalidArgument(f"{name} must be a whole number", field=name)
     value = int(raw)
     if not lo <= value <= hi:
