@@ -19,7 +19,7 @@ from gateway import bodies
 from gateway.api import Answer, Query, Route, answer, query, text, whole
 from gateway.auth import caller_of
 from gateway.handlers import Handlers
-from gateway.inputs import positive_id
+from gateway.inputs import path_id
 from gateway.jsonview import to_json
 
 PROTECTED = "Download is protected"
@@ -283,7 +283,7 @@ async def delete_archived_bulk(h: Handlers, request: web.Request) -> web.Respons
 async def delete_archived(h: Handlers, request: web.Request) -> web.Response:
     """Forget one archive row (not the download)."""
     caller = await h.caller(request)
-    archive_id = positive_id(request.match_info.get("id"), "id")
+    archive_id = path_id(request)
     await h.b.userstore(caller.auth_id).DeleteArchived(
         pb.DeleteArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id), **h.b.opts()
     )
@@ -293,10 +293,10 @@ async def delete_archived(h: Handlers, request: web.Request) -> web.Response:
 async def restore_archived(h: Handlers, request: web.Request) -> web.Response:
     """Re-add an archived download from its magnet (through the scheduler)."""
     caller = await h.caller(request)
-    archive_id = positive_id(request.match_info.get("id"), "id")
+    archive_id = path_id(request)
     response = await h.b.scheduler(caller.auth_id).RestoreArchived(
         spb.RestoreArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id),
-        **h.b.opts(30.0),
+        **h.b.opts(h.settings.run_timeout_seconds),
     )
     return answer(Restored(data=RestoredDownload(**to_json(response))))
 

@@ -15,7 +15,7 @@ from common.errors import InvalidArgument
 from gateway import bodies
 from gateway.api import Answer, Query, Route, answer, query, whole
 from gateway.handlers import Handlers
-from gateway.inputs import positive_id
+from gateway.inputs import path_id
 from gateway.jsonview import to_json
 
 RULE = {"$ref": "#/components/schemas/Rule"}
@@ -86,7 +86,7 @@ class LogsQuery(Query):
 
 
 def _rule_id(request: web.Request) -> int:
-    return positive_id(request.match_info.get("id"), "id")
+    return path_id(request)
 
 
 async def list_rules(h: Handlers, request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 from gateway import bodies
 from gateway.api import Answer, Query, Route, answer, flag, query, whole
 from gateway.handlers import Handlers
-from gateway.inputs import positive_id
+from gateway.inputs import path_id
 from gateway.jsonview import to_json
 
 
@@ -46,7 +46,7 @@ class EventsQuery(Query):
 
 
 def _torrent_id(request: web.Request) -> int:
-    return positive_id(request.match_info.get("torrent_id"), "torrent_id")
+    return path_id(request, "torrent_id")
 
 
 async def torrents(h: Handlers, request: web.Request) -> web.Response:
