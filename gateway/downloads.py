@@ -26,9 +26,9 @@ PROTECTED = "Download is protected"
 
 
 class ProtectedIds(Answer):
-    """Every protected download id."""
+    """Every protected download id (strings, as TBM stores and sends them)."""
 
-    protected_ids: list[int]
+    protected_ids: list[str]
 
 
 class ProtectionCheck(Answer):
@@ -39,15 +39,22 @@ class ProtectionCheck(Answer):
 
 
 class Archived(BaseModel):
-    """One archived download."""
+    """One archived download (`torrent_id` a string as in TBM; `id` is the archive row's)."""
 
     id: int
-    torrent_id: int
+    torrent_id: str
     hash: str
     name: str
     tracker: str | None
     magnet: str | None
     archived_at: str | None
+    created_at: str | None
+
+    @classmethod
+    def of(cls, item: pb.ArchivedDownload) -> Archived:
+        """The row as TBM shapes it (archived when it was created: one time for both)."""
+        row = to_json(item)
+        return cls(**{**row, "torrent_id": str(item.torrent_id), "created_at": row["archived_at"]})
 
 
 class RestoredDownload(BaseModel):
@@ -146,7 +153,7 @@ async def get_protected(h: Handlers, request: web.Request) -> web.Response:
     response = await h.b.userstore(caller.auth_id).GetProtected(
         pb.GetProtectedRequest(auth_id=caller.auth_id), **h.b.opts()
     )
-    return answer(ProtectedIds(protected_ids=list(response.torrent_ids)))
+    return answer(ProtectedIds(protected_ids=[str(i) for i in response.torrent_ids]))
 
 
 async def set_protected(h: Handlers, request: web.Request) -> web.Response:
@@ -159,7 +166,7 @@ async def set_protected(h: Handlers, request: web.Request) -> web.Response:
         ),
         **h.b.opts(),
     )
-    return answer(ProtectedIds(protected_ids=list(response.torrent_ids)))
+    return answer(ProtectedIds(protected_ids=[str(i) for i in response.torrent_ids]))
 
 
 async def assert_protection(h: Handlers, request: web.Request) -> web.Response:
@@ -198,7 +205,7 @@ async def list_archived(h: Handlers, request: web.Request) -> web.Response:
     )
     return answer(
         ArchivedPage(
-            data=[Archived(**to_json(item)) for item in response.items],
+            data=[Archived.of(item) for item in response.items],
             pagination=Pagination(
                 page=page,
                 limit=limit,
@@ -230,7 +237,7 @@ async def create_archived(h: Handlers, request: web.Request) -> web.Response:
     if body.magnet is not None:
         message.magnet = body.magnet
     response = await stub.CreateArchived(message, **h.b.opts())
-    return answer(ArchivedOne(data=Archived(**to_json(response.item))))
+    return answer(ArchivedOne(data=Archived.of(response.item)))
 
 
 async def archive_bulk(h: Handlers, request: web.Request) -> web.Response:

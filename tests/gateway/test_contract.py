@@ -533,7 +533,7 @@ async def test_preview(user: User) -> None:
     assert body["matched_torrents"] == 2
     assert_iso(body["observed_at"])
     for row in body["torrents"]:
-        assert row["torrent_id"] in user.torrent_ids
+        assert int(row["torrent_id"]) in user.torrent_ids
         (condition,) = row["conditions"]
         assert condition["type"] == "PROGRESS"
         assert condition["threshold"] == 100
@@ -655,7 +655,11 @@ async def test_archive_create_list_delete(user: User) -> None:
         )
         row = body["data"]
         assert set(row) >= {"id", "torrent_id", "hash", "name", "tracker", "magnet", "archived_at"}
-        assert (row["torrent_id"], row["name"], row["magnet"]) == (100 + n, f"Show.S0{n}", None)
+        assert (row["torrent_id"], row["name"], row["magnet"]) == (
+            str(100 + n),
+            f"Show.S0{n}",
+            None,
+        )
         assert_iso(row["archived_at"])
         created.append(row)
     dup = await user.call(
@@ -739,12 +743,12 @@ async def test_protection(user: User) -> None:
     body = await user.ok(
         "PUT", "/api/downloads/protect", json={"download_ids": [a, str(b)], "protected": True}
     )
-    assert sorted(body["protected_ids"]) == sorted([a, b])
+    assert sorted(body["protected_ids"]) == sorted([str(a), str(b)])
     body = await user.ok(
         "PUT", "/api/downloads/protect", json={"download_ids": [a], "protected": False}
     )
-    assert body["protected_ids"] == [b]
-    assert (await user.ok("GET", "/api/downloads/protect"))["protected_ids"] == [b]
+    assert body["protected_ids"] == [str(b)]
+    assert (await user.ok("GET", "/api/downloads/protect"))["protected_ids"] == [str(b)]
     for payload, field in (
         ({"download_ids": "1"}, "download_ids"),
         ({"download_ids": [0]}, "download_ids.0"),
