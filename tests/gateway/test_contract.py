@@ -551,6 +551,31 @@ async def test_preview(user: User) -> None:
     assert_error(reply, 400, field="groups[0].conditions[0].operator")
 
 
+async def test_preview_holds_back_only_what_protection_is_about(user: User) -> None:
+    """A protected torrent is "protected" for a delete, but a reannounce still reaches it."""
+    await polled(user)
+    guarded = user.torrent_ids[0]
+    await user.ok(
+        "PUT", "/api/downloads/protect", json={"download_ids": [guarded], "protected": True}
+    )
+    everything = [{"conditions": [{"type": "PROGRESS", "operator": "gte", "value": 0}]}]
+
+    async def row_for(action: str) -> dict[str, Any]:
+        doc = rule("p", groups=everything, action={"type": action})
+        body = await user.ok("POST", "/api/automation/rules/preview", json=doc)
+        (row,) = [r for r in body["torrents"] if r["torrent_id"] == guarded]
+        return dict(row)
+
+    deleting = await row_for("delete")
+    assert (deleting["matched"], deleting["actionable"], deleting["skip_reason"]) == (
+        True,
+        False,
+        "protected",
+    )
+    announcing = await row_for("reannounce")
+    assert (announcing["actionable"], announcing["skip_reason"]) == (True, "")
+
+
 async def test_presets(user: User) -> None:
     """The three built-in presets of the product brief, as valid rules."""
     presets = (await user.ok("GET", "/api/automation/presets"))["presets"]
