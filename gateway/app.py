@@ -7,7 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway import backend, downloads, sse
+from gateway import backend, downloads, sse, tags
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
 from gateway.handlers import Handlers
@@ -67,6 +67,8 @@ def routes(h: Handlers) -> list[web.RouteDef]:
         web.get("/api/downloads/protect", partial(downloads.get_protected, h)),
         web.put("/api/downloads/protect", partial(downloads.set_protected, h)),
         web.post("/api/downloads/protect/assert", partial(downloads.assert_protection, h)),
+        # Declared routes, in their declared order (/api/downloads/tags before any "{id}").
+        *(web.route(r.method, r.path, partial(r.handler, h)) for r in tags.ROUTES),
     ]
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import bodies
+from pydantic import BaseModel
+
+from gateway import bodies, tags
+from gateway.api import Route
 from gateway.handlers import VERSION
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -55,6 +58,34 @@ def _op(
     if body is not None:
         operation["requestBody"] = {"required": True, **_json(body)}
     return operation
+
+
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _declared(route: Route) -> dict[str, Any]:
+    """An operation from a route declaration (gateway/api.py)."""
+    params = [_ID] if "{id}" in route.path else None
+    return _op(
+        route.summary,
+        ok=_ref(route.answer) if route.answer is not None else None,
+        body=_ref(route.body) if route.body is not None else None,
+        params=params,
+        errors=route.errors,
+        auth=route.auth,
+        tag=route.tag,
+    )
+
+
+def _models(routes: tuple[Route, ...]) -> dict[str, Any]:
+    """Component schemas of the routes' bodies and answers, and of the models they nest."""
+    out = bodies.schemas(*(r.body for r in routes if r.body is not None))
+    for model in {r.answer for r in routes if r.answer is not None}:
+        document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(document.pop("$defs", {}))
+        out[model.__name__] = document
+    return out
 
 
 _REASONS = {
@@ -319,6 +350,8 @@ def document() -> dict[str, Any]:
             ),
         },
     }
+    for route in tags.ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _declared(route)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -332,7 +365,11 @@ def document() -> dict[str, Any]:
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
-            "schemas": {**_SCHEMAS, **bodies.schemas(*bodies.MODELS)},
+            "schemas": {
+                **_SCHEMAS,
+                **bodies.schemas(*bodies.MODELS),
+                **_models(tags.ROUTES),
+            },
         },
     }
 
