@@ -28,7 +28,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-site",
 }
 ALLOWED_HEADERS = "Content-Type, x-api-key, Authorization, x-auth-id, x-request-id"
-ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 @web.middleware

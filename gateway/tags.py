@@ -28,7 +28,7 @@ from gateway import bodies
 from gateway.api import Answer, Route, answer
 from gateway.bodies import Body, DownloadId, tbm_error
 from gateway.handlers import Handlers
-from gateway.inputs import tbm_path_id
+from gateway.inputs import path_id
 from gateway.jsonview import sql_time
 
 MAX_DOWNLOAD_IDS = 1000
@@ -240,7 +240,7 @@ async def create_tag(h: Handlers, request: web.Request) -> web.Response:
 async def get_tag(h: Handlers, request: web.Request) -> web.Response:
     """One tag with its usage count."""
     caller = await h.caller(request)
-    tag_id = tbm_path_id(request)
+    tag_id = path_id(request)
     response = await h.b.tags(caller.auth_id).GetTag(
         pb.GetTagRequest(auth_id=caller.auth_id, tag_id=tag_id), **h.b.opts()
     )
@@ -250,7 +250,7 @@ async def get_tag(h: Handlers, request: web.Request) -> web.Response:
 async def update_tag(h: Handlers, request: web.Request) -> web.Response:
     """Rename a tag."""
     caller = await h.caller(request)
-    tag_id = tbm_path_id(request)
+    tag_id = path_id(request)
     body = await bodies.read(request, TagName)
     response = await h.b.tags(caller.auth_id).UpdateTag(
         pb.UpdateTagRequest(auth_id=caller.auth_id, tag_id=tag_id, name=body.name), **h.b.opts()
@@ -261,7 +261,7 @@ async def update_tag(h: Handlers, request: web.Request) -> web.Response:
 async def delete_tag(h: Handlers, request: web.Request) -> web.Response:
     """Delete a tag; its mappings go with it."""
     caller = await h.caller(request)
-    tag_id = tbm_path_id(request)
+    tag_id = path_id(request)
     await h.b.tags(caller.auth_id).DeleteTag(
         pb.DeleteTagRequest(auth_id=caller.auth_id, tag_id=tag_id), **h.b.opts()
     )
@@ -301,13 +301,21 @@ async def change_mappings(h: Handlers, request: web.Request) -> web.Response:
 _NAMED = (400, 401, 403, 404, 409, 429, 503)
 ROUTES: tuple[Route, ...] = (
     Route(
-        "GET", "/api/tags", list_tags, "Every tag with its usage count", answer=TagList, tag="tags"
+        "GET",
+        "/api/tags",
+        list_tags,
+        "TBM's local tags, by name (binary), each with how many downloads carry it",
+        answer=TagList,
+        tag="tags",
     ),
     Route(
         "POST",
         "/api/tags",
         create_tag,
-        "Create a tag (409 when the name is taken in any case)",
+        (
+            "Create a tag: the name trimmed as JavaScript trims, 1 to 100 UTF-16 units; 409 when "
+            "another tag has it in any ASCII case; no event"
+        ),
         body=TagName,
         answer=TagSaved,
         errors=_NAMED,
@@ -318,7 +326,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/downloads/tags",
         list_mappings,
-        "Every tagged download and its tags",
+        "Every tagged download (its id as a string key) and its tags, by name",
         answer=Mappings,
         tag="tags",
     ),
@@ -326,19 +334,29 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "/api/downloads/tags",
         change_mappings,
-        "Add, remove or replace tags of downloads; emits tags_changed",
+        (
+            "Add, remove or replace tags of downloads in one transaction. TBM's ten checks in its "
+            "order and words (tag ids, download ids, non-empty download_ids, tag_ids an array, at "
+            "most 1000 and 100, no repeated raw values, the operation, every tag exists); a "
+            "refused change changes nothing; emits tags_changed even when nothing changed"
+        ),
         body=ChangeDownloadTags,
         answer=Done,
         tag="tags",
     ),
     Route(
-        "GET", "/api/tags/{id}", get_tag, "One tag with its usage count", answer=OneTag, tag="tags"
+        "GET",
+        "/api/tags/{id}",
+        get_tag,
+        'One tag with its usage count (404 "Tag not found")',
+        answer=OneTag,
+        tag="tags",
     ),
     Route(
         "PUT",
         "/api/tags/{id}",
         update_tag,
-        "Rename a tag; emits tags_changed",
+        "Rename a tag: the name's checks, then 404, then 409; emits tags_changed",
         body=TagName,
         answer=TagSaved,
         errors=_NAMED,
@@ -348,7 +366,7 @@ ROUTES: tuple[Route, ...] = (
         "DELETE",
         "/api/tags/{id}",
         delete_tag,
-        "Delete a tag and its mappings; emits tags_changed",
+        "Delete a tag and (by cascade) its mappings; its id is never reused; emits tags_changed",
         answer=Done,
         tag="tags",
     ),
