@@ -7,7 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway import backend, downloads, rules, sse, torrents
+from gateway import backend, downloads, rules, sse, tags, torrents
 from gateway.api import Route
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
@@ -44,6 +44,7 @@ ROUTES: tuple[Route, ...] = (
     *sse.ROUTES,
     *torrents.ROUTES,
     *downloads.ROUTES,
+    *tags.ROUTES,
 )
 """Every route in the order aiohttp tries them (a literal path before a "{id}" one)."""
 

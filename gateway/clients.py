@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 import grpc
 from torbox.automation.v1 import scheduler_service_pb2_grpc as scheduler_grpc
+from torbox.automation.v1 import tags_service_pb2_grpc as tags_grpc
 from torbox.automation.v1 import userstore_service_pb2_grpc as userstore_grpc
 
 from common import grpc_client
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from torbox.automation.v1.scheduler_service_pb2_grpc import (
         SchedulerServiceAsyncStub as SchedulerStub,
     )
+    from torbox.automation.v1.tags_service_pb2_grpc import TagsServiceAsyncStub as TagsStub
     from torbox.automation.v1.userstore_service_pb2_grpc import (
         UserstoreServiceAsyncStub as UserstoreStub,
     )
@@ -50,10 +52,13 @@ class Backends:
         self.timeout = timeout
         self._channels: list[grpc.aio.Channel] = []
         self.shards: list[UserstoreStub] = []
+        # Each shard also serves TBM's tags (TagsService), over the same channel.
+        self.tag_shards: list[TagsStub] = []
         for address in userstore_addrs:
             channel = _channel(address)
             self._channels.append(channel)
             self.shards.append(userstore_grpc.UserstoreServiceStub(channel))
+            self.tag_shards.append(tags_grpc.TagsServiceStub(channel))
         self.schedulers: list[SchedulerStub] = []
         for address in scheduler_addrs:
             channel = _channel(address)
@@ -63,6 +68,10 @@ class Backends:
     def userstore(self, auth_id: str) -> UserstoreStub:
         """The stub of the shard that holds this user (the same routing as the scheduler's)."""
         return self.shards[owner_index(auth_id, len(self.shards))]
+
+    def tags(self, auth_id: str) -> TagsStub:
+        """The tags stub of the shard that holds this user (routed as :meth:`userstore`)."""
+        return self.tag_shards[owner_index(auth_id, len(self.tag_shards))]
 
     def scheduler(self, auth_id: str) -> SchedulerStub:
         """The replica that polls this user (the scheduler's own routing).

@@ -73,14 +73,12 @@ def body_limit(max_bytes: int) -> Middleware:
 
 
 # TBM features this backend does not provide yet: their routes answer 503, which TBM's frontend
-# reads as "feature disabled" (custom views and download tags then show nothing, quietly).
+# reads as "feature disabled" (custom views then show nothing, quietly).
 NOT_PROVIDED: tuple[tuple[str, str], ...] = (
     ("/api/stremio", "Stremio addons are"),
     ("/api/tmdb", "TMDB credentials are"),
     ("/api/admin", "Administration is"),
     ("/api/custom-views", "Custom views are"),
-    ("/api/downloads/tags", "Download tags are"),
-    ("/api/tags", "Tags are"),
     ("/api/link-history", "Link history is"),
     ("/api/uploads", "The upload queue is"),
 )

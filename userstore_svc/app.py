@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 
+from torbox.automation.v1 import tags_service_pb2_grpc as tags_grpc
 from torbox.automation.v1 import userstore_service_pb2 as pb
 from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 
@@ -23,6 +24,9 @@ from userstore_svc.rules_service import RuleService
 from userstore_svc.servicer import UserstoreServicer
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
+from userstore_svc.tags_service import TagService
+from userstore_svc.tags_servicer import SERVICE_NAME as TAGS_SERVICE_NAME
+from userstore_svc.tags_servicer import TagsServicer
 from userstore_svc.torrents_service import TorrentService
 from userstore_svc.users_service import UserService
 
@@ -51,7 +55,7 @@ class UserstoreApp:
 
     def __init__(self, settings: UserstoreSettings) -> None:
         self.settings = settings
-        self.server = GrpcServer([SERVICE_NAME])
+        self.server = GrpcServer([SERVICE_NAME, TAGS_SERVICE_NAME])
         self._tasks: list[asyncio.Task[None]] = []
         self.registry: Registry | None = None
         self.pool: DatabasePool | None = None
@@ -79,6 +83,10 @@ class UserstoreApp:
             clock=clock,
         )
         pb_grpc.add_UserstoreServiceServicer_to_server(self.servicer, self.server.server)
+        # TBM's tags: their own service, beside the userstore's, over the same pool and hub.
+        tags_grpc.add_TagsServiceServicer_to_server(
+            TagsServicer(TagService(self.pool, self.registry, clock, hub)), self.server.server
+        )
         port = await self.server.start(f"{s.bind_host}:{s.port}")
         self._tasks = [
             asyncio.create_task(self._flush_counters()),
