@@ -48,6 +48,23 @@ Next.js server call, in TBM's shapes, plus our own per-torrent automation routes
 - **Event stream.** `GET /api/automation/events` sends `data: {"event": <name>, ...}` frames:
   `changed` after a poll, our synthetic torrent events, and TBM's `protection_changed` and
   `tags_changed`.
+- **Declarations.** Each body, query and answer is a pydantic v2 model (chosen over msgspec for
+  its JSON Schema output, per-field custom errors that can carry TBM's exact strings, and its
+  maintenance); each route a `Route` in its resource module. The router, `/openapi.json`, the
+  validation errors and this page all follow from them.
+
+## Where we differ from TBM's backend, on purpose
+
+- Ids are strict: `"12abc"` or `1.5` is refused with a 400 naming the field, where TBM's
+  `parseInt` would read 12 or 1.
+- The per-user rate limit is checked before a path id, so a bad id still spends a token.
+- Extra routes: per-torrent automation status, events and seeding limits
+  (`/api/automation/torrents...`), rule previews, and restoring an archived download.
+- Not provided yet, answered 503 `FEATURE_NOT_PROVIDED` (TBM's frontend reads it as "feature
+  disabled"): the upload queue (`/api/uploads`), Stremio addons, TMDB, admin.
+- Rules may name usenet and web-download asset types; until those are polled only the torrent
+  part acts, and the rule says so.
+- `BACKEND_SERVICE_SECRET` is not checked on the internal key routes yet.
 
 ## Routes
 """
@@ -125,6 +142,19 @@ def _section(route: Route, doc: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _top_level(doc: dict[str, Any]) -> set[str]:
+    """The components that are a whole body or answer (already shown under their route)."""
+    names = set()
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            bodies = [operation.get("requestBody", {}), operation["responses"]["200"]]
+            for part in bodies:
+                schema = part.get("content", {}).get("application/json", {}).get("schema", {})
+                if "$ref" in schema:
+                    names.add(str(schema["$ref"]).rsplit("/", 1)[1])
+    return names
+
+
 def reference(routes: tuple[Route, ...]) -> str:
     """The whole reference as Markdown, routes grouped by their tag in declaration order."""
     doc = document(routes)
@@ -136,6 +166,15 @@ def reference(routes: tuple[Route, ...]) -> str:
         lines += [f"## {tag.capitalize()}", ""]
         for route in members:
             lines += _section(route, doc)
+    lines += ["## Nested shapes", "", "Objects the bodies and answers above contain.", ""]
+    top = _top_level(doc)
+    for name, schema in sorted(doc["components"]["schemas"].items()):
+        if name in top or not schema.get("properties"):
+            continue
+        lines += [f"### `{name}`", ""]
+        if schema.get("description"):
+            lines += [str(schema["description"]).split("\n")[0], ""]
+        lines += [*_fields(schema), ""]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
 

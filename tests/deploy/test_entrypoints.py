@@ -37,6 +37,8 @@ SERVICES = {
     "torbox-backend": ("gateway", "PORT", None),
 }
 # a few methods reflection must describe for each gRPC service
+# Services a process serves next to its main one (the userstore's TBM resources).
+ALSO_SERVED = {"userstore": ("torbox.automation.v1.TagsService",)}
 SOME_METHODS = {
     "userstore": {"Ingest", "RegisterUser", "GetStats"},
     "scheduler": {"EnsureUser", "RunRule", "GetStatus"},
@@ -207,6 +209,7 @@ async def test_image_entry_points_serve_report_health_and_stop_cleanly(tmp_path:
                 listed, methods = await reflected(container.port, container.health_name)
                 assert listed == {
                     container.health_name,
+                    *ALSO_SERVED.get(container.name, ()),
                     "grpc.health.v1.Health",
                     "grpc.reflection.v1alpha.ServerReflection",
                 }, (container.name, listed)
