@@ -7,7 +7,8 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway import backend, downloads, sse
+from gateway import backend, downloads, link_history, sse, views
+from gateway.api import Route
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
 from gateway.handlers import Handlers
@@ -22,6 +23,18 @@ from gateway.openapi import document
 
 MAX_BODY_BYTES = 1024 * 1024
 HANDLERS: web.AppKey[Handlers] = web.AppKey("handlers")
+# Resources declared with gateway.api.Route, in registration order.
+DECLARED: tuple[Route, ...] = (*views.ROUTES, *link_history.ROUTES)
+
+
+def declared(h: Handlers, declarations: tuple[Route, ...]) -> list[web.RouteDef]:
+    """The aiohttp routes of some declarations, in their order."""
+    return [web.route(r.method, r.path, partial(r.handler, h)) for r in declarations]
+
+
+def body_limits(declarations: tuple[Route, ...]) -> dict[tuple[str, str], int]:
+    """The routes that read more than MAX_BODY_BYTES: (method, path) -> their cap."""
+    return {(r.method, r.path): r.max_body for r in declarations if r.max_body is not None}
 
 
 def routes(h: Handlers) -> list[web.RouteDef]:
@@ -67,6 +80,7 @@ def routes(h: Handlers) -> list[web.RouteDef]:
         web.get("/api/downloads/protect", partial(downloads.get_protected, h)),
         web.put("/api/downloads/protect", partial(downloads.set_protected, h)),
         web.post("/api/downloads/protect/assert", partial(downloads.assert_protection, h)),
+        *declared(h, DECLARED),
     ]
 
 
@@ -77,7 +91,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         middlewares=[
             request_context,
             error_mapping,
-            body_limit(MAX_BODY_BYTES),
+            body_limit(MAX_BODY_BYTES, body_limits(DECLARED)),
             cors_preflight(settings.frontend_urls),
         ],
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from gateway import bodies
+from pydantic import BaseModel
+
+from gateway import bodies, link_history, views
+from gateway.api import Route
 from gateway.handlers import VERSION
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -319,6 +323,9 @@ def document() -> dict[str, Any]:
             ),
         },
     }
+    declared, declared_schemas = _declared((*views.ROUTES, *link_history.ROUTES))
+    for path, operations in declared.items():
+        paths.setdefault(path, {}).update(operations)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -332,9 +339,44 @@ def document() -> dict[str, Any]:
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
-            "schemas": {**_SCHEMAS, **bodies.schemas(*bodies.MODELS)},
+            "schemas": {**_SCHEMAS, **bodies.schemas(*bodies.MODELS), **declared_schemas},
         },
     }
+
+
+def _component(model: type[BaseModel], out: dict[str, Any]) -> dict[str, str]:
+    """Put a model's schema (and what it nests) under the components; returns its $ref."""
+    if issubclass(model, bodies.Body):
+        document = bodies.schema(model)
+    else:
+        document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    out.update(document.pop("$defs", {}))
+    out[model.__name__] = document
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _declared(routes: tuple[Route, ...]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Operations and component schemas of routes declared with gateway.api.Route."""
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {}
+    for route in routes:
+        params = [{**_ID, "name": name} for name in re.findall(r"{(\w+)}", route.path)]
+        if route.query is not None:
+            properties = route.query.model_json_schema()["properties"]
+            params += [
+                {"name": name, "in": "query", "schema": schema}
+                for name, schema in properties.items()
+            ]
+        paths.setdefault(route.path, {})[route.method.lower()] = _op(
+            route.summary,
+            ok=_component(route.answer, schemas) if route.answer is not None else None,
+            body=_component(route.body, schemas) if route.body is not None else None,
+            params=params or None,
+            errors=route.errors,
+            auth=route.auth,
+            tag=route.tag,
+        )
+    return paths, schemas
 
 
 _SCHEMAS: dict[str, Any] = {

@@ -7,8 +7,12 @@ import contextlib
 import logging
 import time
 
+from torbox.automation.v1 import link_history_service_pb2 as lpb
+from torbox.automation.v1 import link_history_service_pb2_grpc as lpb_grpc
 from torbox.automation.v1 import userstore_service_pb2 as pb
 from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
+from torbox.automation.v1 import views_service_pb2 as vpb
+from torbox.automation.v1 import views_service_pb2_grpc as vpb_grpc
 
 from common.grpc_server import GrpcServer
 from userstore_svc.config import UserstoreSettings
@@ -17,6 +21,7 @@ from userstore_svc.core.rules.plan import SafetyConfig
 from userstore_svc.downloads_service import DownloadService
 from userstore_svc.hub import EventHub
 from userstore_svc.ingest import IngestConfig, Ingestor
+from userstore_svc.link_history_service import LinkHistoryService
 from userstore_svc.maintenance import maintain_all
 from userstore_svc.moves import MoveService
 from userstore_svc.rules_service import RuleService
@@ -25,10 +30,15 @@ from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
 from userstore_svc.torrents_service import TorrentService
 from userstore_svc.users_service import UserService
+from userstore_svc.views_service import ViewService
+from userstore_svc.views_servicer import LinkHistoryServicer, ViewsServicer
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["UserstoreService"].full_name
+# TBM's per-user data beside the automation: served by the same process, on the same databases.
+VIEWS_SERVICE_NAME = vpb.DESCRIPTOR.services_by_name["ViewsService"].full_name
+LINK_HISTORY_SERVICE_NAME = lpb.DESCRIPTOR.services_by_name["LinkHistoryService"].full_name
 COUNTER_FLUSH_SECONDS = 5.0
 
 
@@ -51,7 +61,7 @@ class UserstoreApp:
 
     def __init__(self, settings: UserstoreSettings) -> None:
         self.settings = settings
-        self.server = GrpcServer([SERVICE_NAME])
+        self.server = GrpcServer([SERVICE_NAME, VIEWS_SERVICE_NAME, LINK_HISTORY_SERVICE_NAME])
         self._tasks: list[asyncio.Task[None]] = []
         self.registry: Registry | None = None
         self.pool: DatabasePool | None = None
@@ -79,6 +89,13 @@ class UserstoreApp:
             clock=clock,
         )
         pb_grpc.add_UserstoreServiceServicer_to_server(self.servicer, self.server.server)
+        vpb_grpc.add_ViewsServiceServicer_to_server(
+            ViewsServicer(ViewService(self.pool, self.registry, clock)), self.server.server
+        )
+        lpb_grpc.add_LinkHistoryServiceServicer_to_server(
+            LinkHistoryServicer(LinkHistoryService(self.pool, self.registry, clock)),
+            self.server.server,
+        )
         port = await self.server.start(f"{s.bind_host}:{s.port}")
         self._tasks = [
             asyncio.create_task(self._flush_counters()),
