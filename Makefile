@@ -12,7 +12,7 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN := common/gen
 PY_DIRS := $(wildcard common gateway scheduler_svc userstore_svc simulator tests bench docker)
 
-.PHONY: help install run demo test test-fast lint fmt proto proto-check bench bench-full clean deploy-check
+.PHONY: help install run demo test test-fast lint fmt docs proto proto-check bench bench-full clean deploy-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -60,6 +60,9 @@ proto: install  ## regenerate the Python stubs from proto/ into common/gen
 	  --python_out=$(GEN) --grpc_python_out=$(GEN) \
 	  --mypy_out=$(GEN) --mypy_grpc_out=$(GEN) $(PROTOS)
 	$(PY) -m common.gen_init $(GEN)/torbox
+
+docs: install  ## write docs/api.md from the route declarations (a test checks it is fresh)
+	$(PY) -m gateway.reference > docs/api.md
 
 proto-check: proto  ## fail when the committed stubs differ from freshly generated ones
 	@git add -N $(GEN) && git diff --exit-code --stat -- $(GEN) \

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
-from gateway.bodies import invalid
+from common.errors import InvalidArgument
+from gateway.inputs import INTEGER
 
 if TYPE_CHECKING:
     from gateway.bodies import Body
@@ -36,7 +38,7 @@ class Answer(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     # Properties documented by another component (a rule is the "Rule" schema).
-    documented: ClassVar[dict[str, dict[str, Any]]] = {}
+    documented: ClassVar[dict[str, Any]] = {}
 
     success: Literal[True] = True
 
@@ -53,11 +55,57 @@ def answer(model: BaseModel, status: int = 200) -> web.Response:
 
 
 def query(request: web.Request, model: type[Q]) -> Q:
-    """The request's query as `model`, or InvalidArgument naming the first bad parameter."""
+    """The request's query as `model`, or InvalidArgument naming the first bad parameter.
+
+    An empty value (``?limit=``) counts as absent, as browsers and TBM's proxies send them.
+    """
     try:
-        return model.model_validate(dict(request.query))
+        return model.model_validate({k: v for k, v in request.query.items() if v != ""})
     except ValidationError as error:
-        raise invalid(error) from None
+        first = error.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "query"
+        # TBM's own words (bodies.tbm_error) go out as they are: its frontend compares them.
+        message = first["msg"] if first["type"] == "tbm" else f"{field} {first['msg']}"
+        raise InvalidArgument(message, field=field) from None
+
+
+def whole(lo: int, hi: int) -> Any:
+    """A query integer within [lo, hi] (digits only: no "1e3", no "1.0")."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not INTEGER.fullmatch(value):
+            raise PydanticCustomError("whole", "must be a whole number")
+        number = int(value)
+        if not lo <= number <= hi:
+            raise PydanticCustomError("range", f"must be between {lo} and {hi}")
+        return number
+
+    return BeforeValidator(check, json_schema_input_type=int)
+
+
+def flag() -> Any:
+    """A query flag: 1/true/yes or 0/false/no (case-insensitive)."""
+
+    def check(value: Any) -> Any:
+        text = str(value).lower()
+        if text in ("0", "false", "no"):
+            return False
+        if text in ("1", "true", "yes"):
+            return True
+        raise PydanticCustomError("flag", "must be true or false")
+
+    return BeforeValidator(check, json_schema_input_type=bool)
+
+
+def text(limit: int) -> Any:
+    """Free query text of at most `limit` characters."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or len(value) > limit:
+            raise PydanticCustomError("text", f"must be at most {limit} characters")
+        return value
+
+    return BeforeValidator(check, json_schema_input_type=str)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,9 +36,13 @@ class Body(BaseModel):
     documented: ClassVar[dict[str, dict[str, Any]]] = {}
 
 
-def tbm_error(message: str) -> PydanticCustomError:
-    """A validation failure whose message is exactly `message` (TBM compares some of them)."""
-    return PydanticCustomError("tbm", message)
+def tbm_error(message: str, field: str | None = None) -> PydanticCustomError:
+    """A validation failure whose message is exactly `message` (TBM compares some of them).
+
+    `field` names the field when the check runs over the whole body (a model validator, whose
+    failures have no location of their own): TBM orders some checks across fields.
+    """
+    return PydanticCustomError("tbm", message, {"field": field} if field else None)
 
 
 def _id(value: Any) -> int:
@@ -92,7 +96,9 @@ async def read(request: web.Request, model: type[M]) -> M:
 def invalid(error: ValidationError) -> InvalidArgument:
     """Our error for pydantic's first complaint: the field's path and the reason."""
     first = error.errors(include_url=False, include_input=False)[0]
-    field = ".".join(str(part) for part in first["loc"]) or "body"
+    field = ".".join(str(part) for part in first["loc"]) or (first.get("ctx") or {}).get(
+        "field", "body"
+    )
     message = str(first["msg"])
     if first["type"] == "missing":
         message = f"{field} is required"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, TypedDict
 import grpc
 from torbox.automation.v1 import link_history_service_pb2_grpc as link_history_grpc
 from torbox.automation.v1 import scheduler_service_pb2_grpc as scheduler_grpc
+from torbox.automation.v1 import tags_service_pb2_grpc as tags_grpc
 from torbox.automation.v1 import userstore_service_pb2_grpc as userstore_grpc
 from torbox.automation.v1 import views_service_pb2_grpc as views_grpc
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from torbox.automation.v1.scheduler_service_pb2_grpc import (
         SchedulerServiceAsyncStub as SchedulerStub,
     )
+    from torbox.automation.v1.tags_service_pb2_grpc import TagsServiceAsyncStub as TagsStub
     from torbox.automation.v1.userstore_service_pb2_grpc import (
         UserstoreServiceAsyncStub as UserstoreStub,
     )
@@ -56,13 +58,15 @@ class Backends:
         self.timeout = timeout
         self._channels: list[grpc.aio.Channel] = []
         self.shards: list[UserstoreStub] = []
-        # TBM's views and link history live in the same shard process, on the same channel.
+        # Each shard also serves TBM's tags, custom views and link history, over the same channel.
+        self.tag_shards: list[TagsStub] = []
         self.view_shards: list[ViewsStub] = []
         self.link_history_shards: list[LinkHistoryStub] = []
         for address in userstore_addrs:
             channel = _channel(address)
             self._channels.append(channel)
             self.shards.append(userstore_grpc.UserstoreServiceStub(channel))
+            self.tag_shards.append(tags_grpc.TagsServiceStub(channel))
             self.view_shards.append(views_grpc.ViewsServiceStub(channel))
             self.link_history_shards.append(link_history_grpc.LinkHistoryServiceStub(channel))
         self.schedulers: list[SchedulerStub] = []
@@ -82,6 +86,10 @@ class Backends:
     def link_history(self, auth_id: str) -> LinkHistoryStub:
         """The link history of this user's shard (routed as :meth:`userstore`)."""
         return self.link_history_shards[owner_index(auth_id, len(self.link_history_shards))]
+
+    def tags(self, auth_id: str) -> TagsStub:
+        """The tags stub of the shard that holds this user (routed as :meth:`userstore`)."""
+        return self.tag_shards[owner_index(auth_id, len(self.tag_shards))]
 
     def scheduler(self, auth_id: str) -> SchedulerStub:
         """The replica that polls this user (the scheduler's own routing).

@@ -21,6 +21,7 @@ class GatewaySettings:
     rate_limit_burst: int
     grpc_timeout_seconds: float
     run_timeout_seconds: float
+    ensure_timeout_seconds: float
     sse_heartbeat_seconds: float
     shutdown_grace_seconds: float
     log_format: str
@@ -40,8 +41,11 @@ class GatewaySettings:
             frontend_urls=env.string_list("FRONTEND_URL", "http://localhost:3000"),
             rate_limit_per_minute=env.number("RATE_LIMIT_PER_MINUTE", 300.0, minimum=1.0),
             rate_limit_burst=env.integer("RATE_LIMIT_BURST", 60, minimum=1),
-            grpc_timeout_seconds=env.number("GRPC_TIMEOUT_SECONDS", 10.0, minimum=0.1),
-            run_timeout_seconds=env.number("RUN_TIMEOUT_SECONDS", 60.0, minimum=1.0),
+            # Inside TBM's proxy timeouts (5 s for most calls, 30 s for a manual run, 10 s for
+            # ensure-db), so TBM always gets our answer, not its own timeout.
+            grpc_timeout_seconds=env.number("GRPC_TIMEOUT_SECONDS", 4.0, minimum=0.1),
+            run_timeout_seconds=env.number("RUN_TIMEOUT_SECONDS", 25.0, minimum=1.0),
+            ensure_timeout_seconds=env.number("ENSURE_TIMEOUT_SECONDS", 8.0, minimum=1.0),
             sse_heartbeat_seconds=env.number("SSE_HEARTBEAT_SECONDS", 15.0, minimum=0.1),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0),
             log_format=env.choice("LOG_FORMAT", "json", ("json", "text")),

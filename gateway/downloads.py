@@ -8,19 +8,130 @@ first too. A 403 names the blocked ids (as strings, as TBM stores them).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated
 
 from aiohttp import web
+from pydantic import BaseModel
 from torbox.automation.v1 import scheduler_service_pb2 as spb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from gateway import bodies
+from gateway.api import Answer, Query, Route, answer, query, text, whole
 from gateway.auth import caller_of
-from gateway.handlers import Handlers, ok
-from gateway.inputs import int_query, positive_id, text_query
+from gateway.handlers import Handlers
+from gateway.inputs import path_id
 from gateway.jsonview import to_json
 
 PROTECTED = "Download is protected"
+
+
+class ProtectedIds(Answer):
+    """Every protected download id (strings, as TBM stores and sends them)."""
+
+    protected_ids: list[str]
+
+
+class ProtectionCheck(Answer):
+    """Which of the asked ids a destructive operation may touch (ids as strings, as TBM's)."""
+
+    allowed: list[str]
+    blocked: list[str]
+
+
+class Archived(BaseModel):
+    """One archived download (`torrent_id` a string as in TBM; `id` is the archive row's)."""
+
+    id: int
+    torrent_id: str
+    hash: str
+    name: str
+    tracker: str | None
+    magnet: str | None
+    archived_at: str | None
+    created_at: str | None
+
+    @classmethod
+    def of(cls, item: pb.ArchivedDownload) -> Archived:
+        """The row as TBM shapes it (archived when it was created: one time for both)."""
+        row = to_json(item)
+        return cls(**{**row, "torrent_id": str(item.torrent_id), "created_at": row["archived_at"]})
+
+
+class RestoredDownload(BaseModel):
+    """A download re-added from its archive row."""
+
+    torrent_id: int | None
+    queued_id: int | None
+    hash: str
+
+
+class Pagination(BaseModel):
+    """Where a page sits in the whole list."""
+
+    page: int
+    limit: int
+    total: int
+    totalPages: int
+
+
+class ArchivedPage(Answer):
+    """A page of archived downloads, newest first."""
+
+    data: list[Archived]
+    pagination: Pagination
+
+
+class ArchivedOne(Answer):
+    """The archive row just written."""
+
+    data: Archived
+
+
+class BulkArchived(BaseModel):
+    """What a bulk archive did."""
+
+    torrentIds: list[str]
+    blocked_ids: list[str]
+
+
+class ArchivedBulk(Answer):
+    """Downloads archived, and those left out because they are protected."""
+
+    data: BulkArchived
+
+
+class Counts(BaseModel):
+    """How many rows a bulk removal found of those asked."""
+
+    deleted: int
+    requested: int
+
+
+class DeletedBulk(Answer):
+    """Archive rows removed."""
+
+    message: str
+    data: Counts
+
+
+class Message(Answer):
+    """A success with TBM's message."""
+
+    message: str
+
+
+class Restored(Answer):
+    """The re-added download as TorBox answered (a queued one has only a queued id)."""
+
+    data: RestoredDownload
+
+
+class ArchiveQuery(Query):
+    """A page of the archive, optionally searched by name or hash."""
+
+    page: Annotated[int, whole(1, 1_000_000)] = 1
+    limit: Annotated[int, whole(1, 1000)] = 50
+    search: Annotated[str, text(200)] = ""
 
 
 def protected_answer(blocked: list[int]) -> web.Response:
@@ -42,7 +153,7 @@ async def get_protected(h: Handlers, request: web.Request) -> web.Response:
     response = await h.b.userstore(caller.auth_id).GetProtected(
         pb.GetProtectedRequest(auth_id=caller.auth_id), **h.b.opts()
     )
-    return ok({"protected_ids": list(response.torrent_ids)})
+    return answer(ProtectedIds(protected_ids=[str(i) for i in response.torrent_ids]))
 
 
 async def set_protected(h: Handlers, request: web.Request) -> web.Response:
@@ -55,7 +166,7 @@ async def set_protected(h: Handlers, request: web.Request) -> web.Response:
         ),
         **h.b.opts(),
     )
-    return ok({"protected_ids": list(response.torrent_ids)})
+    return answer(ProtectedIds(protected_ids=[str(i) for i in response.torrent_ids]))
 
 
 async def assert_protection(h: Handlers, request: web.Request) -> web.Response:
@@ -74,34 +185,34 @@ async def assert_protection(h: Handlers, request: web.Request) -> web.Response:
     )
     if not response.allowed:
         return protected_answer(list(response.blocked))
-    return ok(
-        {
-            "allowed": [str(i) for i in response.allowed],
-            "blocked": [str(i) for i in response.blocked],
-        }
+    return answer(
+        ProtectionCheck(
+            allowed=[str(i) for i in response.allowed], blocked=[str(i) for i in response.blocked]
+        )
     )
 
 
 async def list_archived(h: Handlers, request: web.Request) -> web.Response:
     """A page of archived downloads, newest first."""
     caller = await h.caller(request)
-    page = int_query(request, "page", 1, 1, 1_000_000)
-    limit = int_query(request, "limit", 50, 1, 1000)
-    search = text_query(request, "search", 200).strip()
+    asked = query(request, ArchiveQuery)
+    page, limit = asked.page, asked.limit
     response = await h.b.userstore(caller.auth_id).ListArchived(
-        pb.ListArchivedRequest(auth_id=caller.auth_id, page=page, limit=limit, search=search),
+        pb.ListArchivedRequest(
+            auth_id=caller.auth_id, page=page, limit=limit, search=asked.search.strip()
+        ),
         **h.b.opts(),
     )
-    return ok(
-        {
-            "data": [to_json(item) for item in response.items],
-            "pagination": {
-                "page": page,
-                "limit": limit,
-                "total": response.total,
-                "totalPages": math.ceil(response.total / limit) if response.total else 0,
-            },
-        }
+    return answer(
+        ArchivedPage(
+            data=[Archived.of(item) for item in response.items],
+            pagination=Pagination(
+                page=page,
+                limit=limit,
+                total=response.total,
+                totalPages=math.ceil(response.total / limit) if response.total else 0,
+            ),
+        )
     )
 
 
@@ -126,7 +237,7 @@ async def create_archived(h: Handlers, request: web.Request) -> web.Response:
     if body.magnet is not None:
         message.magnet = body.magnet
     response = await stub.CreateArchived(message, **h.b.opts())
-    return ok({"data": to_json(response.item)})
+    return answer(ArchivedOne(data=Archived.of(response.item)))
 
 
 async def archive_bulk(h: Handlers, request: web.Request) -> web.Response:
@@ -150,13 +261,13 @@ async def archive_bulk(h: Handlers, request: web.Request) -> web.Response:
     )
     if not response.torrent_ids and response.blocked_ids:
         return protected_answer(list(response.blocked_ids))
-    return ok(
-        {
-            "data": {
-                "torrentIds": [str(i) for i in response.torrent_ids],
-                "blocked_ids": [str(i) for i in response.blocked_ids],
-            }
-        }
+    return answer(
+        ArchivedBulk(
+            data=BulkArchived(
+                torrentIds=[str(i) for i in response.torrent_ids],
+                blocked_ids=[str(i) for i in response.blocked_ids],
+            )
+        )
     )
 
 
@@ -168,29 +279,118 @@ async def delete_archived_bulk(h: Handlers, request: web.Request) -> web.Respons
         pb.DeleteArchivedBulkRequest(auth_id=caller.auth_id, archive_ids=body.ids), **h.b.opts()
     )
     noun = "download" if response.deleted == 1 else "downloads"
-    payload: dict[str, Any] = {
-        "message": f"Deleted {response.deleted} archived {noun}",
-        "data": {"deleted": response.deleted, "requested": response.requested},
-    }
-    return ok(payload)
+    return answer(
+        DeletedBulk(
+            message=f"Deleted {response.deleted} archived {noun}",
+            data=Counts(deleted=response.deleted, requested=response.requested),
+        )
+    )
 
 
 async def delete_archived(h: Handlers, request: web.Request) -> web.Response:
     """Forget one archive row (not the download)."""
     caller = await h.caller(request)
-    archive_id = positive_id(request.match_info.get("id"), "id")
+    archive_id = path_id(request)
     await h.b.userstore(caller.auth_id).DeleteArchived(
         pb.DeleteArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id), **h.b.opts()
     )
-    return ok({"message": "Archived download deleted successfully"})
+    return answer(Message(message="Archived download deleted successfully"))
 
 
 async def restore_archived(h: Handlers, request: web.Request) -> web.Response:
     """Re-add an archived download from its magnet (through the scheduler)."""
     caller = await h.caller(request)
-    archive_id = positive_id(request.match_info.get("id"), "id")
+    archive_id = path_id(request)
     response = await h.b.scheduler(caller.auth_id).RestoreArchived(
         spb.RestoreArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id),
-        **h.b.opts(30.0),
+        **h.b.opts(h.settings.run_timeout_seconds),
     )
-    return ok({"data": to_json(response)})
+    return answer(Restored(data=RestoredDownload(**to_json(response))))
+
+
+_ARCHIVE = "/api/archived-downloads"
+_PROTECT = "/api/downloads/protect"
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        _ARCHIVE,
+        list_archived,
+        "Archived downloads, newest first",
+        query=ArchiveQuery,
+        answer=ArchivedPage,
+        tag="archive",
+    ),
+    Route(
+        "POST",
+        _ARCHIVE,
+        create_archived,
+        "Archive a download by hand (protection first: 403, then duplicates: 409)",
+        body=bodies.ArchiveDownload,
+        answer=ArchivedOne,
+        errors=(400, 401, 403, 404, 409, 429, 503),
+        tag="archive",
+    ),
+    # The bulk paths before "{id}": aiohttp tries resources in the order they were added.
+    Route(
+        "POST",
+        _ARCHIVE + "/bulk",
+        archive_bulk,
+        "Archive up to 500 downloads; protected ones are left out (403 when all are)",
+        body=bodies.ArchiveBulk,
+        answer=ArchivedBulk,
+        tag="archive",
+    ),
+    Route(
+        "DELETE",
+        _ARCHIVE + "/bulk",
+        delete_archived_bulk,
+        "Remove up to 500 archive rows by their row ids",
+        body=bodies.DeleteArchivedBulk,
+        answer=DeletedBulk,
+        tag="archive",
+    ),
+    Route(
+        "DELETE",
+        _ARCHIVE + "/{id}",
+        delete_archived,
+        "Remove an archive row (not the torrent)",
+        answer=Message,
+        tag="archive",
+    ),
+    Route(
+        "POST",
+        _ARCHIVE + "/{id}/restore",
+        restore_archived,
+        "Re-add the torrent to TorBox from its magnet, then remove the row",
+        answer=Restored,
+        errors=(400, 401, 403, 404, 409, 429, 503, 504),
+        tag="archive",
+    ),
+    Route(
+        "GET",
+        _PROTECT,
+        get_protected,
+        "Protected download ids",
+        answer=ProtectedIds,
+        tag="archive",
+    ),
+    Route(
+        "PUT",
+        _PROTECT,
+        set_protected,
+        "Protect or unprotect downloads (never stopped, archived or deleted)",
+        body=bodies.SetProtection,
+        answer=ProtectedIds,
+        tag="archive",
+    ),
+    Route(
+        "POST",
+        _PROTECT + "/assert",
+        assert_protection,
+        "May a destructive operation touch these downloads? 403 when none may",
+        body=bodies.AssertProtection,
+        answer=ProtectionCheck,
+        tag="archive",
+    ),
+)

@@ -1,9 +1,8 @@
-"""REST handlers: authenticate, convert the request, make one call, shape TBM's JSON answer."""
+"""The state every REST handler shares: settings, backends, per-user rate limits, probes."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -11,18 +10,12 @@ from aiohttp import web
 from torbox.automation.v1 import scheduler_service_pb2 as spb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
-from common.errors import InvalidArgument, RateLimited, UserNotRegistered
+from common.errors import RateLimited
 from common.token_bucket import TokenBucket
-from gateway import bodies
 from gateway.auth import Caller, caller_of
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
-from gateway.inputs import (
-    bool_query,
-    int_query,
-    positive_id,
-)
-from gateway.jsonview import iso, to_json
+from gateway.jsonview import to_json
 
 VERSION = "0.1.0"
 MAX_IDS = 1000
@@ -135,225 +128,3 @@ class Handlers:
                 return_exceptions=True,
             )
         )
-
-    # Health and status --------------------------------------------------------------------------
-
-    async def health(self, request: web.Request) -> web.Response:
-        """Liveness: the gateway answers."""
-        return web.json_response({"status": "healthy", "timestamp": iso(time.time())})
-
-    async def status(self, request: web.Request) -> web.Response:
-        """TBM's availability probe, with our scheduler and pool figures."""
-        # Asked concurrently: TBM's proxy gives this probe five seconds in all.
-        schedulers, shards = await asyncio.gather(self.probe_schedulers(), self.probe_shards())
-        return web.json_response(
-            {
-                # TBM reads only this, once per page load, and on false keeps that session in
-                # local mode where rule edits are lost: it means "this gateway serves and reaches
-                # user data", not "every shard and replica answered" (those are listed below).
-                "available": any(f is not None for f in shards),
-                "mode": "selfhosted",
-                "version": VERSION,
-                "uptime": time.time() - self.started,
-                "scheduler": scheduler_totals(schedulers),
-                "schedulers": schedulers,
-                "userstores": shards,
-                "gateway": {"sse_streams": len(self.streams)},
-            }
-        )
-
-    # Keys -----------------------------------------------------------------------------------------
-
-    async def ensure_db(self, request: web.Request) -> web.Response:
-        """Validate the key with TorBox, register the user, create their database."""
-        caller = await self.caller(request)
-        result = await self.b.scheduler(caller.auth_id).EnsureUser(
-            spb.EnsureUserRequest(api_key=caller.api_key), **self.b.opts(30.0)
-        )
-        return ok(
-            {
-                "authId": result.auth_id,
-                "dbExists": result.db_exists,
-                "wasCreated": result.was_created,
-                "message": result.message,
-                "reactivated": result.reactivated,
-            }
-        )
-
-    async def remove_key(self, request: web.Request) -> web.Response:
-        """The user removes their key: registry row and database deleted, polling stops."""
-        caller = await self.caller(request)
-        result = await self.b.scheduler(caller.auth_id).RemoveKey(
-            spb.RemoveKeyRequest(auth_id=caller.auth_id), **self.b.opts()
-        )
-        if not result.removed:
-            raise UserNotRegistered()
-        return ok({"removed": True})
-
-    async def activity(self, request: web.Request) -> web.Response:
-        """The web app says the user is around."""
-        caller = await self.caller(request)
-        await self.b.userstore(caller.auth_id).MarkActivity(
-            pb.MarkActivityRequest(auth_id=caller.auth_id), **self.b.opts()
-        )
-        return ok()
-
-    # Rules ----------------------------------------------------------------------------------------
-
-    async def list_rules(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        response = await self.b.userstore(caller.auth_id).ListRules(
-            pb.ListRulesRequest(auth_id=caller.auth_id), **self.b.opts()
-        )
-        return ok({"rules": [json.loads(r) for r in response.rules_json]})
-
-    async def save_rules(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        body = await bodies.read(request, bodies.SaveRules)
-        response = await self.b.userstore(caller.auth_id).SaveRules(
-            pb.SaveRulesRequest(auth_id=caller.auth_id, rules_json=json.dumps(body.rules)),
-            **self.b.opts(),
-        )
-        return ok(
-            {
-                "message": "Rules saved successfully",
-                "rules": [json.loads(r) for r in response.rules_json],
-            }
-        )
-
-    async def get_rule(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        rule_id = positive_id(request.match_info.get("id"), "id")
-        response = await self.b.userstore(caller.auth_id).GetRule(
-            pb.GetRuleRequest(auth_id=caller.auth_id, rule_id=rule_id), **self.b.opts()
-        )
-        return ok({"rule": json.loads(response.rule_json)})
-
-    async def update_rule(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        rule_id = positive_id(request.match_info.get("id"), "id")
-        patch = (await bodies.read(request, bodies.UpdateRule)).patch()
-        if not patch:
-            raise InvalidArgument(
-                "nothing to change (send enabled: true or false)", field="enabled"
-            )
-        response = await self.b.userstore(caller.auth_id).UpdateRule(
-            pb.UpdateRuleRequest(
-                auth_id=caller.auth_id, rule_id=rule_id, patch_json=json.dumps(patch)
-            ),
-            **self.b.opts(),
-        )
-        return ok({"message": "Rule updated successfully", "rule": json.loads(response.rule_json)})
-
-    async def delete_rule(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        rule_id = positive_id(request.match_info.get("id"), "id")
-        await self.b.userstore(caller.auth_id).DeleteRule(
-            pb.DeleteRuleRequest(auth_id=caller.auth_id, rule_id=rule_id), **self.b.opts()
-        )
-        return ok({"message": "Rule deleted successfully"})
-
-    async def rule_logs(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        rule_id = positive_id(request.match_info.get("id"), "id")
-        limit = int_query(request, "limit", 100, 1, 1000)
-        response = await self.b.userstore(caller.auth_id).ListRuleLogs(
-            pb.ListRuleLogsRequest(auth_id=caller.auth_id, rule_id=rule_id, limit=limit),
-            **self.b.opts(),
-        )
-        logs = []
-        for log in response.logs:
-            row = to_json(log)
-            row["success"] = 1 if log.success else 0  # TBM's frontend reads 0/1
-            logs.append(row)
-        return ok({"logs": logs})
-
-    async def clear_rule_logs(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        rule_id = positive_id(request.match_info.get("id"), "id")
-        await self.b.userstore(caller.auth_id).ClearRuleLogs(
-            pb.ClearRuleLogsRequest(auth_id=caller.auth_id, rule_id=rule_id), **self.b.opts()
-        )
-        return ok({"message": "Rule logs cleared successfully"})
-
-    async def run_rule(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        rule_id = positive_id(request.match_info.get("id"), "id")
-        started = time.monotonic()
-        result = await self.b.scheduler(caller.auth_id).RunRule(
-            spb.RunRuleRequest(auth_id=caller.auth_id, rule_id=rule_id),
-            **self.b.opts(self.settings.run_timeout_seconds),
-        )
-        payload = to_json(result, camel=True)
-        payload["executionTime"] = f"{time.monotonic() - started:.2f}"
-        if not payload.get("reason"):
-            payload.pop("reason", None)
-        return ok({"result": payload})
-
-    async def preview_rule(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        rule = (await bodies.read(request, bodies.PreviewRule)).document()
-        response = await self.b.userstore(caller.auth_id).PreviewRule(
-            pb.PreviewRuleRequest(auth_id=caller.auth_id, rule_json=json.dumps(rule)),
-            **self.b.opts(),
-        )
-        return ok(to_json(response))
-
-    async def presets(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        response = await self.b.userstore(caller.auth_id).ListPresets(
-            pb.ListPresetsRequest(), **self.b.opts()
-        )
-        return ok({"presets": [json.loads(p) for p in response.presets_json]})
-
-    # Torrents -----------------------------------------------------------------------------------
-
-    async def torrents(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        include_removed = bool_query(request, "include_removed")
-        response = await self.b.userstore(caller.auth_id).ListTorrents(
-            pb.ListTorrentsRequest(auth_id=caller.auth_id, include_removed=include_removed),
-            **self.b.opts(),
-        )
-        body = to_json(response)
-        return ok({"torrents": body["torrents"], "observed_at": body["observed_at"]})
-
-    async def torrent_events(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        torrent_id = positive_id(request.match_info.get("torrent_id"), "torrent_id")
-        limit = int_query(request, "limit", 100, 1, 1000)
-        response = await self.b.userstore(caller.auth_id).ListTorrentEvents(
-            pb.ListTorrentEventsRequest(auth_id=caller.auth_id, torrent_id=torrent_id, limit=limit),
-            **self.b.opts(),
-        )
-        return ok({"events": to_json(response)["events"]})
-
-    async def get_limits(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        torrent_id = positive_id(request.match_info.get("torrent_id"), "torrent_id")
-        response = await self.b.userstore(caller.auth_id).GetTorrentLimits(
-            pb.GetTorrentLimitsRequest(auth_id=caller.auth_id, torrent_id=torrent_id),
-            **self.b.opts(),
-        )
-        return ok({"limits": to_json(response)["limits"]})
-
-    async def set_limits(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        torrent_id = positive_id(request.match_info.get("torrent_id"), "torrent_id")
-        body = await bodies.read(request, bodies.SetLimits)
-        message = pb.SetTorrentLimitsRequest(auth_id=caller.auth_id, torrent_id=torrent_id)
-        if body.seed_ratio is not None:
-            message.seed_ratio = body.seed_ratio
-        if body.seed_time_hours is not None:
-            message.seed_time_hours = body.seed_time_hours
-        response = await self.b.userstore(caller.auth_id).SetTorrentLimits(message, **self.b.opts())
-        return ok({"limits": to_json(response)["limits"]})
-
-    async def clear_limits(self, request: web.Request) -> web.Response:
-        caller = await self.caller(request)
-        torrent_id = positive_id(request.match_info.get("torrent_id"), "torrent_id")
-        await self.b.userstore(caller.auth_id).SetTorrentLimits(
-            pb.SetTorrentLimitsRequest(auth_id=caller.auth_id, torrent_id=torrent_id, clear=True),
-            **self.b.opts(),
-        )
-        return ok({"limits": None})

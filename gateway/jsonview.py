@@ -22,6 +22,14 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def sql_time(ts: float) -> str:
+    """Seconds since the epoch as TBM's SQLite CURRENT_TIMESTAMP writes them: UTC, no zone.
+
+    TBM's frontend parses "YYYY-MM-DD HH:MM:SS" as UTC; whole seconds, as SQLite keeps them.
+    """
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _is_time(name: str) -> bool:
     return name.endswith(("_at", "_since"))
 

@@ -25,8 +25,9 @@ from common import limits
 from common.errors import InvalidArgument
 from gateway.api import Answer, Query, Route, answer, query
 from gateway.bodies import Body, list_field, read, required_list, tbm_error
-from gateway.inputs import INT64_MAX
-from gateway.tbm import Message, falsy, parse_time, path_id, positive_int, sqlite_time, text
+from gateway.inputs import INT64_MAX, path_id
+from gateway.jsonview import sql_time
+from gateway.tbm import Message, falsy, parse_time, positive_int, text
 
 if TYPE_CHECKING:
     from gateway.handlers import Handlers
@@ -118,7 +119,9 @@ class LinkHistoryQuery(Query):
 
     page: Annotated[int, BeforeValidator(_page)] = 1
     limit: Annotated[int, BeforeValidator(_limit)] = 50
-    search: Annotated[str, BeforeValidator(_search)] = ""
+    search: Annotated[str, BeforeValidator(_search)] = Field(
+        default="", max_length=limits.MAX_LINK_SEARCH
+    )
     keyset: Annotated[bool, BeforeValidator(_keyset)] = False
     cursor: Annotated[str | None, BeforeValidator(_cursor)] = Field(
         default=None, description="pagination.nextCursor of the previous keyset page"
@@ -143,12 +146,16 @@ class LinkEntry(Body):
 
     required = ("item_id", "asset_type")
     documented: ClassVar[dict[str, dict[str, Any]]] = {
-        "item_id": {"type": ["string", "integer"]},
-        "file_id": {"type": ["string", "integer", "null"]},
-        "url": {"type": ["string", "null"], "description": "may be empty for a failed entry"},
+        "item_id": {"type": ["string", "integer"], "maxLength": limits.MAX_LINK_ID},
+        "file_id": {"type": ["string", "integer", "null"], "maxLength": limits.MAX_LINK_ID},
+        "url": {
+            "type": ["string", "null"],
+            "maxLength": limits.MAX_LINK_URL,
+            "description": "may be empty for a failed entry",
+        },
         "asset_type": {"enum": list(ASSET_TYPES)},
-        "item_name": {"type": ["string", "null"]},
-        "file_name": {"type": ["string", "null"]},
+        "item_name": {"type": ["string", "null"], "maxLength": limits.MAX_LINK_NAME},
+        "file_name": {"type": ["string", "null"], "maxLength": limits.MAX_LINK_NAME},
         "status": {"type": "string", "description": '"failed", else success'},
         "generated_at": {
             "type": ["string", "number", "null"],
@@ -329,8 +336,8 @@ def row(entry: pb.LinkEntry) -> LinkRow:
         asset_type=e.asset_type,
         item_name=e.item_name if e.HasField("item_name") else None,
         file_name=e.file_name if e.HasField("file_name") else None,
-        generated_at=sqlite_time(entry.generated_at),
-        created_at=sqlite_time(entry.created_at),
+        generated_at=sql_time(entry.generated_at),
+        created_at=sql_time(entry.created_at),
         status=e.status,
     )
 
@@ -439,46 +446,60 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         _PATH,
         list_history,
-        "Link history, newest first: a page, or a keyset scan with keyset=1",
+        "Link history, newest first (generated_at, then id): pages, or with keyset=1 or true "
+        "pages after a cursor (pass pagination.nextCursor back; it is set after a full page); "
+        "limit and page are read as TBM's parseInt, then clamped; search is literal and ASCII "
+        'case-insensitive over item_id, item_name, file_name and url; 400 "Invalid cursor" '
+        "in both modes",
         query=LinkHistoryQuery,
         answer=LinkHistoryPage,
-        tag="link-history",
+        tag="link history",
     ),
     Route(
         "POST",
         _PATH,
         create_entry,
-        "Record a generated link (replaces the same item, file and asset type)",
+        "Record a generated link, stamped now, replacing the one with the same item_id, file_id "
+        "(null-safe; 0 is null) and asset_type; 400 in TBM's order: \"item_id and asset_type "
+        'are required", "url is required for successful link history entries", '
+        '"asset_type must be one of: torrents, usenet, webdl"; the newest '
+        f"{limits.MAX_LINK_ROWS} entries are kept",
         body=LinkEntry,
         answer=OneLink,
-        tag="link-history",
+        tag="link history",
     ),
     # The bulk paths before "{id}": aiohttp tries resources in the order they were added.
     Route(
         "POST",
         f"{_PATH}/bulk",
         import_entries,
-        "Import many links in one transaction (unusable ones skipped; up to 10 MiB)",
+        "Import many links in one transaction (a body up to 10 MiB): entries a single POST "
+        "would refuse, or whose generated_at (ISO 8601, SQLite UTC text or epoch "
+        'milliseconds) cannot be read, are skipped; of repeats the first wins; "Migrated N '
+        'link history entries"; 400 "entries array is required and must not be empty", '
+        '"No valid entries to insert"',
         body=ImportLinks,
         answer=Imported,
-        tag="link-history",
+        tag="link history",
         max_body=IMPORT_BODY_BYTES,
     ),
     Route(
         "DELETE",
         f"{_PATH}/bulk",
         delete_entries,
-        "Delete link history entries by id",
+        'Delete entries by id (unknown ids are not counted, never a 404): "Deleted N link '
+        'history entries"; 400 "Invalid ids. All IDs must be positive integers.", "ids '
+        'array is required and must not be empty"',
         body=DeleteLinks,
         answer=BulkDeleted,
-        tag="link-history",
+        tag="link history",
     ),
     Route(
         "DELETE",
         f"{_PATH}/{{id}}",
         delete_entry,
-        "Delete one link history entry",
+        'Delete one entry; 404 "Link history entry not found"',
         answer=Message,
-        tag="link-history",
+        tag="link history",
     ),
 )

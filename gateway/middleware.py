@@ -88,13 +88,11 @@ def body_limit(max_bytes: int, routes: Mapping[tuple[str, str], int] | None = No
 
 
 # TBM features this backend does not provide yet: their routes answer 503, which TBM's frontend
-# reads as "feature disabled" (download tags then show nothing, quietly).
+# reads as "feature disabled" (those pages then show nothing, quietly).
 NOT_PROVIDED: tuple[tuple[str, str], ...] = (
     ("/api/stremio", "Stremio addons are"),
     ("/api/tmdb", "TMDB credentials are"),
     ("/api/admin", "Administration is"),
-    ("/api/downloads/tags", "Download tags are"),
-    ("/api/tags", "Tags are"),
     ("/api/uploads", "The upload queue is"),
 )
 

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
+from gateway.api import Route
 from gateway.handlers import Handlers
 from gateway.jsonview import to_json
 
@@ -96,3 +97,16 @@ async def events(handlers: Handlers, request: web.Request) -> web.StreamResponse
         if task is not None:
             handlers.streams.discard(task)
     return response
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/api/automation/events",
+        events,
+        "Server-Sent Events: heartbeats, `changed` after a poll, synthetic events, "
+        "`protection_changed`",
+        errors=(401, 403, 404, 503),
+        stream=True,
+    ),
+)

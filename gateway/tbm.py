@@ -12,14 +12,10 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-
-from common.errors import InvalidArgument
 from gateway.api import Answer
 from gateway.inputs import INT64_MAX
 
 _ID = re.compile(r"[0-9]{1,19}")  # ASCII only: "²".isdigit() is True
-INVALID_ID = "Invalid id. Must be a positive integer."
 
 
 class Message(Answer):
@@ -62,19 +58,6 @@ def positive_int(value: Any) -> int | None:
     if isinstance(value, int) and 0 < value <= INT64_MAX:
         return value
     return None
-
-
-def path_id(request: web.Request) -> int:
-    """The ``{id}`` of the path, refused in TBM's words unless it is a positive integer."""
-    value = positive_int(request.match_info.get("id", ""))
-    if value is None:
-        raise InvalidArgument(INVALID_ID, field="id")
-    return value
-
-
-def sqlite_time(ts: float) -> str:
-    """Seconds since the epoch as TBM's timestamps read: ``YYYY-MM-DD HH:MM:SS``, UTC, no zone."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def parse_time(value: Any) -> float | None:

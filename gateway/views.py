@@ -16,10 +16,12 @@ from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 from torbox.automation.v1 import views_service_pb2 as pb
 
-from common.errors import InvalidArgument
+from common import limits
 from gateway.api import Answer, Query, Route, answer
 from gateway.bodies import Body, read, tbm_error
-from gateway.tbm import Message, falsy, path_id, positive_int, sqlite_time
+from gateway.inputs import path_id
+from gateway.jsonview import sql_time
+from gateway.tbm import Message, falsy, positive_int
 
 if TYPE_CHECKING:
     from gateway.handlers import Handlers
@@ -74,13 +76,25 @@ OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
 class ViewBody(Body):
     """A custom view's fields: all of them to create one, any subset to change one."""
 
-    name: Annotated[str | None, BeforeValidator(_name)] = None
-    filters: Any = Field(default=None, description="the frontend's filter groups (any JSON)")
-    sort_field: OptionalText = None
-    sort_direction: OptionalText = None
-    visible_columns: Any = Field(default=None, description="column keys (any JSON; falsy: null)")
-    asset_type: OptionalText = None
-    search_query: Annotated[str | None, BeforeValidator(_search)] = None
+    # Bounds of our own (TBM has none), also enforced by the userstore: common/limits.py.
+    name: Annotated[str | None, BeforeValidator(_name)] = Field(
+        default=None, max_length=limits.MAX_VIEW_NAME
+    )
+    filters: Any = Field(
+        default=None,
+        description=f"the frontend's filter groups (any JSON, {limits.MAX_VIEW_FILTERS_BYTES} "
+        "bytes at most)",
+    )
+    sort_field: OptionalText = Field(default=None, max_length=limits.MAX_VIEW_TEXT)
+    sort_direction: OptionalText = Field(default=None, max_length=limits.MAX_VIEW_TEXT)
+    visible_columns: Any = Field(
+        default=None,
+        description=f"column keys (any JSON, {limits.MAX_VIEW_COLUMNS_BYTES} bytes at most)",
+    )
+    asset_type: OptionalText = Field(default=None, max_length=limits.MAX_VIEW_TEXT)
+    search_query: Annotated[str | None, BeforeValidator(_search)] = Field(
+        default=None, max_length=limits.MAX_VIEW_SEARCH
+    )
 
     def wire(self) -> pb.ViewFields:
         """The fields as the userstore takes them (JSON as text, falsy columns as null)."""
@@ -112,7 +126,7 @@ class CreateView(ViewBody):
         # TBM's first check, before any type: both present and truthy ({} filters are).
         if isinstance(raw, dict) and (falsy(raw.get("name")) or falsy(raw.get("filters"))):
             field = "name" if falsy(raw.get("name")) else "filters"
-            raise InvalidArgument("name and filters are required", field=field)
+            raise tbm_error("name and filters are required", field)
         return raw
 
 
@@ -197,8 +211,8 @@ def view_json(view: pb.CustomView) -> View:
         asset_type=f.asset_type if f.HasField("asset_type") else None,
         search_query=f.search_query if f.HasField("search_query") else None,
         sort_order=view.sort_order,
-        created_at=sqlite_time(view.created_at),
-        updated_at=sqlite_time(view.updated_at),
+        created_at=sql_time(view.created_at),
+        updated_at=sql_time(view.updated_at),
     )
 
 
@@ -271,7 +285,8 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         _PATH,
         list_views,
-        "Custom views, by sort_order then id",
+        "Custom views, by sort_order then id; filters and visible_columns come back as the "
+        "frontend stored them (JSON)",
         query=ViewsQuery,
         answer=ViewList,
         tag="views",
@@ -280,7 +295,10 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         _PATH,
         create_view,
-        "Save a custom view after the others",
+        'Save a custom view after the others (sort_order = highest + 1); 400 "name and '
+        'filters are required" unless both are truthy ({} filters are); a falsy sort_field, '
+        "sort_direction, asset_type or visible_columns is null, search_query is trimmed; "
+        f"409 past {limits.MAX_VIEWS} views",
         body=CreateView,
         answer=OneView,
         errors=(400, 401, 403, 404, 409, 429, 503),
@@ -291,7 +309,10 @@ ROUTES: tuple[Route, ...] = (
         "PATCH",
         f"{_PATH}/reorder",
         reorder_views,
-        "Put every custom view in a new order",
+        "Put every custom view in a new order (sort_order = index); 400 in TBM's order: "
+        '"ids must be a non-empty array", "ids must contain positive integers", "ids '
+        'must not contain duplicates", "ids must include every custom view" (count), '
+        '"ids contain unknown custom view ids"',
         body=ReorderViews,
         answer=Answer,
         tag="views",
@@ -300,7 +321,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         f"{_PATH}/{{id}}",
         get_view,
-        "One custom view",
+        'One custom view; 404 "Custom view not found"',
         query=ViewsQuery,
         answer=OneView,
         tag="views",
@@ -309,7 +330,8 @@ ROUTES: tuple[Route, ...] = (
         "PUT",
         f"{_PATH}/{{id}}",
         update_view,
-        "Change the fields given of a custom view",
+        "Change the fields the body names (an empty body only moves updated_at); 404 "
+        '"Custom view not found"',
         body=UpdateView,
         answer=OneView,
         tag="views",
@@ -318,7 +340,7 @@ ROUTES: tuple[Route, ...] = (
         "DELETE",
         f"{_PATH}/{{id}}",
         delete_view,
-        "Delete a custom view",
+        'Delete a custom view; 404 "Custom view not found"',
         query=ViewsQuery,
         answer=Message,
         tag="views",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import grpc
@@ -26,6 +29,11 @@ from scheduler_svc.torbox.client import TorBoxClient
 from scheduler_svc.torbox.errors import TorBoxAuthError, TorBoxError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A manual run that has not finished when its answer is due goes on (its actions are recorded and
+# appear in the rule's logs); the answer says so instead of failing.
+STILL_RUNNING = "still running: the result will appear in the rule's logs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,27 @@ class Accounts:
         self.directory = directory
         self.poller = poller
         self.timeout = timeout
+        # Runs and restores that outlived their caller's deadline (kept so they are not dropped).
+        self._finishing: set[asyncio.Task[Any]] = set()
+
+    async def _finish(self, work: Coroutine[Any, Any, T], within: float | None) -> T | None:
+        """Run `work` to completion whatever the caller does; None if not done `within` seconds.
+
+        Work that changes TorBox or the store is never cut in half by a caller's deadline or
+        disconnect: it goes on in the background, and the caller is told it is still running.
+        """
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), within)
+        except TimeoutError:
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+            return None
+        except asyncio.CancelledError:
+            if not task.done():
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
+            raise
 
     async def _get_user(self, auth_id: str) -> pb.User | None:
         stub = self.directory.shard_for(auth_id).stub
@@ -71,7 +100,7 @@ class Accounts:
             raise mapped from None
         return response.user
 
-    async def ensure(self, api_key: str) -> Ensured:
+    async def ensure(self, api_key: str, within: float | None = None) -> Ensured:
         """Validate a key (unless it is already known good), store it encrypted, register."""
         if not is_valid_api_key(api_key):
             raise InvalidArgument("Invalid API key format", code="INVALID_API_KEY", field="apiKey")
@@ -95,7 +124,13 @@ class Accounts:
                 ciphertext = None
         if ciphertext is None:
             try:
-                await self.client.user_me(auth_id, api_key)
+                # Only this step may be slow; cut short here, nothing has been stored yet.
+                await asyncio.wait_for(self.client.user_me(auth_id, api_key), within)
+            except TimeoutError:
+                raise Unavailable(
+                    "TorBox did not answer in time to validate the key; nothing was stored",
+                    code="TORBOX_TIMEOUT",
+                ) from None
             except TorBoxAuthError:
                 raise InvalidArgument(
                     "Invalid API key: TorBox refused it", code="INVALID_API_KEY", field="apiKey"
@@ -166,12 +201,17 @@ class Accounts:
             )
         return entry if entry is not None else self.directory.transient(user)
 
-    async def run_rule(self, auth_id: str, rule_id: int) -> RunOutcome:
-        """Poll now with fresh data, evaluate one rule, execute (or preview) its actions."""
+    async def run_rule(self, auth_id: str, rule_id: int, within: float | None = None) -> RunOutcome:
+        """Poll now with fresh data, evaluate one rule, execute (or preview) its actions.
+
+        Answers within `within` seconds: a run not finished by then goes on, and says so.
+        """
         if rule_id <= 0:
             raise InvalidArgument("rule id must be a positive integer", field="id")
         entry = await self._entry(auth_id)
-        result = await self.poller.poll(entry, run_rule_id=rule_id)
+        result = await self._finish(self.poller.poll(entry, run_rule_id=rule_id), within)
+        if result is None:
+            return RunOutcome(pb.RunSummary(rule_id=rule_id, reason=STILL_RUNNING), 0, 0, False)
         if result.plan is None:
             raise Unavailable(
                 f"could not poll TorBox for fresh data ({result.error})",
@@ -185,8 +225,19 @@ class Accounts:
         success = sum(1 for o in result.outcomes if o.success)
         return RunOutcome(summary, success, len(result.outcomes) - success, bool(result.outcomes))
 
-    async def restore(self, auth_id: str, archive_id: int) -> dict[str, object]:
-        """Re-add an archived torrent from its magnet, then remove the archive row."""
+    async def restore(
+        self, auth_id: str, archive_id: int, within: float | None = None
+    ) -> dict[str, object]:
+        """Re-add an archived torrent, then remove its row: both, even if the caller leaves."""
+        created = await self._finish(self._restore(auth_id, archive_id), within)
+        if created is None:
+            raise Unavailable(
+                "TorBox is slow: the restore goes on and the download will appear shortly",
+                code="STILL_RUNNING",
+            )
+        return created
+
+    async def _restore(self, auth_id: str, archive_id: int) -> dict[str, object]:
         entry = await self._entry(auth_id)
         stub = self.directory.shard_for(auth_id).stub
         try:

@@ -15,6 +15,16 @@ from scheduler_svc.health import OutageBreaker
 from scheduler_svc.polling import Poller
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# Answer this long before the caller's deadline so the answer, not a timeout, reaches it.
+ANSWER_MARGIN_SECONDS = 1.0
+
+
+def answer_within(context: Context) -> float | None:
+    """Seconds left to do the work and still answer in time (None: the caller set no deadline)."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return None
+    return max(0.0, remaining - ANSWER_MARGIN_SECONDS)
 
 
 class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
@@ -43,7 +53,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     async def EnsureUser(
         self, request: pb.EnsureUserRequest, context: Context
     ) -> pb.EnsureUserResponse:
-        result = await self.accounts.ensure(request.api_key)
+        result = await self.accounts.ensure(request.api_key, answer_within(context))
         return pb.EnsureUserResponse(
             auth_id=result.auth_id,
             db_exists=True,
@@ -60,7 +70,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         return pb.RemoveKeyResponse(removed=await self.accounts.remove(request.auth_id))
 
     async def RunRule(self, request: pb.RunRuleRequest, context: Context) -> pb.RunRuleResponse:
-        run = await self.accounts.run_rule(request.auth_id, request.rule_id)
+        run = await self.accounts.run_rule(request.auth_id, request.rule_id, answer_within(context))
         s = run.summary
         return pb.RunRuleResponse(
             rule_id=s.rule_id,
@@ -80,7 +90,9 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     async def RestoreArchived(
         self, request: pb.RestoreArchivedRequest, context: Context
     ) -> pb.RestoreArchivedResponse:
-        created = await self.accounts.restore(request.auth_id, request.archive_id)
+        created = await self.accounts.restore(
+            request.auth_id, request.archive_id, answer_within(context)
+        )
         response = pb.RestoreArchivedResponse(hash=str(created.get("hash") or ""))
         for name in ("torrent_id", "queued_id"):
             value = created.get(name)

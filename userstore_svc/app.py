@@ -7,11 +7,10 @@ import contextlib
 import logging
 import time
 
-from torbox.automation.v1 import link_history_service_pb2 as lpb
 from torbox.automation.v1 import link_history_service_pb2_grpc as lpb_grpc
+from torbox.automation.v1 import tags_service_pb2_grpc as tags_grpc
 from torbox.automation.v1 import userstore_service_pb2 as pb
 from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
-from torbox.automation.v1 import views_service_pb2 as vpb
 from torbox.automation.v1 import views_service_pb2_grpc as vpb_grpc
 
 from common.grpc_server import GrpcServer
@@ -28,17 +27,22 @@ from userstore_svc.rules_service import RuleService
 from userstore_svc.servicer import UserstoreServicer
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
+from userstore_svc.tags_service import TagService
+from userstore_svc.tags_servicer import SERVICE_NAME as TAGS_SERVICE_NAME
+from userstore_svc.tags_servicer import TagsServicer
 from userstore_svc.torrents_service import TorrentService
 from userstore_svc.users_service import UserService
 from userstore_svc.views_service import ViewService
-from userstore_svc.views_servicer import LinkHistoryServicer, ViewsServicer
+from userstore_svc.views_servicer import (
+    LINK_HISTORY_SERVICE_NAME,
+    VIEWS_SERVICE_NAME,
+    LinkHistoryServicer,
+    ViewsServicer,
+)
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["UserstoreService"].full_name
-# TBM's per-user data beside the automation: served by the same process, on the same databases.
-VIEWS_SERVICE_NAME = vpb.DESCRIPTOR.services_by_name["ViewsService"].full_name
-LINK_HISTORY_SERVICE_NAME = lpb.DESCRIPTOR.services_by_name["LinkHistoryService"].full_name
 COUNTER_FLUSH_SECONDS = 5.0
 
 
@@ -61,7 +65,9 @@ class UserstoreApp:
 
     def __init__(self, settings: UserstoreSettings) -> None:
         self.settings = settings
-        self.server = GrpcServer([SERVICE_NAME, VIEWS_SERVICE_NAME, LINK_HISTORY_SERVICE_NAME])
+        self.server = GrpcServer(
+            [SERVICE_NAME, TAGS_SERVICE_NAME, VIEWS_SERVICE_NAME, LINK_HISTORY_SERVICE_NAME]
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.registry: Registry | None = None
         self.pool: DatabasePool | None = None
@@ -89,6 +95,11 @@ class UserstoreApp:
             clock=clock,
         )
         pb_grpc.add_UserstoreServiceServicer_to_server(self.servicer, self.server.server)
+        # TBM's tags: their own service, beside the userstore's, over the same pool and hub.
+        tags_grpc.add_TagsServiceServicer_to_server(
+            TagsServicer(TagService(self.pool, self.registry, clock, hub)), self.server.server
+        )
+        # TBM's custom views and link history: likewise, over the same pool.
         vpb_grpc.add_ViewsServiceServicer_to_server(
             ViewsServicer(ViewService(self.pool, self.registry, clock)), self.server.server
         )

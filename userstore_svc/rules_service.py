@@ -265,7 +265,13 @@ class RuleService:
             for state in sorted(states, key=lambda s: s.key):
                 result = compiled.test(state, now, {}, {})
                 reason = skip_reason(rule.action, state) if result else None
-                if result and reason is None and state.key in shielded:
+                # As the planner: protection holds back only the actions it is about.
+                if (
+                    result
+                    and reason is None
+                    and rule.action in PROTECTED_ACTIONS
+                    and state.key in shielded
+                ):
                     reason = "protected"
                 rows.append(
                     PreviewRow(

@@ -17,6 +17,8 @@ from userstore_svc.store.views import FIELDS, View, ViewFields
 from userstore_svc.views_service import ViewService
 
 Context = grpc.aio.ServicerContext[Any, Any]
+VIEWS_SERVICE_NAME = vpb.DESCRIPTOR.services_by_name["ViewsService"].full_name
+LINK_HISTORY_SERVICE_NAME = lpb.DESCRIPTOR.services_by_name["LinkHistoryService"].full_name
 # Proto field names of ViewFields by column (JSON columns carry a _json suffix on the wire).
 _WIRE = {
     name: f"{name}_json" if name in ("filters", "visible_columns") else name for name in FIELDS

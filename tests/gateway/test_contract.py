@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from common.auth import auth_id_for
-from gateway.openapi import document
+from gateway.app import DOCUMENT
 from tests.e2e.stack import eventually
 from tests.gateway.conftest import MakeUser
 from tests.gateway.support import GatewayStack, User, assert_error, assert_iso, rule
@@ -93,7 +93,7 @@ async def test_openapi_is_served(stack: GatewayStack) -> None:
     """GET /openapi.json serves the same document the code builds."""
     status, body, _ = await stack.gw("GET", "/openapi.json")
     assert status == 200
-    assert body == document()
+    assert body == DOCUMENT
     assert body["openapi"].startswith("3.1")
 
 
@@ -533,7 +533,7 @@ async def test_preview(user: User) -> None:
     assert body["matched_torrents"] == 2
     assert_iso(body["observed_at"])
     for row in body["torrents"]:
-        assert row["torrent_id"] in user.torrent_ids
+        assert int(row["torrent_id"]) in user.torrent_ids
         (condition,) = row["conditions"]
         assert condition["type"] == "PROGRESS"
         assert condition["threshold"] == 100
@@ -549,6 +549,31 @@ async def test_preview(user: User) -> None:
     bad = rule(groups=[{"conditions": [{"type": "RATIO"}]}])
     reply = await user.call("POST", "/api/automation/rules/preview", json=bad)
     assert_error(reply, 400, field="groups[0].conditions[0].operator")
+
+
+async def test_preview_holds_back_only_what_protection_is_about(user: User) -> None:
+    """A protected torrent is "protected" for a delete, but a reannounce still reaches it."""
+    await polled(user)
+    guarded = user.torrent_ids[0]
+    await user.ok(
+        "PUT", "/api/downloads/protect", json={"download_ids": [guarded], "protected": True}
+    )
+    everything = [{"conditions": [{"type": "PROGRESS", "operator": "gte", "value": 0}]}]
+
+    async def row_for(action: str) -> dict[str, Any]:
+        doc = rule("p", groups=everything, action={"type": action})
+        body = await user.ok("POST", "/api/automation/rules/preview", json=doc)
+        (row,) = [r for r in body["torrents"] if r["torrent_id"] == guarded]
+        return dict(row)
+
+    deleting = await row_for("delete")
+    assert (deleting["matched"], deleting["actionable"], deleting["skip_reason"]) == (
+        True,
+        False,
+        "protected",
+    )
+    announcing = await row_for("reannounce")
+    assert (announcing["actionable"], announcing["skip_reason"]) == (True, "")
 
 
 async def test_presets(user: User) -> None:
@@ -655,7 +680,11 @@ async def test_archive_create_list_delete(user: User) -> None:
         )
         row = body["data"]
         assert set(row) >= {"id", "torrent_id", "hash", "name", "tracker", "magnet", "archived_at"}
-        assert (row["torrent_id"], row["name"], row["magnet"]) == (100 + n, f"Show.S0{n}", None)
+        assert (row["torrent_id"], row["name"], row["magnet"]) == (
+            str(100 + n),
+            f"Show.S0{n}",
+            None,
+        )
         assert_iso(row["archived_at"])
         created.append(row)
     dup = await user.call(
@@ -739,12 +768,12 @@ async def test_protection(user: User) -> None:
     body = await user.ok(
         "PUT", "/api/downloads/protect", json={"download_ids": [a, str(b)], "protected": True}
     )
-    assert sorted(body["protected_ids"]) == sorted([a, b])
+    assert sorted(body["protected_ids"]) == sorted([str(a), str(b)])
     body = await user.ok(
         "PUT", "/api/downloads/protect", json={"download_ids": [a], "protected": False}
     )
-    assert body["protected_ids"] == [b]
-    assert (await user.ok("GET", "/api/downloads/protect"))["protected_ids"] == [b]
+    assert body["protected_ids"] == [str(b)]
+    assert (await user.ok("GET", "/api/downloads/protect"))["protected_ids"] == [str(b)]
     for payload, field in (
         ({"download_ids": "1"}, "download_ids"),
         ({"download_ids": [0]}, "download_ids.0"),

@@ -124,7 +124,8 @@ async def test_archiving_checks_protection_before_duplicates(user: User) -> None
         "/api/archived-downloads",
         json={"torrent_id": str(free), "hash": "a" * 40, "name": "Free", "authId": user.auth_id},
     )
-    assert made["data"]["torrent_id"] == free
+    assert made["data"]["torrent_id"] == str(free)
+    assert made["data"]["created_at"] == made["data"]["archived_at"]
     assert_error(
         await user.call(
             "POST", "/api/archived-downloads", json={"torrent_id": free, "hash": "a" * 40}
@@ -162,7 +163,7 @@ async def test_bulk_archive_skips_the_protected_and_the_unusable(user: User) -> 
     )
     assert sorted(again["data"]["torrentIds"]) == sorted([str(free), str(other)])
     page = await user.ok("GET", "/api/archived-downloads")
-    assert sorted(row["torrent_id"] for row in page["data"]) == sorted([free, other])
+    assert sorted(row["torrent_id"] for row in page["data"]) == sorted([str(free), str(other)])
     # Every usable one protected: 403 naming them.
     status, body, _ = await user.call(
         "POST",

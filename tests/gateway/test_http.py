@@ -236,7 +236,7 @@ async def test_two_gateways_serve_the_same_users(make_user: MakeUser) -> None:
     )
     assert status == 200
     status, body, _ = await stack.call(one, "GET", "/api/archived-downloads", key=key)
-    assert [row["torrent_id"] for row in body["data"]] == [7]
+    assert [row["torrent_id"] for row in body["data"]] == ["7"]
     status, body, _ = await stack.call(
         one, "POST", "/api/archived-downloads", key=key, json={"torrent_id": 7, "hash": "e" * 40}
     )

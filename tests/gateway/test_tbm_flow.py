@@ -136,7 +136,7 @@ async def test_tbm_frontend_sequence(make_user: MakeUser) -> None:
     # The archive page: data rows and pagination.
     body = await person.ok("GET", f"/api/archived-downloads?page=1&limit=50&search=&{auth}")
     assert body["pagination"] == {"page": 1, "limit": 50, "total": 2, "totalPages": 1}
-    assert {row["torrent_id"] for row in body["data"]} == stalled
+    assert {int(row["torrent_id"]) for row in body["data"]} == stalled
     raw = await stack.sim("GET", f"/_sim/accounts/{person.key}")
     by_id = {t["id"]: t for t in raw["torrents"]}
     for row in body["data"]:
@@ -148,4 +148,4 @@ async def test_tbm_frontend_sequence(make_user: MakeUser) -> None:
         assert row["magnet"] is None or row["magnet"].startswith("magnet:?")
         assert_iso(row["archived_at"])
         # Archived means gone from TorBox.
-        assert row["torrent_id"] not in by_id
+        assert int(row["torrent_id"]) not in by_id
