@@ -7,7 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway import backend, downloads, rules, sse, tags, torrents
+from gateway import backend, downloads, link_history, rules, sse, tags, torrents, views
 from gateway.api import Route
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
@@ -45,10 +45,17 @@ ROUTES: tuple[Route, ...] = (
     *torrents.ROUTES,
     *downloads.ROUTES,
     *tags.ROUTES,
+    *views.ROUTES,
+    *link_history.ROUTES,
 )
 """Every route in the order aiohttp tries them (a literal path before a "{id}" one)."""
 
 DOCUMENT = document(ROUTES)
+
+
+def body_limits(declarations: tuple[Route, ...]) -> dict[tuple[str, str], int]:
+    """The routes that read more than MAX_BODY_BYTES: (method, path) -> their own cap."""
+    return {(r.method, r.path): r.max_body for r in declarations if r.max_body is not None}
 
 
 def routes(h: Handlers) -> list[web.RouteDef]:
@@ -63,7 +70,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         middlewares=[
             request_context,
             error_mapping,
-            body_limit(MAX_BODY_BYTES),
+            body_limit(MAX_BODY_BYTES, body_limits(ROUTES)),
             cors_preflight(settings.frontend_urls),
         ],
     )

@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 import grpc
+from torbox.automation.v1 import link_history_service_pb2_grpc as link_history_grpc
 from torbox.automation.v1 import scheduler_service_pb2_grpc as scheduler_grpc
 from torbox.automation.v1 import tags_service_pb2_grpc as tags_grpc
 from torbox.automation.v1 import userstore_service_pb2_grpc as userstore_grpc
+from torbox.automation.v1 import views_service_pb2_grpc as views_grpc
 
 from common import grpc_client
 from common.routing import owner_index
 
 if TYPE_CHECKING:
+    from torbox.automation.v1.link_history_service_pb2_grpc import (
+        LinkHistoryServiceAsyncStub as LinkHistoryStub,
+    )
     from torbox.automation.v1.scheduler_service_pb2_grpc import (
         SchedulerServiceAsyncStub as SchedulerStub,
     )
@@ -20,6 +25,7 @@ if TYPE_CHECKING:
     from torbox.automation.v1.userstore_service_pb2_grpc import (
         UserstoreServiceAsyncStub as UserstoreStub,
     )
+    from torbox.automation.v1.views_service_pb2_grpc import ViewsServiceAsyncStub as ViewsStub
 
 
 # A service's error message may quote the offending input (up to the 1 MiB body): accept such
@@ -52,13 +58,17 @@ class Backends:
         self.timeout = timeout
         self._channels: list[grpc.aio.Channel] = []
         self.shards: list[UserstoreStub] = []
-        # Each shard also serves TBM's tags (TagsService), over the same channel.
+        # Each shard also serves TBM's tags, custom views and link history, over the same channel.
         self.tag_shards: list[TagsStub] = []
+        self.view_shards: list[ViewsStub] = []
+        self.link_history_shards: list[LinkHistoryStub] = []
         for address in userstore_addrs:
             channel = _channel(address)
             self._channels.append(channel)
             self.shards.append(userstore_grpc.UserstoreServiceStub(channel))
             self.tag_shards.append(tags_grpc.TagsServiceStub(channel))
+            self.view_shards.append(views_grpc.ViewsServiceStub(channel))
+            self.link_history_shards.append(link_history_grpc.LinkHistoryServiceStub(channel))
         self.schedulers: list[SchedulerStub] = []
         for address in scheduler_addrs:
             channel = _channel(address)
@@ -68,6 +78,14 @@ class Backends:
     def userstore(self, auth_id: str) -> UserstoreStub:
         """The stub of the shard that holds this user (the same routing as the scheduler's)."""
         return self.shards[owner_index(auth_id, len(self.shards))]
+
+    def views(self, auth_id: str) -> ViewsStub:
+        """The custom views of this user's shard (routed as :meth:`userstore`)."""
+        return self.view_shards[owner_index(auth_id, len(self.view_shards))]
+
+    def link_history(self, auth_id: str) -> LinkHistoryStub:
+        """The link history of this user's shard (routed as :meth:`userstore`)."""
+        return self.link_history_shards[owner_index(auth_id, len(self.link_history_shards))]
 
     def tags(self, auth_id: str) -> TagsStub:
         """The tags stub of the shard that holds this user (routed as :meth:`userstore`)."""

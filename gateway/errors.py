@@ -63,10 +63,12 @@ def error_body(message: str, code: str, field: str | None = None) -> dict[str, A
     return body
 
 
-def too_large() -> web.Response:
-    """The answer for a request body over the 1 MiB cap."""
+def too_large(limit: int | None = None) -> web.Response:
+    """The answer for a request body over its cap (1 MiB unless the route has its own)."""
+    mib = (limit or 1024 * 1024) / (1024 * 1024)
     return web.json_response(
-        error_body("Request body too large (limit 1 MiB)", "PAYLOAD_TOO_LARGE", "body"), status=413
+        error_body(f"Request body too large (limit {mib:g} MiB)", "PAYLOAD_TOO_LARGE", "body"),
+        status=413,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
 from aiohttp import web
@@ -59,27 +59,40 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         request_id.reset(token)
 
 
-def body_limit(max_bytes: int) -> Middleware:
-    """Refuse a declared body over the cap before reading it (read() enforces it when chunked)."""
+BODY_LIMIT = "body_limit"  # the cap of this request's route, for the error mapping
+
+
+def body_limit(max_bytes: int, routes: Mapping[tuple[str, str], int] | None = None) -> Middleware:
+    """Refuse a declared body over the cap before reading it (read() enforces it when chunked).
+
+    `routes` gives some routes, by (method, path template), a cap of their own.
+    """
+    larger = dict(routes or {})
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        path = resource.canonical if resource is not None else ""
+        limit = larger.get((request.method, path), max_bytes)
+        request[BODY_LIMIT] = limit
         length = request.content_length
-        if length is not None and length > max_bytes:
-            return too_large()
+        if length is not None and length > limit:
+            return too_large(limit)
+        if limit != max_bytes:
+            # The app's client_max_size is what read() enforces: give this request its own.
+            request = request.clone(client_max_size=limit)
+            request[BODY_LIMIT] = limit
         return await handler(request)
 
     return middleware
 
 
 # TBM features this backend does not provide yet: their routes answer 503, which TBM's frontend
-# reads as "feature disabled" (custom views then show nothing, quietly).
+# reads as "feature disabled" (those pages then show nothing, quietly).
 NOT_PROVIDED: tuple[tuple[str, str], ...] = (
     ("/api/stremio", "Stremio addons are"),
     ("/api/tmdb", "TMDB credentials are"),
     ("/api/admin", "Administration is"),
-    ("/api/custom-views", "Custom views are"),
-    ("/api/link-history", "Link history is"),
     ("/api/uploads", "The upload queue is"),
 )
 
@@ -102,7 +115,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
     except grpc.aio.AioRpcError as error:
         return rpc_response(error)
     except web.HTTPRequestEntityTooLarge:
-        return too_large()
+        return too_large(request.get(BODY_LIMIT))
     except web.HTTPException as error:
         if error.status == 404:
             feature = not_provided(request.path)

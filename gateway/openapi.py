@@ -83,7 +83,10 @@ class _Components:
                 document["properties"][name].pop("default", None)
         for name, fragment in getattr(model, "documented", {}).items():
             document["properties"][name] = fragment
-        self.schemas.update(document.pop("$defs", {}))
+        # A nested model's bare schema never replaces the one added as a model of its own (which
+        # carries its `required` and `documented` overrides).
+        for name, nested in document.pop("$defs", {}).items():
+            self.schemas.setdefault(name, nested)
         self.schemas[model.__name__] = document
         return _ref(model.__name__)
 

@@ -7,9 +7,11 @@ import contextlib
 import logging
 import time
 
+from torbox.automation.v1 import link_history_service_pb2_grpc as lpb_grpc
 from torbox.automation.v1 import tags_service_pb2_grpc as tags_grpc
 from torbox.automation.v1 import userstore_service_pb2 as pb
 from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
+from torbox.automation.v1 import views_service_pb2_grpc as vpb_grpc
 
 from common.grpc_server import GrpcServer
 from userstore_svc.config import UserstoreSettings
@@ -18,6 +20,7 @@ from userstore_svc.core.rules.plan import SafetyConfig
 from userstore_svc.downloads_service import DownloadService
 from userstore_svc.hub import EventHub
 from userstore_svc.ingest import IngestConfig, Ingestor
+from userstore_svc.link_history_service import LinkHistoryService
 from userstore_svc.maintenance import maintain_all
 from userstore_svc.moves import MoveService
 from userstore_svc.rules_service import RuleService
@@ -29,6 +32,13 @@ from userstore_svc.tags_servicer import SERVICE_NAME as TAGS_SERVICE_NAME
 from userstore_svc.tags_servicer import TagsServicer
 from userstore_svc.torrents_service import TorrentService
 from userstore_svc.users_service import UserService
+from userstore_svc.views_service import ViewService
+from userstore_svc.views_servicer import (
+    LINK_HISTORY_SERVICE_NAME,
+    VIEWS_SERVICE_NAME,
+    LinkHistoryServicer,
+    ViewsServicer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +65,9 @@ class UserstoreApp:
 
     def __init__(self, settings: UserstoreSettings) -> None:
         self.settings = settings
-        self.server = GrpcServer([SERVICE_NAME, TAGS_SERVICE_NAME])
+        self.server = GrpcServer(
+            [SERVICE_NAME, TAGS_SERVICE_NAME, VIEWS_SERVICE_NAME, LINK_HISTORY_SERVICE_NAME]
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.registry: Registry | None = None
         self.pool: DatabasePool | None = None
@@ -86,6 +98,14 @@ class UserstoreApp:
         # TBM's tags: their own service, beside the userstore's, over the same pool and hub.
         tags_grpc.add_TagsServiceServicer_to_server(
             TagsServicer(TagService(self.pool, self.registry, clock, hub)), self.server.server
+        )
+        # TBM's custom views and link history: likewise, over the same pool.
+        vpb_grpc.add_ViewsServiceServicer_to_server(
+            ViewsServicer(ViewService(self.pool, self.registry, clock)), self.server.server
+        )
+        lpb_grpc.add_LinkHistoryServiceServicer_to_server(
+            LinkHistoryServicer(LinkHistoryService(self.pool, self.registry, clock)),
+            self.server.server,
         )
         port = await self.server.start(f"{s.bind_host}:{s.port}")
         self._tasks = [

@@ -76,8 +76,6 @@ async def test_detailed_health_needs_no_key_and_says_healthy(stack: GatewayStack
 @pytest.mark.parametrize(
     "path",
     [
-        "/api/custom-views",
-        "/api/link-history?page=1",
         "/api/stremio/addons",
         "/api/tmdb/credentials",
         "/api/admin/users",
@@ -87,7 +85,7 @@ async def test_detailed_health_needs_no_key_and_says_healthy(stack: GatewayStack
 async def test_features_not_provided_answer_503_which_tbm_reads_as_disabled(
     stack: GatewayStack, path: str
 ) -> None:
-    """Custom views and download tags then show nothing, quietly, instead of an error."""
+    """Those pages then show nothing, quietly, instead of an error."""
     body = assert_error(await stack.gw("GET", path), 503, code="FEATURE_NOT_PROVIDED")
     assert "not provided by this backend" in body["error"]
     assert_error(await stack.gw("GET", "/api/stremiox"), 404, code="ENDPOINT_NOT_FOUND")

@@ -29,9 +29,9 @@ import logging
 import os
 import sqlite3
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -106,7 +106,38 @@ class Handle:
 
         A WAL grown past ``WAL_CHECKPOINT_BYTES`` is then checkpointed and emptied on a thread.
         """
-        await self.run(run_transaction, list(statements))
+        await self.write(run_transaction, list(statements))
+
+    async def write(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `fn(conn, ...)`, which commits its own transaction (see :func:`immediate`).
+
+        For writes that read as they go (row counts, ids): the WAL is then kept bounded as
+        :meth:`transaction` keeps it.
+        """
+        result = fn(self.conn, *args, **kwargs)
+        await self._bound_wal()
+        return result
+
+    async def write_in_thread(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """:meth:`write` on the pool's threads, for a write large enough to stall the loop.
+
+        A bulk import of tens of thousands of rows would otherwise hold every other user's work.
+        """
+        result = await self.run_in_thread(fn, *args, **kwargs)
+        await self._bound_wal()
+        return result
+
+    async def _bound_wal(self) -> None:
         try:
             wal_bytes = os.path.getsize(self.wal_path)
         except OSError:
@@ -145,20 +176,27 @@ def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
     return conn.execute(sql, params).rowcount
 
 
-def run_transaction(conn: sqlite3.Connection, statements: Statements) -> None:
-    """Statements in one IMMEDIATE transaction; a list of parameter tuples means executemany."""
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One IMMEDIATE transaction around the block: committed at its end, rolled back on error."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def run_transaction(conn: sqlite3.Connection, statements: Statements) -> None:
+    """Statements in one IMMEDIATE transaction; a list of parameter tuples means executemany."""
+    with immediate(conn):
         for sql, params in statements:
             if isinstance(params, list):
                 if params:
                     conn.executemany(sql, params)
             else:
                 conn.execute(sql, params)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 @dataclass(slots=True)
