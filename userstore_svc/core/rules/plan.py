@@ -590,7 +590,7 @@ def _apply_caps(
             reason_json=i.reason_json,
             execution_type=i.execution_type,
         )
-        if i.key in held_keys and i.status == "pending"
+        if i.key in held_keys and i.status == "pending" and i.action in DESTRUCTIVE_ACTIONS
         else i
         for i in intents
     ]
