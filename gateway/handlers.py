@@ -214,10 +214,18 @@ class Handlers:
             pb.SaveRulesRequest(auth_id=caller.auth_id, rules_json=json.dumps(body.rules)),
             **self.b.opts(),
         )
+        rules = [json.loads(r) for r in response.rules_json]
         return ok(
             {
                 "message": "Rules saved successfully",
-                "rules": [json.loads(r) for r in response.rules_json],
+                "rules": rules,
+                # Saved as written, but only the torrent part acts for now (docs/rules.md).
+                "warnings": [
+                    f"Rule {r['id']} ({r['name']}): {', '.join(r['unsupported_asset_types'])} "
+                    "downloads are not acted on yet; only its torrent part runs"
+                    for r in rules
+                    if r.get("unsupported_asset_types")
+                ],
             }
         )
 

@@ -371,6 +371,8 @@ async def _log_what_saving_would_do(handle: Handle, rule_ids: list[int], now: fl
             f"{len(would)} of {len(present)} downloads{': ' + examples if would else ''}; "
             f"{first}"
         )
+        if rule.unsupported_asset_types:
+            message += f"; {', '.join(rule.unsupported_asset_types)} downloads are not acted on yet"
         rows.append((stored.id, stored.rule.name, message))
     if not rows:
         return
