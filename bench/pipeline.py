@@ -147,6 +147,6 @@ def _rule_costs(people: list[_User], rules: list[tuple[int, CompiledRule]]) -> d
         test = compiled.test
         started = time.perf_counter()
         for state, now in states:
-            test(state, now, {}, {})
+            test(state, now, {}, {}, None)
         costs[compiled.rule.name] = (time.perf_counter() - started) / len(states) * 1e6
     return costs

@@ -51,7 +51,18 @@ _RULE = {
         "trigger": {"type": "object"},
         "logicOperator": {"enum": ["and", "or"]},
         "groups": {"type": "array", "items": {"type": "object"}},
-        "action": {"type": "object", "properties": {"type": {"type": "string"}}},
+        "action": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string"},
+                "tagIds": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            },
+        },
+        "unsupported_asset_types": {
+            "type": "array",
+            "items": {"type": "string"},
+            "readOnly": True,
+        },
         "cooldown_minutes": {"type": ["number", "null"]},
         "dry_run": {"type": "boolean"},
         "max_actions_per_run": {"type": ["integer", "null"]},

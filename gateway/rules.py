@@ -30,9 +30,11 @@ class Rules(Answer):
 
 
 class SavedRules(Rules):
-    """The rules after a replace-all save."""
+    """The rules after a replace-all save, and what of them does not act yet."""
 
     message: str = "Rules saved successfully"
+    # Saved as written, but only the torrent part acts for now (docs/rules.md).
+    warnings: list[str]
 
 
 class OneRule(Answer):
@@ -106,7 +108,18 @@ async def save_rules(h: Handlers, request: web.Request) -> web.Response:
         pb.SaveRulesRequest(auth_id=caller.auth_id, rules_json=json.dumps(body.rules)),
         **h.b.opts(),
     )
-    return answer(SavedRules(rules=[json.loads(r) for r in response.rules_json]))
+    rules = [json.loads(r) for r in response.rules_json]
+    return answer(SavedRules(rules=rules, warnings=_not_acted_on(rules)))
+
+
+def _not_acted_on(rules: list[dict[str, Any]]) -> list[str]:
+    """A sentence per rule whose usenet or web-download part does not act yet."""
+    return [
+        f"Rule {r['id']} ({r['name']}): {', '.join(r['unsupported_asset_types'])} "
+        "downloads are not acted on yet; only its torrent part runs"
+        for r in rules
+        if r.get("unsupported_asset_types")
+    ]
 
 
 async def get_rule(h: Handlers, request: web.Request) -> web.Response:

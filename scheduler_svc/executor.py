@@ -2,7 +2,8 @@
 
 The plan was made from the snapshot of this very poll, so nothing is re-checked here. Deleting a
 torrent that is already gone counts as done. An archive whose magnet TorBox did not list first
-fetches it (exportdata); if that fails the torrent is not deleted. Each outcome is handed to a
+fetches it (exportdata); if that fails the torrent is not deleted. An airlock action reads the
+torrent fresh and sends TorBox's edit call with the flag. Each outcome is handed to a
 `report` callback as soon as it is known (the poller streams it to the userstore), and an action
 whose turn comes while TorBox is considered down (`halted`) is not sent but reported as failed.
 """
@@ -27,6 +28,8 @@ _CONTROL = {
     tpb.ACTION_TYPE_RESUME: "resume",
     tpb.ACTION_TYPE_REANNOUNCE: "reannounce",
 }
+# Airlock actions are edit calls: the value each one sets.
+_AIRLOCK = {tpb.ACTION_TYPE_ADD_AIRLOCK: True, tpb.ACTION_TYPE_REMOVE_AIRLOCK: False}
 GONE_CODES = frozenset({"ITEM_NOT_FOUND"})
 HALTED_CODE = "TORBOX_OUTAGE"
 
@@ -128,6 +131,13 @@ class ActionExecutor:
         operation = _CONTROL.get(kind)
         if operation is not None:
             await self.client.control_torrent(key_id, api_key, action.torrent_id, operation)
+            return None
+        airlocked = _AIRLOCK.get(kind)
+        if airlocked is not None:
+            if action.queued:
+                # TorBox's queue has no edit call (TBM refuses these too).
+                raise TorBoxApiError("QUEUED", "Cannot update airlock for queued downloads")
+            await self.client.set_airlock(key_id, api_key, action.torrent_id, airlocked)
             return None
         if kind == tpb.ACTION_TYPE_FORCE_START:
             await self.client.control_queued(key_id, api_key, action.torrent_id, "start")

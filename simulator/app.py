@@ -54,7 +54,12 @@ PAGE_LIMIT = 1000
 TORRENT_OPERATIONS = frozenset({"reannounce", "delete", "resume", "pause", "stop_seeding"})
 QUEUED_OPERATIONS = frozenset({"start", "delete"})
 CONTROL_ENDPOINTS = frozenset(
-    {"torrents/controltorrent", "queued/controlqueued", "torrents/createtorrent"}
+    {
+        "torrents/controltorrent",
+        "torrents/edittorrent",
+        "queued/controlqueued",
+        "torrents/createtorrent",
+    }
 )
 _NO_TORRENTS = "No torrents found for this user."
 _MONTH = 30 * 86_400
@@ -74,6 +79,7 @@ def create_app(config: SimConfig) -> web.Application:
         ("GET", "user/me", api.user_me),
         ("GET", "torrents/mylist", api.mylist),
         ("POST", "torrents/controltorrent", api.control_torrent),
+        ("PUT", "torrents/edittorrent", api.edit_torrent),
         ("POST", "torrents/createtorrent", api.create_torrent),
         ("GET", "torrents/exportdata", api.export_data),
         ("GET", "queued/getqueued", api.get_queued),
@@ -416,6 +422,45 @@ class TorBoxApi:
             self._operate(account, target, operation)
         return done(envelope(None, detail="Torrent operationd successfully."), "ok")
 
+    # --- edittorrent -----------------------------------------------------------------------
+
+    async def edit_torrent(self, request: web.Request, account: Account) -> web.Response:
+        """PUT /torrents/edittorrent: name, tags, alternative hashes and the Airlock flag.
+
+        Each field given replaces the torrent's (which is why clients send back the current
+        name, tags and hashes with a new flag); the control log records the flag as `operation`.
+        """
+        endpoint = "torrents/edittorrent"
+        body = await json_object(request)
+        torrent_id = body_int(body, "torrent_id")
+        airlocked = body.get("airlocked")
+        if airlocked is not None:
+            airlocked = body_bool(body, "airlocked", False)
+        operation = "edit" if airlocked is None else ("airlock" if airlocked else "unairlock")
+
+        def done(response: web.Response, result: str) -> web.Response:
+            self._log(account, endpoint, operation, torrent_id, False, response.status, result)
+            return response
+
+        if torrent_id is None:
+            return done(
+                failure(400, "MISSING_REQUIRED_OPTION", "You must provide a torrent ID."),
+                "MISSING_REQUIRED_OPTION",
+            )
+        torrent = account.torrents.get(torrent_id)
+        if torrent is None:
+            return done(*self._not_yours(torrent_id))
+        name = body.get("name")
+        torrent.edit(
+            name=name.strip() if isinstance(name, str) and name.strip() else None,
+            tags=_strings(body, "tags"),
+            alternative_hashes=_strings(body, "alternative_hashes"),
+            airlocked=airlocked,
+            wall_now=time.time(),
+        )
+        account.snapshot = None  # TorBox's cached list shows the edit too
+        return done(envelope(None, detail="Torrent edited successfully."), "ok")
+
     def _operate(self, account: Account, torrent: Torrent, operation: str) -> None:
         sim_now, wall_now = self.clock.now(), time.time()
         if operation == "delete":
@@ -635,6 +680,16 @@ class TorBoxApi:
         """Any path no route knows."""
         self.registry.stats.count("unknown", None, 404)
         return endpoint_not_found()
+
+
+def _strings(body: dict[str, Any], name: str) -> tuple[str, ...] | None:
+    """An optional list of strings in an edit body (None: not given, leave it as it is)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise FieldProblem(("body", name), "list_type", "Input should be a valid list", value)
+    return tuple(value)
 
 
 def _truncated(response: web.Response) -> web.Response:

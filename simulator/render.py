@@ -126,9 +126,9 @@ def torrent_fragment(torrent: Torrent, *, auth_id: str, server: int, knobs: Knob
         "long_term_seeding": False,
         "tracker_message": None,
         "private": content.private,
-        "alternative_hashes": [],
-        "tags": [],
-        "airlocked": False,
+        "alternative_hashes": list(torrent.alternative_hashes),
+        "tags": list(torrent.tags),
+        "airlocked": torrent.airlocked,
     }
     if torrent.overrides is not None:
         for name in torrent.overrides.nulls & fields.keys():

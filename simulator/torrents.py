@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import quote
 
@@ -90,6 +90,32 @@ class Torrent:
     overrides: Overrides | None = None
     # Rendered without metadata (size 0, files []) until its life says the metadata arrived.
     bare: bool = False
+    # What TorBox's edit call (edittorrent) sets: the Airlock flag, the user's TorBox tags and
+    # alternative hashes (a new name replaces the content's).
+    airlocked: bool = False
+    tags: tuple[str, ...] = ()
+    alternative_hashes: tuple[str, ...] = ()
+
+    def edit(
+        self,
+        *,
+        name: str | None,
+        tags: tuple[str, ...] | None,
+        alternative_hashes: tuple[str, ...] | None,
+        airlocked: bool | None,
+        wall_now: float,
+    ) -> None:
+        """Apply an edit call: each given field replaces the torrent's; the JSON is rebuilt."""
+        if name is not None:
+            self.content = replace(self.content, name=name)
+        if tags is not None:
+            self.tags = tags
+        if alternative_hashes is not None:
+            self.alternative_hashes = alternative_hashes
+        if airlocked is not None:
+            self.airlocked = airlocked
+        self.fragment = ""
+        self._touched(wall_now)
 
     @property
     def profile(self) -> Profile:

@@ -23,6 +23,8 @@ ACTION_TYPES = {
     "archive": tpb.ACTION_TYPE_ARCHIVE,
     "force_start": tpb.ACTION_TYPE_FORCE_START,
     "reannounce": tpb.ACTION_TYPE_REANNOUNCE,
+    "add_airlock": tpb.ACTION_TYPE_ADD_AIRLOCK,
+    "remove_airlock": tpb.ACTION_TYPE_REMOVE_AIRLOCK,
 }
 USER_STATUSES = {
     ACTIVE: pb.USER_STATUS_ACTIVE,
@@ -71,6 +73,9 @@ def torrent_snapshot(t: tpb.Torrent) -> TorrentSnapshot:
         t.long_term_seeding if has("long_term_seeding") else None,
         t.private if has("private") else None,
         t.queued,
+        t.airlocked if has("airlocked") else None,
+        t.allow_zipped if has("allow_zipped") else None,
+        t.original_url if has("original_url") else None,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from common.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from userstore_svc.core.models import Event
 from userstore_svc.core.rules.plan import TorrentLimit, protected_keys
-from userstore_svc.hub import EventHub
+from userstore_svc.hub import PROTECTION_CHANGED, EventHub
 from userstore_svc.store import user_db
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
@@ -18,7 +18,6 @@ MAX_IDS = 1000
 MAX_TEXT = 2000
 MAX_BULK_ARCHIVE = 500
 # The event TBM's frontend listens for, spelled as it compares it.
-PROTECTION_CHANGED = "protection_changed"
 # TBM's destructive download operations: the ones protection refuses.
 DESTRUCTIVE_OPERATIONS = ("delete", "archive", "stop_seeding")
 

@@ -12,6 +12,9 @@ from userstore_svc.core.models import Event
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
+# The live-only events TBM's frontend reacts to (it refetches protection or download tags).
+PROTECTION_CHANGED = "protection_changed"
+TAGS_CHANGED = "tags_changed"
 
 
 @dataclass(frozen=True, slots=True)

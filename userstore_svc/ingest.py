@@ -14,7 +14,7 @@ from typing import Any
 from userstore_svc.core.actions import reconcile
 from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
 from userstore_svc.core.pipeline import PollInput, run_poll
-from userstore_svc.core.rules.model import DESTRUCTIVE_ACTIONS
+from userstore_svc.core.rules.model import DESTRUCTIVE_ACTIONS, TAG_ACTIONS
 from userstore_svc.core.rules.plan import (
     Intent,
     PlanInput,
@@ -24,14 +24,18 @@ from userstore_svc.core.rules.plan import (
     plan,
     protected_keys,
 )
-from userstore_svc.hub import Changed, EventHub, Item
-from userstore_svc.store import user_db
+from userstore_svc.hub import TAGS_CHANGED, Changed, EventHub, Item
+from userstore_svc.store import rule_tags, user_db
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
+from userstore_svc.store.rule_tags import TagData
 from userstore_svc.store.user_db import PendingAction, UserData
 
 # Keep event history and logs bounded: pruned every this many polls of a user.
 PRUNE_EVERY_POLLS = 100
+# The live event TBM's frontend refetches its download tags on.
+# TBM's words when a tag action names a tag that no longer exists (the batch fails).
+INVALID_TAGS = "One or more tag IDs are invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +139,12 @@ class Ingestor:
             if data.last_observed_at is not None and snap.observed_at <= data.last_observed_at:
                 self.replayed += 1
                 return PlanOut(snap.poll_id, snap.auth_id, False, [], None, enabled)
-            outcome = _apply(data, snap, self.config)
+            tags = None
+            if any(
+                r.rule.uses_tags for r in data.rules if r.rule.enabled or r.id == snap.run_rule_id
+            ):
+                tags = await rule_tags.load(handle)
+            outcome = _apply(data, snap, self.config, tags)
             await handle.transaction(outcome.statements)
             outcome.commit_to(data)
         self.applied += 1
@@ -144,6 +153,9 @@ class Ingestor:
         items: list[Item] = list(outcome.events)
         if outcome.changed_count:
             items.append(Changed(snap.observed_at, outcome.changed_count))
+        if outcome.tags_changed:
+            # Live only, like protection_changed: TBM refetches /api/downloads/tags on it.
+            items.append(Event(TAGS_CHANGED, 0, snap.observed_at, {}))
         if items:
             self.hub.publish(snap.auth_id, items)
         return outcome.plan
@@ -247,6 +259,8 @@ class _Applied:
     present_count: int
     changed_count: int
     new_data: dict[str, Any]
+    # A tag action changed the user's download tags.
+    tags_changed: bool = False
 
     def commit_to(self, data: UserData) -> None:
         """Update the cached user data once the transaction committed."""
@@ -254,8 +268,10 @@ class _Applied:
             setattr(data, name, value)
 
 
-def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
-    """Everything one snapshot changes, computed without I/O."""
+def _apply(
+    data: UserData, snap: SnapshotIn, config: IngestConfig, tags: TagData | None = None
+) -> _Applied:
+    """Everything one snapshot changes, computed without I/O (`tags`: loaded if rules need them)."""
     now = snap.observed_at
     # A gap is judged by the interval that was in force: a user moved from the idle interval to
     # the active one must not see the idle wait as an outage.
@@ -300,6 +316,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             run_rule_id=manual,
             reset_holds=after_gap,
             deferred=_current_deferred(data),
+            tags=None if tags is None else tags.mappings,
         )
     )
 
@@ -322,6 +339,8 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
     # Execution log rows and per-torrent action records.
     reports = {r.rule_id: r for r in plan_out.reports}
     log_rules = [r for r in plan_out.reports if r.processed > 0 or manual == r.rule_id]
+    recorded = [i for i in plan_out.intents if i.status != "held"]
+    bad_tags = _invalid_tag_rules(recorded, tags)
     log_ids = dict(
         zip(
             (r.rule_id for r in log_rules),
@@ -340,8 +359,8 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
                     r.rule_name,
                     r.execution_type,
                     r.processed,
-                    1,
-                    _skip_summary(r),
+                    0 if r.rule_id in bad_tags else 1,
+                    INVALID_TAGS if r.rule_id in bad_tags else _skip_summary(r),
                     now,
                     int(r.dry_run),
                 )
@@ -349,7 +368,6 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
             ],
         )
     )
-    recorded = [i for i in plan_out.intents if i.status != "held"]
     action_ids = user_db.take_ids(data, "actions", len(recorded))
     archive_ids = user_db.take_ids(
         data,
@@ -362,10 +380,22 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
     last_actions = dict(data.last_actions)
     pending: list[PendingAction] = []  # every earlier one was just reconciled
     archive_iter = iter(archive_ids)
+    tag_adds: list[tuple[int, int]] = []
+    tag_removes: list[tuple[int, int]] = []
     for action_id, intent in zip(action_ids, recorded, strict=True):
         state = states[intent.key]
         s = state.snap
         magnet = s.magnet if s.magnet else _rebuilt_magnet(s.hash, s.name)
+        status, error = intent.status, None
+        if intent.action in TAG_ACTIONS and status == "pending":
+            # Carried out here, in this poll's transaction: TorBox is never called.
+            status, error = (
+                ("failed", INVALID_TAGS) if intent.rule_id in bad_tags else ("succeeded", None)
+            )
+            if error is None:
+                pairs = [(s.id, tag_id) for tag_id in intent.tag_ids]
+                (tag_adds if intent.action == "add_tag" else tag_removes).extend(pairs)
+            events.append(_local_action_event(action_id, intent, s.name, now, error))
         action_rows.append(
             (
                 action_id,
@@ -378,13 +408,16 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
                 magnet if intent.action in DESTRUCTIVE_ACTIONS else s.magnet,
                 intent.action,
                 int(intent.dry_run),
-                intent.status,
+                status,
                 intent.reason_json,
                 now,
+                None if error is None else "INVALID_TAG_IDS",
+                error,
+                now if status != intent.status else None,
             )
         )
         last_actions[(intent.rule_id, intent.key)] = now
-        if intent.status != "pending":
+        if status != "pending":
             continue
         if intent.action == "archive":
             archive_rows.append(
@@ -414,10 +447,13 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
     statements.append(
         (
             "INSERT INTO actions(id, log_id, rule_id, rule_name, torrent_key, hash, name, magnet, "
-            "action, dry_run, status, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "action, dry_run, status, reason, created_at, error_code, error_message, "
+            "completed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             action_rows,
         )
     )
+    statements.append(rule_tags.add_statement(tag_adds, now))
+    statements.append(rule_tags.remove_statement(tag_removes))
     statements.append(
         (
             "INSERT INTO archived_downloads(id, torrent_id, hash, name, tracker, magnet, "
@@ -498,6 +534,8 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
     summary = None
     if manual is not None:
         summary = _run_summary(manual, data, reports.get(manual), plan_out.intents)
+        if manual in bad_tags:
+            summary = replace(summary, reason=INVALID_TAGS)
     present_count = sum(1 for s in states.values() if s.present)
     plan_result = PlanOut(
         poll_id=snap.poll_id,
@@ -514,6 +552,7 @@ def _apply(data: UserData, snap: SnapshotIn, config: IngestConfig) -> _Applied:
         plan=plan_result,
         present_count=present_count,
         changed_count=len(result.changed),
+        tags_changed=bool(tag_adds or tag_removes),
         new_data={
             "states": states,
             "last_observed_at": now,
@@ -577,6 +616,39 @@ def _current_deferred(data: UserData) -> dict[int, dict[int, float]]:
         if kept:
             current[rule_id] = kept
     return current
+
+
+def _invalid_tag_rules(intents: Sequence[Intent], tags: TagData | None) -> set[int]:
+    """Rules whose tag action names a tag that does not exist: TBM fails the whole batch."""
+    return {
+        i.rule_id
+        for i in intents
+        if i.action in TAG_ACTIONS
+        and i.status == "pending"
+        and (tags is None or not tags.existing.issuperset(i.tag_ids))
+    }
+
+
+def _local_action_event(
+    action_id: int, intent: Intent, name: str, now: float, error: str | None
+) -> Event:
+    """The AUTOMATION_ACTION event of an action carried out here (its outcome is known now)."""
+    return Event(
+        "AUTOMATION_ACTION",
+        intent.key,
+        now,
+        {
+            "action_id": action_id,
+            "rule_id": intent.rule_id,
+            "rule_name": intent.rule_name,
+            "action": intent.action,
+            "name": name,
+            "success": error is None,
+            "error_code": None if error is None else "INVALID_TAG_IDS",
+            "message": error,
+            "tag_ids": list(intent.tag_ids),
+        },
+    )
 
 
 def _rebuilt_magnet(info_hash: str, name: str) -> str:

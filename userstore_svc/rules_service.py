@@ -14,7 +14,7 @@ from userstore_svc.core.rules.model import PROTECTED_ACTIONS, Rule
 from userstore_svc.core.rules.plan import protected_keys, skip_reason
 from userstore_svc.core.rules.presets import PRESETS
 from userstore_svc.core.rules.schema import parse_rule, parse_rules, rule_doc
-from userstore_svc.store import user_db
+from userstore_svc.store import rule_tags, user_db
 from userstore_svc.store.pool import DatabasePool, Handle
 from userstore_svc.store.registry import Registry
 from userstore_svc.store.user_db import StoredRule
@@ -22,6 +22,7 @@ from userstore_svc.store.user_db import StoredRule
 Clock = Callable[[], float]
 # A saved rule's first scheduled evaluation is at most this far away (ten years).
 MAX_WAIT_SECONDS = 10 * 365 * 86400.0
+_NONE: frozenset[int] = frozenset()
 
 
 def iso(ts: float | None) -> str | None:
@@ -36,6 +37,8 @@ def rule_json(stored: StoredRule) -> dict[str, Any]:
     return {
         "id": stored.id,
         **rule_doc(stored.rule),
+        # Asset types saved and kept but not acted on yet (usenet, webdl): see docs/rules.md.
+        "unsupported_asset_types": list(stored.rule.unsupported_asset_types),
         "last_evaluated_at": iso(stored.last_evaluated_at),
         "last_executed_at": iso(stored.last_executed_at),
         "execution_count": stored.execution_count,
@@ -260,11 +263,15 @@ class RuleService:
             now = data.last_observed_at
             states = [s for s in data.states.values() if s.present]
             shielded = protected_keys(data.states, data.protected)
+            tags = await rule_tags.load_mappings(handle) if rule.uses_tags else None
         rows: list[PreviewRow] = []
         if now is not None:
             for state in sorted(states, key=lambda s: s.key):
-                result = compiled.test(state, now, {}, {})
-                reason = skip_reason(rule.action, state) if result else None
+                item_tags = None if tags is None else tags.get(state.snap.id, frozenset())
+                result = compiled.test(state, now, {}, {}, item_tags)
+                reason = (
+                    skip_reason(rule.action, state, item_tags, rule.tag_ids) if result else None
+                )
                 # As the planner: protection holds back only the actions it is about.
                 if (
                     result
@@ -281,7 +288,9 @@ class RuleService:
                         matched=result is True,
                         actionable=result is True and reason is None,
                         skip_reason=reason or "",
-                        conditions=[trace_dict(t) for t in explain(rule, state, now, {})],
+                        conditions=[
+                            trace_dict(t) for t in explain(rule, state, now, {}, item_tags)
+                        ],
                     )
                 )
         rows.sort(key=lambda r: (not r.matched, r.torrent_id))
@@ -345,16 +354,18 @@ async def _log_what_saving_would_do(handle: Handle, rule_ids: list[int], now: fl
         return
     present = {k: s for k, s in data.states.items() if s.present}
     shielded = protected_keys(data.states, data.protected)
+    saved = [r for r in data.rules if r.id in rule_ids and r.rule.enabled]
+    tags = await rule_tags.load_mappings(handle) if any(r.rule.uses_tags for r in saved) else {}
     rows = []
-    for stored in data.rules:
-        if stored.id not in rule_ids or not stored.rule.enabled:
-            continue
+    for stored in saved:
+        rule = stored.rule
         would = [
             state.snap.name
             for key, state in sorted(present.items())
-            if stored.compiled.test(state, observed, {}, {}) is True
-            and skip_reason(stored.rule.action, state) is None
-            and not (stored.rule.action in PROTECTED_ACTIONS and key in shielded)
+            if stored.compiled.test(state, observed, {}, {}, tags.get(state.snap.id, _NONE)) is True
+            and skip_reason(rule.action, state, tags.get(state.snap.id, _NONE), rule.tag_ids)
+            is None
+            and not (rule.action in PROTECTED_ACTIONS and key in shielded)
         ]
         if stored.rule.trigger.kind == "event":
             first = "on its events from now on"
@@ -366,6 +377,8 @@ async def _log_what_saving_would_do(handle: Handle, rule_ids: list[int], now: fl
             f"{len(would)} of {len(present)} downloads{': ' + examples if would else ''}; "
             f"{first}"
         )
+        if rule.unsupported_asset_types:
+            message += f"; {', '.join(rule.unsupported_asset_types)} downloads are not acted on yet"
         rows.append((stored.id, stored.rule.name, message))
     if not rows:
         return

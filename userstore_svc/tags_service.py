@@ -8,14 +8,13 @@ from collections.abc import Callable, Sequence
 from common.errors import AlreadyExists, InvalidArgument, NotFound
 from common.tags import clean_name
 from userstore_svc.core.models import Event
-from userstore_svc.hub import EventHub
+from userstore_svc.hub import TAGS_CHANGED, EventHub
 from userstore_svc.store import tags as store
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import Registry
 from userstore_svc.store.tags import Mapping, Operation, TagRow
 
 # The event TBM's frontend refetches its download-tag map on, spelled as it compares it.
-TAGS_CHANGED = "tags_changed"
 MAX_DOWNLOAD_IDS = 1000
 MAX_TAG_IDS = 100
 TAG_NOT_FOUND = "Tag not found"

@@ -133,6 +133,13 @@ class TorBoxClient:
 
     async def torrent(self, key_id: str, api_key: str, torrent_id: int) -> tpb.Torrent | None:
         """One torrent, fresh (None when TorBox does not list it); `data` may be a list or not."""
+        item = await self._raw_torrent(key_id, api_key, torrent_id)
+        return None if item is None else parse.torrent(item)
+
+    async def _raw_torrent(
+        self, key_id: str, api_key: str, torrent_id: int
+    ) -> dict[str, Any] | None:
+        """One torrent's JSON as TorBox sent it, fresh, or None when TorBox does not list it."""
         try:
             data = await self._call(
                 "GET",
@@ -149,9 +156,41 @@ class TorBoxClient:
         for item in _as_list(data):
             message = parse.torrent(item)
             # An object with id 0 (or another id) is TorBox's other way of saying "not found".
-            if message is not None and message.id == torrent_id:
-                return message
+            if message is not None and message.id == torrent_id and isinstance(item, dict):
+                return item
         return None
+
+    async def set_airlock(
+        self, key_id: str, api_key: str, torrent_id: int, airlocked: bool
+    ) -> None:
+        """Set or clear one torrent's Airlock flag with TorBox's edit call.
+
+        The edit call takes the torrent's name, tags and alternative hashes along with the flag
+        (TBM sends all four, as the endpoint may replace what it is given): they are read fresh
+        first and sent back as they are, so the edit changes the flag alone.
+        """
+        item = await self._raw_torrent(key_id, api_key, torrent_id)
+        if item is None:
+            raise TorBoxApiError("ITEM_NOT_FOUND", "Download not found")
+        name = item.get("name")
+        tags = item.get("tags")
+        hashes = item.get("alternative_hashes")
+        await self._call(
+            "PUT",
+            "torrents/edittorrent",
+            key_id,
+            api_key,
+            endpoint="edit",
+            json_body={
+                "torrent_id": torrent_id,
+                "name": name.strip()
+                if isinstance(name, str) and name.strip()
+                else f"Download {torrent_id}",
+                "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+                "alternative_hashes": hashes if isinstance(hashes, list) else [],
+                "airlocked": airlocked,
+            },
+        )
 
     async def control_torrent(
         self, key_id: str, api_key: str, torrent_id: int, operation: str

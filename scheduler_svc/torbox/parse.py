@@ -147,6 +147,8 @@ def torrent(item: Any) -> tpb.Torrent | None:
         "seed_torrent": _bool(item.get("seed_torrent")),
         "long_term_seeding": _bool(item.get("long_term_seeding")),
         "private": _bool(item.get("private")),
+        "airlocked": _bool(item.get("airlocked")),
+        "allow_zipped": _bool(item.get("allow_zipped")),
     }
     return tpb.Torrent(
         id=torrent_id,
@@ -164,6 +166,7 @@ def _optional(item: dict[str, Any]) -> dict[str, Any]:
     values = {
         "magnet": _str(item.get("magnet")),
         "tracker": _str(item.get("tracker")),
+        "original_url": _str(item.get("original_url")),
         "created_at": parse_date(item.get("created_at")),
         "updated_at": parse_date(item.get("updated_at")),
         "expires_at": parse_date(item.get("expires_at")),

@@ -38,7 +38,13 @@ SERVICES = {
 }
 # a few methods reflection must describe for each gRPC service
 # Services a process serves next to its main one (the userstore's TBM resources).
-ALSO_SERVED = {"userstore": ("torbox.automation.v1.TagsService",)}
+ALSO_SERVED = {
+    "userstore": (
+        "torbox.automation.v1.TagsService",
+        "torbox.automation.v1.ViewsService",
+        "torbox.automation.v1.LinkHistoryService",
+    )
+}
 SOME_METHODS = {
     "userstore": {"Ingest", "RegisterUser", "GetStats"},
     "scheduler": {"EnsureUser", "RunRule", "GetStatus"},

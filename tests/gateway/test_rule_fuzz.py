@@ -27,12 +27,20 @@ NUMBER_TYPES = [
     "AVAILABILITY", "FILE_COUNT", "TOTAL_UPLOADED", "TOTAL_DOWNLOADED", "FILE_SIZE", "EXPIRES_AT",
     "DOWNLOADING_TIME", "ACTIVE_TIME", "STALL_COUNT", "PROGRESS_CHANGE", "MAX_DOWNLOAD_SPEED",
 ]  # fmt: skip
-TEXT_TYPES = ["NAME", "TRACKER"]
-BOOL_TYPES = ["PRIVATE", "CACHED", "IS_ACTIVE", "SEEDING_ENABLED", "LONG_TERM_SEEDING"]
+TEXT_TYPES = ["NAME", "TRACKER", "ORIGINAL_URL"]
+BOOL_TYPES = [
+    "PRIVATE", "CACHED", "IS_ACTIVE", "SEEDING_ENABLED", "LONG_TERM_SEEDING", "IS_AIRLOCKED",
+    "ALLOW_ZIP",
+]  # fmt: skip
+TAG_OPS = ["is_any_of", "is_all_of", "is_none_of", "is_set", "is_not_set", "has_any", "has_all"]
 NUMBER_OPS = ["gt", "lt", "gte", "lte", "eq"]
 TEXT_OPS = ["contains", "not_contains", "equals", "not_equals", "starts_with", "ends_with"]
 STATUSES = ["queued", "downloading", "seeding", "uploading", "stalled", "completed", "inactive"]
-ACTIONS = ["stop_seeding", "pause", "resume", "delete", "archive", "force_start", "reannounce"]
+ACTIONS = [
+    "stop_seeding", "pause", "resume", "delete", "archive", "force_start", "reannounce",
+    "add_airlock", "remove_airlock",
+]  # fmt: skip
+tag_ids = st.lists(st.integers(1, 50), min_size=1, max_size=4, unique=True)
 EVENTS = ["TORRENT_ADDED", "TORRENT_STALLED", "TORRENT_COMPLETED", "TORRENT_RATIO_REACHED"]
 BAD_PATTERNS = ["(", "[a-", "a{2,1}", "(?P<n", "\\", "*", "a**", "(?<=a)b", "(a)\\1", "\\p{Nope}"]
 GOOD_PATTERNS = [r"^ubuntu", r"\.iso$", r"(720|1080)p", r"s\d{2}e\d{2}", "x265|hevc"]
@@ -71,7 +79,7 @@ number = (
 @st.composite
 def condition(draw: st.DrawFn) -> dict[str, Any]:
     """A condition that fits its type (a valid one)."""
-    kind = draw(st.sampled_from(["number", "text", "status", "bool"]))
+    kind = draw(st.sampled_from(["number", "text", "status", "bool", "tags"]))
     doc: dict[str, Any]
     if kind == "number":
         field = draw(st.sampled_from(NUMBER_TYPES))
@@ -83,15 +91,18 @@ def condition(draw: st.DrawFn) -> dict[str, Any]:
         value = (
             draw(st.sampled_from(GOOD_PATTERNS))
             if operator == "matches"
-            else draw(st.text(min_size=1, max_size=30))
+            else draw(st.text(max_size=30))  # "" is the editor's default: it matches nothing
         )
         doc = {"type": draw(st.sampled_from(TEXT_TYPES)), "operator": operator, "value": value}
     elif kind == "status":
         doc = {
             "type": "STATUS",
             "operator": draw(st.sampled_from(["is_any_of", "is_none_of"])),
-            "value": draw(st.lists(st.sampled_from(STATUSES), min_size=1, max_size=3)),
+            "value": draw(st.lists(st.sampled_from(STATUSES), max_size=3)),
         }
+    elif kind == "tags":
+        ids = draw(st.lists(st.integers(1, 50) | st.integers(1, 50).map(str), max_size=3))
+        doc = {"type": "TAGS", "operator": draw(st.sampled_from(TAG_OPS)), "value": ids}
     else:
         doc = {
             "type": draw(st.sampled_from(BOOL_TYPES)),
@@ -139,7 +150,12 @@ def valid_rule(draw: st.DrawFn) -> dict[str, Any]:
         "trigger": trigger,
         "logicOperator": draw(st.sampled_from(["and", "or"])),
         "groups": draw(st.lists(group(2), max_size=3)),
-        "action": {"type": draw(st.sampled_from(ACTIONS))},
+        "action": draw(
+            st.fixed_dictionaries({"type": st.sampled_from(ACTIONS)})
+            | st.fixed_dictionaries(
+                {"type": st.sampled_from(["add_tag", "remove_tag"]), "tagIds": tag_ids}
+            )
+        ),
     }
     optional = {
         "cooldown_minutes": st.none() | st.sampled_from([0, 1.5, 60]),
@@ -180,6 +196,7 @@ def mutated_rule(draw: st.DrawFn) -> Any:
                 [
                     "name", "enabled", "assetTypes", "trigger", "trigger.value", "trigger.type",
                     "trigger.events", "logicOperator", "groups", "action", "action.type", "id",
+                    "action.tagIds",
                     "cooldown_minutes", "dry_run", "max_actions_per_run", "condition.type",
                     "condition.operator", "condition.value", "condition.hours", "regex", "deep",
                     "huge_name", "huge_value", "conditions", "metadata", "legacy", "drop",

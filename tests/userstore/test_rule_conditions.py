@@ -33,7 +33,7 @@ def rule(
 
 def matches(doc: dict[str, Any], state: TorrentState, now: float) -> bool | None:
     """The rule's three-valued result on one state."""
-    return compile_rule(parse_rule(doc)).test(state, now, {}, {})
+    return compile_rule(parse_rule(doc)).test(state, now, {}, {}, frozenset())
 
 
 def one(condition: dict[str, Any], state: TorrentState, now: float) -> bool | None:
@@ -269,7 +269,7 @@ def test_explain_names_value_threshold_and_result() -> None:
         {"type": "RATIO", "operator": "gte", "value": 1},
         {"type": "SEEDS", "operator": "lt", "value": 1},
     )
-    traces = explain(parse_rule(doc), state, now, {})
+    traces = explain(parse_rule(doc), state, now, {}, frozenset())
     assert [(t.type, t.threshold, t.value, t.result) for t in traces] == [
         ("RATIO", 1.0, 1.5, "match"),
         ("SEEDS", 1.0, 2.0, "no_match"),

@@ -39,7 +39,12 @@ def cond(**fields: Any) -> dict[str, Any]:
         (doc(name=""), "rules[0].name", "required"),
         (doc(name=5), "rules[0].name", "required"),
         (doc(enabled="yes"), "rules[0].enabled", "true or false"),
-        (doc(assetTypes=["usenet"]), "rules[0].assetTypes", "only 'torrent'"),
+        (
+            doc(assetTypes=["usenet"]),
+            "rules[0].groups[0].conditions[0].type",
+            "RATIO applies to torrents only; this rule's assetTypes include usenet",
+        ),
+        (doc(assetTypes=[]), "rules[0].assetTypes", "non-empty"),
         (doc(assetTypes=["torrent", "ftp"]), "rules[0].assetTypes", "unknown asset type"),
         (doc(trigger={"type": "cron"}), "rules[0].trigger.type", "unknown trigger"),
         (
@@ -54,11 +59,11 @@ def cond(**fields: Any) -> dict[str, Any]:
             "rules[0].trigger.events[0]",
             "unknown event",
         ),
-        (doc(action={"type": "add_tag"}), "rules[0].action.type", "unknown action"),
+        (doc(action={"type": "tag_it"}), "rules[0].action.type", "unknown action"),
         (doc(action="delete"), "rules[0].action", "object"),
         (doc(logicOperator="xor"), "rules[0].logicOperator", "'and' or 'or'"),
         (
-            cond(type="TAGS", operator="is_any_of", value=[1]),
+            cond(type="TAG", operator="is_any_of", value=[1]),
             "rules[0].groups[0].conditions[0].type",
             "unknown condition",
         ),
@@ -83,9 +88,9 @@ def cond(**fields: Any) -> dict[str, Any]:
             "invalid regular expression",
         ),
         (
-            cond(type="NAME", operator="contains", value=""),
+            cond(type="NAME", operator="contains", value=None),
             "rules[0].groups[0].conditions[0].value",
-            "non-empty",
+            "must be a string",
         ),
         (
             cond(type="STATUS", operator="is_any_of", value=["sleeping"]),
@@ -200,3 +205,123 @@ def test_windows_up_to_a_week_are_accepted(kind: str, hours: float) -> None:
     condition = {"type": kind, "operator": "lt", "value": 1, "hours": hours}
     rule = parse_rule(doc(groups=[{"logicOperator": "and", "conditions": [condition]}]))
     assert rule.root.groups[0].conditions[0].hours == hours
+
+
+def tag_rule(action: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A rule as TBM's editor writes a tag rule."""
+    return doc(action=action, **overrides)
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "reason"),
+    [
+        (tag_rule({"type": "add_tag"}), "rules[0].action.tagIds", "non-empty list"),
+        (tag_rule({"type": "add_tag", "tagIds": []}), "rules[0].action.tagIds", "non-empty"),
+        (tag_rule({"type": "remove_tag", "tagIds": 3}), "rules[0].action.tagIds", "list"),
+        (tag_rule({"type": "add_tag", "tagIds": [1, 0]}), "rules[0].action.tagIds[1]", "tag id"),
+        (tag_rule({"type": "add_tag", "tagIds": [-4]}), "rules[0].action.tagIds[0]", "tag id"),
+        (tag_rule({"type": "add_tag", "tagIds": [True]}), "rules[0].action.tagIds[0]", "tag id"),
+        (tag_rule({"type": "add_tag", "tagIds": ["x"]}), "rules[0].action.tagIds[0]", "tag id"),
+        (tag_rule({"type": "add_tag", "tagIds": [1.5]}), "rules[0].action.tagIds[0]", "tag id"),
+        (
+            tag_rule({"type": "add_tag", "tagIds": list(range(1, 102))}),
+            "rules[0].action.tagIds",
+            "at most 100",
+        ),
+        (
+            cond(type="TAGS", operator="is_any_of", value="3"),
+            "rules[0].groups[0].conditions[0].value",
+            "list of tag ids",
+        ),
+        (
+            cond(type="TAGS", operator="is_all_of", value=[2, "abc"]),
+            "rules[0].groups[0].conditions[0].value[1]",
+            "tag id",
+        ),
+        (
+            cond(type="TAGS", operator="contains", value=[2]),
+            "rules[0].groups[0].conditions[0].operator",
+            "not an operator for TAGS",
+        ),
+        (
+            cond(type="IS_AIRLOCKED", operator="gt", value=1),
+            "rules[0].groups[0].conditions[0].operator",
+            "not an operator for IS_AIRLOCKED",
+        ),
+        (
+            cond(type="ORIGINAL_URL", operator="contains", value=5),
+            "rules[0].groups[0].conditions[0].value",
+            "must be a string",
+        ),
+        (
+            cond(type="STATUS", operator="is_any_of", value=[1]),
+            "rules[0].groups[0].conditions[0].value",
+            "status",
+        ),
+        (
+            doc(assetTypes=["torrent", "webdl"], action={"type": "stop_seeding"}),
+            "rules[0].groups[0].conditions[0].type",
+            "torrents only",
+        ),
+        (
+            doc(
+                assetTypes=["torrent", "usenet"],
+                groups=[{"conditions": [{"type": "AGE", "operator": "gt", "value": 1}]}],
+                action={"type": "archive"},
+            ),
+            "rules[0].action.type",
+            "archive applies to torrents only; this rule's assetTypes include usenet",
+        ),
+    ],
+)
+def test_invalid_tag_airlock_and_asset_rules_name_the_field(
+    rule: dict[str, Any], field: str, reason: str
+) -> None:
+    """Tag and airlock actions, TAGS values and multi-asset rules are checked at save time."""
+    with pytest.raises(InvalidArgument) as raised:
+        parse_rules([rule])
+    assert raised.value.field == field
+    assert reason in raised.value.message
+
+
+@pytest.mark.parametrize("operator", ["is_any_of", "is_all_of", "is_none_of"])
+def test_tag_operator_aliases_are_stored_under_the_editor_names(operator: str) -> None:
+    """has_any / has_all / has_none are accepted and written back as TBM's editor names them."""
+    alias = {"is_any_of": "has_any", "is_all_of": "has_all", "is_none_of": "has_none"}[operator]
+    rule = parse_rule(cond(type="TAGS", operator=alias, value=[3, "5", 3]))
+    written = rule_doc(rule)["groups"][0]["conditions"][0]
+    assert written == {"type": "TAGS", "operator": operator, "value": [3, 5]}
+
+
+def test_what_tbms_editor_writes_is_accepted_and_round_trips() -> None:
+    """Editor defaults (empty STATUS, empty text, empty tags), tag and airlock actions, usenet
+    and webdl asset types, and a 168-hour average all save and read back unchanged."""
+    conditions = [
+        {"type": "STATUS", "operator": "is_any_of", "value": []},
+        {"type": "NAME", "operator": "contains", "value": ""},
+        {"type": "ORIGINAL_URL", "operator": "starts_with", "value": ""},
+        {"type": "TAGS", "operator": "is_any_of", "value": []},
+        {"type": "TAGS", "operator": "is_set", "value": []},
+        {"type": "IS_AIRLOCKED", "operator": "is_true", "value": True},
+        {"type": "ALLOW_ZIP", "operator": "is_false", "value": True},
+    ]
+    for action in (
+        {"type": "add_tag", "tagIds": [3, 7]},
+        {"type": "remove_tag", "tagIds": [1]},
+        {"type": "add_airlock"},
+        {"type": "remove_airlock"},
+    ):
+        original = doc(
+            assetTypes=["webdl", "torrent", "usenet", "usenet"],
+            groups=[{"logicOperator": "or", "conditions": conditions}],
+            action=action,
+        )
+        rule = parse_rule(original)
+        assert rule.asset_types == ("torrent", "usenet", "webdl")
+        assert rule.unsupported_asset_types == ("usenet", "webdl")
+        written = rule_doc(rule)
+        assert written["action"] == action
+        assert parse_rule(written) == rule
+    hours = cond(type="AVG_UPLOAD_SPEED", operator="lt", value=1, hours="168")
+    assert parse_rule(hours).root.groups[0].conditions[0].hours == 168
+    assert parse_rule(doc()).unsupported_asset_types == ()

@@ -282,7 +282,7 @@ def test_state_rows_round_trip(steps: list[tuple[str, int, int, float]]) -> None
     migrate(conn, USER_MIGRATIONS)
     for state in feed.states.values():
         conn.execute(user_db.INSERT_TORRENT, user_db.state_row(state))
-    for row in conn.execute("SELECT * FROM torrents"):
+    for row in conn.execute(user_db.SELECT_TORRENTS):
         restored = user_db.state_from_row(row)
         original = feed.states[restored.key]
         assert restored == original

@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 from common.errors import AlreadyExists, InvalidArgument, NotFound, UserNotRegistered
 from common.tags import NAME_REQUIRED, NAME_TOO_LONG, clean_name, utf16_length
 from tests.userstore.conftest import Store
-from userstore_svc.hub import Item
+from userstore_svc.hub import TAGS_CHANGED, Item
+from userstore_svc.store import rule_tags
 from userstore_svc.store import tags as tag_store
 from userstore_svc.store.migrations import USER_MIGRATIONS, migrate
 from userstore_svc.store.tags import Operation
-from userstore_svc.tags_service import TAGS_CHANGED, TagService
+from userstore_svc.tags_service import TagService
 
 USER = "a" * 64
 
@@ -256,14 +257,14 @@ async def test_tags_changed_follows_every_change_but_a_creation(
     assert drained(queue) == [TAGS_CHANGED]
 
 
-async def test_cached_tag_sets_follow_every_write(tags: TagService, store: Store) -> None:
-    """tags_by_download (for rules) is cached beside the connection and dropped by each write."""
+async def test_rules_read_every_write_of_the_tag_routes(tags: TagService, store: Store) -> None:
+    """The tag sets rules read (never cached) follow every mapping change and tag deletion."""
     a = (await tags.create_tag(USER, "a")).id
     b = (await tags.create_tag(USER, "b")).id
 
     async def sets() -> dict[int, frozenset[int]]:
         async with store.pool.use(USER) as handle:
-            return await tag_store.tags_by_download(handle)
+            return await rule_tags.load_mappings(handle)
 
     assert await sets() == {}
     await tags.change_mappings(USER, Operation.ADD, [1, 2], [a, b])

@@ -31,6 +31,8 @@ def effect_visible(action: str, state: TorrentState | None) -> bool | None:
         return state.status == "paused"
     if action == "resume":
         return state.status != "paused"
+    if action in ("add_airlock", "remove_airlock") and state.snap.airlocked is not None:
+        return state.snap.airlocked == (action == "add_airlock")
     return None
 
 

@@ -49,6 +49,11 @@ class TorrentSnapshot(NamedTuple):
     long_term_seeding: bool | None
     private: bool | None
     queued: bool
+    # Newer fields, last so rows and constructors written before them stay valid.
+    airlocked: bool | None = None
+    allow_zipped: bool | None = None
+    # TorBox sends it for usenet and web downloads; a torrent has none (unknown, never "").
+    original_url: str | None = None
 
     @property
     def key(self) -> int:

@@ -362,6 +362,16 @@ USER_MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX link_history_recent ON link_history(generated_at DESC, id DESC);
         """,
     ),
+    Migration(
+        7,
+        "TorBox's airlocked, allow_zipped and original_url, for TBM's rule conditions",
+        """
+        -- Unknown (NULL) until the next poll reads them: never false or empty.
+        ALTER TABLE torrents ADD COLUMN airlocked INTEGER;
+        ALTER TABLE torrents ADD COLUMN allow_zipped INTEGER;
+        ALTER TABLE torrents ADD COLUMN original_url TEXT;
+        """,
+    ),
 )
 
 REGISTRY_MIGRATIONS: tuple[Migration, ...] = (

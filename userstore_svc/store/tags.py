@@ -19,8 +19,6 @@ from userstore_svc.store.pool import Handle
 from userstore_svc.store.user_db import UPSERT_META
 
 LAST_ID_KEY = "tags_last_id"
-# Where the downloads' tag sets are cached beside the connection; every write here drops it.
-CACHE_KEY = "download_tags"
 
 
 class Operation(Enum):
@@ -114,7 +112,6 @@ async def delete_tag(handle: Handle, tag_id: int) -> bool:
 
     Its id stays given: ``tags_last_id`` was set when it was inserted.
     """
-    handle.cache.pop(CACHE_KEY, None)
     return await handle.execute("DELETE FROM tags WHERE id = ?", (tag_id,)) > 0
 
 
@@ -140,7 +137,6 @@ async def change_mappings(
     now: float,
 ) -> list[int]:
     """Apply a change in one transaction; returns the unknown tag ids (then nothing changed)."""
-    handle.cache.pop(CACHE_KEY, None)
     return await handle.run_in_thread(
         apply_change, operation, list(download_ids), list(tag_ids), now
     )
@@ -177,16 +173,3 @@ def apply_change(
         conn.execute("ROLLBACK")
         raise
     return []
-
-
-async def tags_by_download(handle: Handle) -> dict[int, frozenset[int]]:
-    """Each tagged download's tag ids (cached beside the connection until a write here)."""
-    cached = handle.cache.get(CACHE_KEY)
-    if cached is None:
-        rows = await handle.fetchall("SELECT download_id, tag_id FROM download_tags")
-        sets: dict[int, set[int]] = {}
-        for download_id, tag_id in rows:
-            sets.setdefault(download_id, set()).add(tag_id)
-        cached = handle.cache[CACHE_KEY] = {k: frozenset(v) for k, v in sets.items()}
-    result: dict[int, frozenset[int]] = cached
-    return result

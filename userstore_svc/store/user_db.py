@@ -24,6 +24,47 @@ from userstore_svc.store.pool import Handle
 
 STATE_FIELDS: tuple[str, ...] = TorrentState._fields[1:]
 TORRENT_COLUMNS = 1 + len(SNAPSHOT_FIELDS) + len(STATE_FIELDS)
+# The `torrents` columns of the snapshot's fields, in the snapshot's order. Named, not `*`:
+# columns added by later migrations sit at the table's end, not beside their fields.
+_SNAPSHOT_COLUMNS = (
+    "torrent_id",
+    "hash",
+    "name",
+    "magnet",
+    "size",
+    "active",
+    "added_at",
+    "updated_at",
+    "last_state",
+    "seeds",
+    "peers",
+    "ratio",
+    "last_progress",
+    "download_speed",
+    "upload_speed",
+    "eta",
+    "expires_at",
+    "download_present",
+    "download_finished",
+    "file_count",
+    "availability",
+    "tracker",
+    "last_total_uploaded",
+    "last_total_downloaded",
+    "cached",
+    "cached_at",
+    "seed_torrent",
+    "long_term_seeding",
+    "private",
+    "queued",
+    "airlocked",
+    "allow_zipped",
+    "original_url",
+)
+assert len(_SNAPSHOT_COLUMNS) == len(SNAPSHOT_FIELDS)
+TORRENT_COLUMN_LIST = ", ".join(("torrent_key", *_SNAPSHOT_COLUMNS, *STATE_FIELDS))
+# Every torrent row, columns in the order state_from_row reads them.
+SELECT_TORRENTS = f"SELECT {TORRENT_COLUMN_LIST} FROM torrents"
 
 
 def _bool_positions(cls: type) -> tuple[int, ...]:
@@ -46,7 +87,10 @@ _MISSING = STATE_FIELDS.index("missing_since")
 _LAST_SEEN = STATE_FIELDS.index("last_seen_at")
 _new = tuple.__new__
 _SNAP_END = 1 + len(SNAPSHOT_FIELDS)
-INSERT_TORRENT = f"INSERT OR REPLACE INTO torrents VALUES ({','.join('?' * TORRENT_COLUMNS)})"
+INSERT_TORRENT = (
+    f"INSERT OR REPLACE INTO torrents({TORRENT_COLUMN_LIST}) "
+    f"VALUES ({','.join('?' * TORRENT_COLUMNS)})"
+)
 CACHE_KEY = "data"
 
 
@@ -153,7 +197,7 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     last_observed = float(meta["last_observed_at"]) if "last_observed_at" in meta else None
     states: dict[int, TorrentState] = {}
-    for row in conn.execute("SELECT * FROM torrents"):
+    for row in conn.execute(SELECT_TORRENTS):
         # Rows are written only when something besides the sighting changed; every present
         # torrent was sighted by the last applied snapshot.
         states[row[0]] = state_from_row(row, last_observed)

@@ -11,6 +11,11 @@ every condition knows the test it finally contributes. A condition with ``for_mi
 only once that test, negation included, has held continuously for that long: "no seeds for an
 hour" is ``SEEDS gt 0``, negated, held 60 minutes. The caller keeps the start of each hold per
 (rule, condition, torrent) between polls; an unknown result ends a hold.
+
+TAGS reads the item's TBM tag ids, which the caller passes beside the state (the store loads
+them; None when they were not loaded, which makes every TAGS condition unknown). An empty STATUS
+list, an empty text or an empty tag list (TBM's editor defaults) is unknown too: it matches
+nothing, negated or not.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ from userstore_svc.core.rules.model import Condition, Group, Rule
 from userstore_svc.core.rules.schema import regex_options
 
 Tri = bool | None
-RawTest = Callable[[TorrentState, float], tuple[Any, Tri]]
-# (state, now, holds of this torrent: path -> since, new holds to fill) -> result
-Test = Callable[[TorrentState, float, Mapping[str, float], dict[str, float]], Tri]
+Tags = frozenset[int] | None
+RawTest = Callable[[TorrentState, float, Tags], tuple[Any, Tri]]
+# (state, now, holds of this torrent: path -> since, new holds to fill, its tag ids) -> result
+Test = Callable[[TorrentState, float, Mapping[str, float], dict[str, float], Tags], Tri]
 
 
 def _bound_op(operator: str, threshold: float) -> Callable[[float], Tri]:
@@ -95,10 +101,33 @@ def _string_op(operator: str, needle: str) -> Callable[[Any], bool]:
     return search
 
 
+def _unknown(_v: Any) -> Tri:
+    return None
+
+
+def _tags_op(operator: str, ids: frozenset[int]) -> Callable[[Any], Tri]:
+    """A test of an item's tag ids (TBM's semantics; an id list left empty matches nothing)."""
+    if operator == "is_set":
+        return lambda v: bool(v)
+    if operator == "is_not_set":
+        return lambda v: not v
+    if not ids:
+        return _unknown
+    if operator == "is_all_of":
+        return lambda v: ids <= v
+    if operator == "is_none_of":
+        return lambda v: not (ids & v)
+    return lambda v: bool(ids & v)
+
+
 def _predicate(cond: Condition) -> Callable[[Any], Tri]:
     kind = FIELDS[cond.type].kind
     if kind == "number":
         return _number_op(cond.operator, float(cond.value))
+    if kind == "tags":
+        return _tags_op(cond.operator, frozenset(cond.value))
+    if kind in ("string", "status") and not cond.value:
+        return _unknown  # TBM's editor default ("" or []): matches nothing
     if kind == "string":
         return _string_op(cond.operator, str(cond.value))
     if kind == "status":
@@ -116,9 +145,10 @@ def raw_test(cond: Condition) -> RawTest:
     get = FIELDS[cond.type].get
     hours = cond.hours
     predicate = _predicate(cond)
+    reads_tags = FIELDS[cond.type].kind == "tags"
 
-    def test(state: TorrentState, now: float) -> tuple[Any, Tri]:
-        value = get(state, now, hours)
+    def test(state: TorrentState, now: float, tags: Tags) -> tuple[Any, Tri]:
+        value = tags if reads_tags else get(state, now, hours)
         if value is None:
             return None, None
         return value, predicate(value)
@@ -146,10 +176,15 @@ def _compile_condition(cond: Condition, negate: bool) -> Test:
     """One condition's test; `negate` is its own negation combined with its groups'."""
     path, minutes = cond.path, cond.for_minutes
     get, hours, predicate = FIELDS[cond.type].get, cond.hours, _predicate(cond)
-    if not minutes and not negate:
+    reads_tags = FIELDS[cond.type].kind == "tags"
+    if not minutes and not negate and not reads_tags:
         # Most conditions neither hold nor negate: one call per torrent instead of two.
         def plain(
-            state: TorrentState, now: float, _holds: Mapping[str, float], _out: dict[str, float]
+            state: TorrentState,
+            now: float,
+            _holds: Mapping[str, float],
+            _out: dict[str, float],
+            _tags: Tags,
         ) -> Tri:
             value = get(state, now, hours)
             return None if value is None else predicate(value)
@@ -157,9 +192,13 @@ def _compile_condition(cond: Condition, negate: bool) -> Test:
         return plain
 
     def run(
-        state: TorrentState, now: float, holds: Mapping[str, float], out: dict[str, float]
+        state: TorrentState,
+        now: float,
+        holds: Mapping[str, float],
+        out: dict[str, float],
+        tags: Tags,
     ) -> Tri:
-        value = get(state, now, hours)
+        value = tags if reads_tags else get(state, now, hours)
         result = None if value is None else predicate(value)
         if negate and result is not None:
             result = not result
@@ -183,14 +222,18 @@ def _compile_group(group: Group, exhaustive: bool, negate: bool) -> Test:
     is_and = (group.logic == "and") != flip
 
     def run(
-        state: TorrentState, now: float, holds: Mapping[str, float], out: dict[str, float]
+        state: TorrentState,
+        now: float,
+        holds: Mapping[str, float],
+        out: dict[str, float],
+        tags: Tags,
     ) -> Tri:
         if not parts:
             return None  # an empty group matches nothing, negated or not
         unknown = False
         decided: Tri = None
         for part in parts:
-            value = part(state, now, holds, out)
+            value = part(state, now, holds, out, tags)
             if value is None:
                 unknown = True
             elif value is not is_and:  # False under AND, True under OR decides the group
@@ -263,12 +306,12 @@ class ConditionTrace:
 
 
 def explain(
-    rule: Rule, state: TorrentState, now: float, holds: Mapping[str, float]
+    rule: Rule, state: TorrentState, now: float, holds: Mapping[str, float], tags: Tags
 ) -> list[ConditionTrace]:
     """Every condition's value, threshold and result on one torrent."""
     traces = []
     for cond, negated in effective_conditions(rule.root):
-        value, result = raw_test(cond)(state, now)
+        value, result = raw_test(cond)(state, now, tags)
         if negated and result is not None:
             result = not result
         since = None
@@ -295,7 +338,9 @@ def explain(
 
 
 def _shown(value: Any) -> Any:
-    """A value as the audit shows it: a lower bound says so."""
+    """A value as the audit shows it: a lower bound says so, tag ids in order."""
+    if isinstance(value, frozenset):
+        return sorted(value)
     if type(value) is AtLeast:
         return {"at_least": round(float(value), 6)}
     return round(value, 6) if isinstance(value, float) else value

@@ -43,7 +43,7 @@ Getter = Callable[[TorrentState, float, float | None], Value]
 class Field:
     """One condition type: what kind of value it yields, its unit, and how to read it."""
 
-    kind: str  # "number", "string", "status" or "bool"
+    kind: str  # "number", "string", "status", "bool" or "tags"
     unit: str
     get: Getter
     # The value grows one unit per `grows_per_second` seconds while the torrent stays as it is;
@@ -171,6 +171,11 @@ def _status(s: TorrentState, _n: float, _h: float | None) -> Value:
     return None if s.status == "unknown" else s.status
 
 
+def _tags_unread(_s: TorrentState, _n: float, _h: float | None) -> Value:
+    # TAGS reads the item's tag ids, which the caller passes beside the state (evaluate.py).
+    return None
+
+
 def _max_speed(s: TorrentState, _n: float, _h: float | None) -> Value:
     if s.max_download_speed is None:
         return None
@@ -221,7 +226,35 @@ FIELDS: dict[str, Field] = {
     "IS_ACTIVE": Field("bool", "flag", _flag("active")),
     "SEEDING_ENABLED": Field("bool", "flag", _flag("seed_torrent")),
     "LONG_TERM_SEEDING": Field("bool", "flag", _flag("long_term_seeding")),
+    "IS_AIRLOCKED": Field("bool", "flag", _flag("airlocked")),
+    # TBM's name for TorBox's `allow_zipped`.
+    "ALLOW_ZIP": Field("bool", "flag", _flag("allow_zipped")),
+    "ORIGINAL_URL": Field("string", "text", lambda s, _n, _h: s.snap.original_url),
+    "TAGS": Field("tags", "tag ids", _tags_unread),
 }
+
+# The conditions TBM allows for every asset type; the rest read torrent-only fields (ratio,
+# seeding, trackers, our telemetry) and a rule that includes usenet or web downloads may not use
+# them (TBM's validator refuses them too).
+ALL_ASSET_FIELDS = frozenset(
+    {
+        "STATUS",
+        "IS_ACTIVE",
+        "IS_AIRLOCKED",
+        "EXPIRES_AT",
+        "ETA",
+        "PROGRESS",
+        "DOWNLOAD_SPEED",
+        "AGE",
+        "FILE_SIZE",
+        "FILE_COUNT",
+        "NAME",
+        "CACHED",
+        "ALLOW_ZIP",
+        "TAGS",
+        "ORIGINAL_URL",
+    }
+)
 
 NUMBER_OPERATORS = ("gt", "lt", "gte", "lte", "eq")
 STRING_OPERATORS = (
@@ -235,9 +268,13 @@ STRING_OPERATORS = (
 )
 STATUS_OPERATORS = ("is_any_of", "is_none_of")
 BOOL_OPERATORS = ("is_true", "is_false")
+TAGS_OPERATORS = ("is_any_of", "is_all_of", "is_none_of", "is_set", "is_not_set")
+# Older names TBM's validator still accepts; stored under the editor's names.
+TAGS_ALIASES = {"has_any": "is_any_of", "has_all": "is_all_of", "has_none": "is_none_of"}
 OPERATORS: dict[str, tuple[str, ...]] = {
     "number": NUMBER_OPERATORS,
     "string": STRING_OPERATORS,
     "status": STATUS_OPERATORS,
     "bool": BOOL_OPERATORS,
+    "tags": TAGS_OPERATORS,
 }

@@ -12,7 +12,27 @@ DESTRUCTIVE_ACTIONS = frozenset({"delete", "archive"})
 PROTECTED_ACTIONS = frozenset({"stop_seeding", "pause", "delete", "archive"})
 # Actions a per-torrent seeding limit overrides until the limit is reached.
 SEED_ENDING_ACTIONS = frozenset({"stop_seeding", "delete", "archive"})
-ACTIONS = ("stop_seeding", "pause", "resume", "delete", "archive", "force_start", "reannounce")
+# Actions the userstore carries out itself, on the user's own data (TBM's local tags): TorBox is
+# never called, nothing is destroyed, so protection, the caps and one-action-per-torrent do not
+# apply to them.
+TAG_ACTIONS = frozenset({"add_tag", "remove_tag"})
+AIRLOCK_ACTIONS = frozenset({"add_airlock", "remove_airlock"})
+ACTIONS = (
+    "stop_seeding",
+    "pause",
+    "resume",
+    "delete",
+    "archive",
+    "force_start",
+    "reannounce",
+    "add_tag",
+    "remove_tag",
+    "add_airlock",
+    "remove_airlock",
+)
+# The asset types whose items this backend polls and acts on today (usenet and web downloads are
+# accepted in rules, but only a rule's torrent part acts until they are polled).
+ACTED_ASSET_TYPES = frozenset({"torrent"})
 
 EVENT_TYPES = (
     "TORRENT_ADDED",
@@ -74,6 +94,20 @@ class Rule:
     max_actions_per_run: int | None
     asset_types: tuple[str, ...]
     metadata: Any = None
+    # The TBM tag ids of an add_tag / remove_tag action (empty for every other action).
+    tag_ids: tuple[int, ...] = ()
+
+    @property
+    def uses_tags(self) -> bool:
+        """True when evaluating or acting needs the items' tags (a TAGS condition, a tag action)."""
+        return self.action in TAG_ACTIONS or any(
+            c.type == "TAGS" for c in iter_conditions(self.root)
+        )
+
+    @property
+    def unsupported_asset_types(self) -> tuple[str, ...]:
+        """The rule's asset types this backend accepts but does not act on yet."""
+        return tuple(t for t in self.asset_types if t not in ACTED_ASSET_TYPES)
 
     @property
     def for_minutes_paths(self) -> tuple[str, ...]:

@@ -11,6 +11,10 @@ For one poll of one user:
 4. Destructive actions are held when the snapshot is unconfirmed, or when there are more than the
    cap (a count, or a share of the user's torrents): none are sent and an AUTOMATION_HELD event
    says why. Dry run (global or per rule) records everything and sends nothing.
+
+Tag actions (add_tag, remove_tag) change only the user's own data: they skip items that already
+have every target tag (add) or none of them (remove), and are exempt from protection, the caps
+and the one-action-per-torrent choice, since they neither destroy anything nor reach TorBox.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from userstore_svc.core.rules.model import (
     DESTRUCTIVE_ACTIONS,
     PROTECTED_ACTIONS,
     SEED_ENDING_ACTIONS,
+    TAG_ACTIONS,
     iter_conditions,
 )
 from userstore_svc.core.status import DOWNLOADING, SEEDING
@@ -56,6 +61,7 @@ Holds = dict[int, dict[int, dict[str, float]]]
 # Events an event-triggered rule could not act on yet: rule id -> torrent key -> event time.
 Deferred = dict[int, dict[int, float]]
 _NO_HOLDS: Mapping[str, float] = MappingProxyType({})
+_NO_TAGS: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,15 @@ class PlanInput:
     reset_holds: bool = False
     # Events earlier polls could not act on (see DEFERRED_EVENT_SECONDS).
     deferred: Mapping[int, Mapping[int, float]] = field(default_factory=dict)
+    # Each item's TBM tag ids by TorBox id (an item without a row has none); None when they were
+    # not loaded, which makes TAGS conditions unknown and tag actions wait.
+    tags: Mapping[int, frozenset[int]] | None = None
+
+    def tags_of(self, state: TorrentState) -> frozenset[int] | None:
+        """One item's tag ids, or None when unknown."""
+        if self.tags is None:
+            return None
+        return self.tags.get(state.snap.id, _NO_TAGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +153,8 @@ class Intent:
     status: str  # "pending", "dry_run" or "held"
     reason_json: str
     execution_type: str
+    # The tag ids of a tag action.
+    tag_ids: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -168,11 +185,29 @@ class PlanOutput:
     deferred: Deferred = field(default_factory=dict)
 
 
-def skip_reason(action: str, state: TorrentState) -> str | None:
-    """Why `action` would do nothing to this torrent now, or None when it would act."""
+def skip_reason(
+    action: str,
+    state: TorrentState,
+    item_tags: frozenset[int] | None = None,
+    tag_ids: tuple[int, ...] = (),
+) -> str | None:
+    """Why `action` would do nothing to this torrent now, or None when it would act.
+
+    `item_tags` (None: unknown) and `tag_ids` (the action's targets) matter to tag actions only.
+    """
     status = state.status
     if not state.present or state.missing_since is not None:
         return "not in the latest snapshot"
+    if action in TAG_ACTIONS:
+        return _tag_skip(action, item_tags, tag_ids)
+    if action in ("add_airlock", "remove_airlock"):
+        # Unknown (TorBox did not say, a queued item) is not "off": nothing is sent blind.
+        airlocked = state.snap.airlocked
+        if airlocked is None:
+            return "airlock state unknown"
+        if action == "add_airlock":
+            return "already airlocked" if airlocked else None
+        return None if airlocked else "not airlocked"
     if action == "stop_seeding":
         return None if status in SEEDING else "not seeding"
     if action in ("pause", "reannounce"):
@@ -184,6 +219,17 @@ def skip_reason(action: str, state: TorrentState) -> str | None:
         # listed torrent in a qBittorrent "queuedDL" state is TorBox's to schedule.
         return None if state.snap.queued else "not queued"
     return None
+
+
+def _tag_skip(
+    action: str, item_tags: frozenset[int] | None, tag_ids: tuple[int, ...]
+) -> str | None:
+    """TBM's pre-filter: add_tag skips items with every target tag, remove_tag those with none."""
+    if item_tags is None:
+        return "tags unknown"
+    if action == "add_tag":
+        return "already tagged" if item_tags.issuperset(tag_ids) else None
+    return None if item_tags.intersection(tag_ids) else "not tagged"
 
 
 def protected_keys(
@@ -275,7 +321,7 @@ def plan(inp: PlanInput) -> PlanOutput:
                 continue
             holds = rule_holds.get(key, _NO_HOLDS)
             out: dict[str, float] = {}
-            result = compiled.test(state, now, holds, out)
+            result = compiled.test(state, now, holds, out, inp.tags_of(state))
             if out:
                 kept[key] = out
             if key not in targets:
@@ -315,8 +361,9 @@ def plan(inp: PlanInput) -> PlanOutput:
                     action=rule.action,
                     dry_run=report.dry_run,
                     status="dry_run" if report.dry_run else "pending",
-                    reason_json=traces_json(explain(rule, state, now, holds)),
+                    reason_json=traces_json(explain(rule, state, now, holds, inp.tags_of(state))),
                     execution_type=execution_type,
+                    tag_ids=rule.tag_ids,
                 )
             )
         candidates.append(chosen)
@@ -325,7 +372,10 @@ def plan(inp: PlanInput) -> PlanOutput:
     if inp.run_rule_id is None:
         candidates.append(_limit_intents(present, inp, shielded))
 
-    intents = _one_per_torrent(candidates)
+    # Tag actions touch only the user's own data: each one stands, beside any TorBox action.
+    local = [i for chosen in candidates for i in chosen if i.action in TAG_ACTIONS]
+    remote = [[i for i in chosen if i.action not in TAG_ACTIONS] for chosen in candidates]
+    intents = _one_per_torrent(remote) + local
     events: list[Event] = []
     intents = _apply_caps(intents, len(present), inp, events, len(wanted))
     for intent in intents:
@@ -408,7 +458,8 @@ def _why_not(
     shielded: frozenset[int],
 ) -> str | None:
     """Why a matched torrent gets no action from this rule (None: it gets one)."""
-    reason = skip_reason(action, state)
+    rule = entry.compiled.rule
+    reason = skip_reason(action, state, inp.tags_of(state), rule.tag_ids)
     if reason is not None:
         return reason
     if action in PROTECTED_ACTIONS and key in shielded:
@@ -418,7 +469,6 @@ def _why_not(
         return "torrent seeding limit not reached"
     if key in inp.pending:
         return "an earlier action awaits its outcome"
-    rule = entry.compiled.rule
     if not _cooldown_passed(rule.cooldown_minutes, inp.last_actions.get((entry.rule_id, key)), now):
         return "cooldown"
     return None
@@ -540,7 +590,7 @@ def _apply_caps(
             reason_json=i.reason_json,
             execution_type=i.execution_type,
         )
-        if i.key in held_keys and i.status == "pending"
+        if i.key in held_keys and i.status == "pending" and i.action in DESTRUCTIVE_ACTIONS
         else i
         for i in intents
     ]
@@ -556,7 +606,7 @@ def _crossing(
     """The soonest a growing condition or a hold of this torrent completes (seconds from now)."""
     soonest: float | None = None
     for g in growing:
-        value, result = g.test(state, now)
+        value, result = g.test(state, now, None)
         # A lower bound grows just as the value does: it too crosses at the estimated time.
         if result is not True and isinstance(value, float) and value <= g.threshold:
             soonest = _min(soonest, max(0.0, (g.threshold - value) * g.seconds_per_unit))

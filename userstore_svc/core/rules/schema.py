@@ -15,8 +15,17 @@ import re2
 
 from common.errors import InvalidArgument
 from userstore_svc.core import speeds
-from userstore_svc.core.rules.fields import FIELDS, OPERATORS
-from userstore_svc.core.rules.model import ACTIONS, EVENT_TYPES, Condition, Group, Rule, Trigger
+from userstore_svc.core.rules.fields import ALL_ASSET_FIELDS, FIELDS, OPERATORS, TAGS_ALIASES
+from userstore_svc.core.rules.model import (
+    ACTIONS,
+    EVENT_TYPES,
+    TAG_ACTIONS,
+    Condition,
+    Group,
+    Rule,
+    Trigger,
+    iter_conditions,
+)
 from userstore_svc.core.status import STATUSES
 
 MAX_NAME = 200
@@ -24,7 +33,13 @@ MAX_PATTERN = 1000
 MAX_DEPTH = 5
 MAX_CONDITIONS = 100
 MAX_RULES = 200
+MAX_TAG_IDS = 100
 ASSET_TYPES = ("torrent", "usenet", "webdl")
+# What TBM allows on usenet and web downloads: stop_seeding and archive are torrent-only, and so
+# are our own pause, resume and reannounce.
+ALL_ASSET_ACTIONS = frozenset(
+    {"delete", "force_start", "add_tag", "remove_tag", "add_airlock", "remove_airlock"}
+)
 
 
 def regex_options() -> re2.Options:
@@ -90,8 +105,10 @@ def parse_rule(doc: Any, *, index: int | None = None, prefix: str = "") -> Rule:
 
     asset_types = _asset_types(doc.get("assetTypes", ["torrent"]), ctx)
     trigger = _trigger(doc.get("trigger"), ctx)
-    action = _action(doc.get("action"), ctx)
+    action, tag_ids = _action(doc.get("action"), ctx)
     root = _root(doc, ctx)
+    if asset_types != ("torrent",):
+        _fits_every_asset_type(root, action, asset_types, ctx)
 
     cooldown = _optional_number(doc.get("cooldown_minutes"), ctx, "cooldown_minutes", minimum=0)
     max_actions = doc.get("max_actions_per_run")
@@ -115,6 +132,7 @@ def parse_rule(doc: Any, *, index: int | None = None, prefix: str = "") -> Rule:
         max_actions_per_run=max_actions,
         asset_types=asset_types,
         metadata=doc.get("metadata"),
+        tag_ids=tag_ids,
     )
 
 
@@ -138,9 +156,27 @@ def _asset_types(value: Any, ctx: _Ctx) -> tuple[str, ...]:
     unknown = [t for t in types if t not in ASSET_TYPES]
     if unknown:
         raise ctx.fail("assetTypes", f"unknown asset type {_quote(unknown[0])}")
-    if "torrent" not in types:
-        raise ctx.fail("assetTypes", "only 'torrent' rules are supported by this backend")
+    # usenet and webdl are accepted (TBM's editor writes them); the rule answer names the types
+    # not acted on yet (Rule.unsupported_asset_types).
     return tuple(types)
+
+
+def _fits_every_asset_type(
+    root: Group, action: str, asset_types: tuple[str, ...], ctx: _Ctx
+) -> None:
+    """A rule over usenet or web downloads may use only what every one of its types has."""
+    others = ", ".join(t for t in asset_types if t != "torrent")
+    for cond in iter_conditions(root):
+        if cond.type not in ALL_ASSET_FIELDS:
+            raise ctx.fail(
+                f"{cond.path}.type",
+                f"{cond.type} applies to torrents only; this rule's assetTypes include {others}",
+            )
+    if action not in ALL_ASSET_ACTIONS:
+        raise ctx.fail(
+            "action.type",
+            f"{action} applies to torrents only; this rule's assetTypes include {others}",
+        )
 
 
 def _trigger(value: Any, ctx: _Ctx) -> Trigger:
@@ -168,13 +204,38 @@ def _trigger(value: Any, ctx: _Ctx) -> Trigger:
     raise ctx.fail("trigger.type", f"unknown trigger type {_quote(kind)} (interval or event)")
 
 
-def _action(value: Any, ctx: _Ctx) -> str:
+def _action(value: Any, ctx: _Ctx) -> tuple[str, tuple[int, ...]]:
+    """The action's type, and the tag ids of a tag action (TBM: `tagIds`, at least one)."""
     if not isinstance(value, Mapping) or "type" not in value:
         raise ctx.fail("action", "must be an object with a type")
     kind = value.get("type")
     if kind not in ACTIONS:
         raise ctx.fail("action.type", f"unknown action {_quote(kind)} ({', '.join(ACTIONS)})")
-    return str(kind)
+    if kind not in TAG_ACTIONS:
+        return str(kind), ()
+    raw = value.get("tagIds")
+    if not isinstance(raw, list) or not raw:
+        raise ctx.fail("action.tagIds", "must be a non-empty list of tag ids (positive integers)")
+    return str(kind), _tag_ids(raw, ctx, "action.tagIds")
+
+
+def _tag_ids(raw: list[Any], ctx: _Ctx, path: str) -> tuple[int, ...]:
+    """Positive integers (numbers or numeric strings, as TBM accepts), de-duplicated in order."""
+    if len(raw) > MAX_TAG_IDS:
+        raise ctx.fail(path, f"at most {MAX_TAG_IDS} tag ids")
+    ids: list[int] = []
+    for i, item in enumerate(raw):
+        number: int | None = None
+        if isinstance(item, int) and not isinstance(item, bool):
+            number = item
+        elif isinstance(item, float) and item.is_integer():
+            number = int(item)
+        elif isinstance(item, str) and item.strip().isdigit() and len(item.strip()) <= 18:
+            number = int(item.strip())
+        if number is None or number <= 0 or number >= 2**63:
+            raise ctx.fail(f"{path}[{i}]", f"{_quote(item)} is not a tag id (a positive integer)")
+        ids.append(number)
+    return tuple(dict.fromkeys(ids))
 
 
 def _logic(value: Any, ctx: _Ctx, path: str) -> str:
@@ -250,6 +311,8 @@ def _condition(value: Any, ctx: _Ctx, path: str) -> Condition:
     operator = value.get("operator")
     if field.kind == "status" and operator is None:
         operator = "is_any_of"
+    if field.kind == "tags" and isinstance(operator, str):
+        operator = TAGS_ALIASES.get(operator, operator)
     if operator not in operators:
         raise ctx.fail(
             f"{path}.operator",
@@ -260,9 +323,10 @@ def _condition(value: Any, ctx: _Ctx, path: str) -> Condition:
     if field.kind == "number":
         parsed = _number(raw, ctx, f"{path}.value")
     elif field.kind == "string":
-        if not isinstance(raw, str) or raw == "":
-            raise ctx.fail(f"{path}.value", "must be a non-empty string")
-        if operator == "matches":
+        # "" is TBM's editor default: accepted, and it matches nothing (evaluate.py).
+        if not isinstance(raw, str):
+            raise ctx.fail(f"{path}.value", "must be a string")
+        if operator == "matches" and raw:
             if len(raw) > MAX_PATTERN:
                 raise ctx.fail(f"{path}.value", f"pattern longer than {MAX_PATTERN} characters")
             try:
@@ -276,7 +340,8 @@ def _condition(value: Any, ctx: _Ctx, path: str) -> Condition:
     elif field.kind == "status":
         items = raw if isinstance(raw, list) else [raw]
         words = [item.lower() for item in items if isinstance(item, str)]
-        if not items or len(words) != len(items):
+        # An empty list is TBM's editor default: accepted, and it matches nothing.
+        if len(words) != len(items):
             raise ctx.fail(f"{path}.value", "must be a status or a list of statuses")
         unknown = [word for word in words if word not in STATUSES]
         if unknown:
@@ -284,6 +349,12 @@ def _condition(value: Any, ctx: _Ctx, path: str) -> Condition:
                 f"{path}.value", f"unknown status {_quote(unknown[0])} ({', '.join(STATUSES)})"
             )
         parsed = tuple(sorted(set(words)))
+    elif field.kind == "tags":
+        if raw is None:
+            raw = []
+        if not isinstance(raw, list):
+            raise ctx.fail(f"{path}.value", "must be a list of tag ids")
+        parsed = _tag_ids(raw, ctx, f"{path}.value")
     else:
         parsed = None
 
@@ -384,7 +455,9 @@ def rule_doc(rule: Rule) -> dict[str, Any]:
         "trigger": trigger,
         "logicOperator": rule.root.logic,
         "groups": [group_doc(g) for g in rule.root.groups],
-        "action": {"type": rule.action},
+        "action": {"type": rule.action, "tagIds": list(rule.tag_ids)}
+        if rule.tag_ids
+        else {"type": rule.action},
         "cooldown_minutes": None
         if rule.cooldown_minutes is None
         else _num_out(rule.cooldown_minutes),

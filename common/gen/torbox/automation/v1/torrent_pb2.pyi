@@ -31,6 +31,11 @@ class _ActionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ActionType
     ACTION_TYPE_ARCHIVE: _ActionType.ValueType  # 5
     ACTION_TYPE_FORCE_START: _ActionType.ValueType  # 6
     ACTION_TYPE_REANNOUNCE: _ActionType.ValueType  # 7
+    ACTION_TYPE_ADD_AIRLOCK: _ActionType.ValueType  # 8
+    """Set or clear TorBox's Airlock flag (an edit call; the item's name, tags and alternative
+    hashes are sent back unchanged with it).
+    """
+    ACTION_TYPE_REMOVE_AIRLOCK: _ActionType.ValueType  # 9
 
 class ActionType(_ActionType, metaclass=_ActionTypeEnumTypeWrapper):
     """What automation can do to a torrent."""
@@ -43,6 +48,11 @@ ACTION_TYPE_DELETE: ActionType.ValueType  # 4
 ACTION_TYPE_ARCHIVE: ActionType.ValueType  # 5
 ACTION_TYPE_FORCE_START: ActionType.ValueType  # 6
 ACTION_TYPE_REANNOUNCE: ActionType.ValueType  # 7
+ACTION_TYPE_ADD_AIRLOCK: ActionType.ValueType  # 8
+"""Set or clear TorBox's Airlock flag (an edit call; the item's name, tags and alternative
+hashes are sent back unchanged with it).
+"""
+ACTION_TYPE_REMOVE_AIRLOCK: ActionType.ValueType  # 9
 Global___ActionType: _TypeAlias = ActionType  # noqa: Y015
 
 @_typing.final
@@ -85,6 +95,9 @@ class Torrent(_message.Message):
     LONG_TERM_SEEDING_FIELD_NUMBER: _builtins.int
     PRIVATE_FIELD_NUMBER: _builtins.int
     QUEUED_FIELD_NUMBER: _builtins.int
+    AIRLOCKED_FIELD_NUMBER: _builtins.int
+    ALLOW_ZIPPED_FIELD_NUMBER: _builtins.int
+    ORIGINAL_URL_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     hash: _builtins.str
     name: _builtins.str
@@ -118,6 +131,12 @@ class Torrent(_message.Message):
     private: _builtins.bool
     queued: _builtins.bool
     """True for an item from TorBox's queue (/queued/getqueued); its id is the queued id."""
+    airlocked: _builtins.bool
+    """TorBox's Airlock flag (TBM's IS_AIRLOCKED); unset when TorBox did not send it."""
+    allow_zipped: _builtins.bool
+    """TorBox's `allow_zipped` (TBM's ALLOW_ZIP)."""
+    original_url: _builtins.str
+    """The source URL of a usenet or web download (TBM's ORIGINAL_URL); torrents have none."""
     def __init__(
         self,
         *,
@@ -151,13 +170,20 @@ class Torrent(_message.Message):
         long_term_seeding: _builtins.bool | None = ...,
         private: _builtins.bool | None = ...,
         queued: _builtins.bool = ...,
+        airlocked: _builtins.bool | None = ...,
+        allow_zipped: _builtins.bool | None = ...,
+        original_url: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_availability", b"_availability", "_cached", b"_cached", "_cached_at", b"_cached_at", "_created_at", b"_created_at", "_download_finished", b"_download_finished", "_download_present", b"_download_present", "_download_speed", b"_download_speed", "_eta", b"_eta", "_expires_at", b"_expires_at", "_file_count", b"_file_count", "_long_term_seeding", b"_long_term_seeding", "_magnet", b"_magnet", "_peers", b"_peers", "_private", b"_private", "_progress", b"_progress", "_ratio", b"_ratio", "_seed_torrent", b"_seed_torrent", "_seeds", b"_seeds", "_size", b"_size", "_total_downloaded", b"_total_downloaded", "_total_uploaded", b"_total_uploaded", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "_upload_speed", b"_upload_speed", "active", b"active", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "peers", b"peers", "private", b"private", "progress", b"progress", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_airlocked", b"_airlocked", "_allow_zipped", b"_allow_zipped", "_availability", b"_availability", "_cached", b"_cached", "_cached_at", b"_cached_at", "_created_at", b"_created_at", "_download_finished", b"_download_finished", "_download_present", b"_download_present", "_download_speed", b"_download_speed", "_eta", b"_eta", "_expires_at", b"_expires_at", "_file_count", b"_file_count", "_long_term_seeding", b"_long_term_seeding", "_magnet", b"_magnet", "_original_url", b"_original_url", "_peers", b"_peers", "_private", b"_private", "_progress", b"_progress", "_ratio", b"_ratio", "_seed_torrent", b"_seed_torrent", "_seeds", b"_seeds", "_size", b"_size", "_total_downloaded", b"_total_downloaded", "_total_uploaded", b"_total_uploaded", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "_upload_speed", b"_upload_speed", "active", b"active", "airlocked", b"airlocked", "allow_zipped", b"allow_zipped", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "original_url", b"original_url", "peers", b"peers", "private", b"private", "progress", b"progress", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_availability", b"_availability", "_cached", b"_cached", "_cached_at", b"_cached_at", "_created_at", b"_created_at", "_download_finished", b"_download_finished", "_download_present", b"_download_present", "_download_speed", b"_download_speed", "_eta", b"_eta", "_expires_at", b"_expires_at", "_file_count", b"_file_count", "_long_term_seeding", b"_long_term_seeding", "_magnet", b"_magnet", "_peers", b"_peers", "_private", b"_private", "_progress", b"_progress", "_ratio", b"_ratio", "_seed_torrent", b"_seed_torrent", "_seeds", b"_seeds", "_size", b"_size", "_total_downloaded", b"_total_downloaded", "_total_uploaded", b"_total_uploaded", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "_upload_speed", b"_upload_speed", "active", b"active", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "download_state", b"download_state", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "hash", b"hash", "id", b"id", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "name", b"name", "peers", b"peers", "private", b"private", "progress", b"progress", "queued", b"queued", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_airlocked", b"_airlocked", "_allow_zipped", b"_allow_zipped", "_availability", b"_availability", "_cached", b"_cached", "_cached_at", b"_cached_at", "_created_at", b"_created_at", "_download_finished", b"_download_finished", "_download_present", b"_download_present", "_download_speed", b"_download_speed", "_eta", b"_eta", "_expires_at", b"_expires_at", "_file_count", b"_file_count", "_long_term_seeding", b"_long_term_seeding", "_magnet", b"_magnet", "_original_url", b"_original_url", "_peers", b"_peers", "_private", b"_private", "_progress", b"_progress", "_ratio", b"_ratio", "_seed_torrent", b"_seed_torrent", "_seeds", b"_seeds", "_size", b"_size", "_total_downloaded", b"_total_downloaded", "_total_uploaded", b"_total_uploaded", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "_upload_speed", b"_upload_speed", "active", b"active", "airlocked", b"airlocked", "allow_zipped", b"allow_zipped", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "download_state", b"download_state", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "hash", b"hash", "id", b"id", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "name", b"name", "original_url", b"original_url", "peers", b"peers", "private", b"private", "progress", b"progress", "queued", b"queued", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active: _TypeAlias = _typing.Literal["active"]  # noqa: Y015
     _WhichOneofArgType__active: _TypeAlias = _typing.Literal["_active", b"_active"]  # noqa: Y015
+    _WhichOneofReturnType__airlocked: _TypeAlias = _typing.Literal["airlocked"]  # noqa: Y015
+    _WhichOneofArgType__airlocked: _TypeAlias = _typing.Literal["_airlocked", b"_airlocked"]  # noqa: Y015
+    _WhichOneofReturnType__allow_zipped: _TypeAlias = _typing.Literal["allow_zipped"]  # noqa: Y015
+    _WhichOneofArgType__allow_zipped: _TypeAlias = _typing.Literal["_allow_zipped", b"_allow_zipped"]  # noqa: Y015
     _WhichOneofReturnType__availability: _TypeAlias = _typing.Literal["availability"]  # noqa: Y015
     _WhichOneofArgType__availability: _TypeAlias = _typing.Literal["_availability", b"_availability"]  # noqa: Y015
     _WhichOneofReturnType__cached: _TypeAlias = _typing.Literal["cached"]  # noqa: Y015
@@ -182,6 +208,8 @@ class Torrent(_message.Message):
     _WhichOneofArgType__long_term_seeding: _TypeAlias = _typing.Literal["_long_term_seeding", b"_long_term_seeding"]  # noqa: Y015
     _WhichOneofReturnType__magnet: _TypeAlias = _typing.Literal["magnet"]  # noqa: Y015
     _WhichOneofArgType__magnet: _TypeAlias = _typing.Literal["_magnet", b"_magnet"]  # noqa: Y015
+    _WhichOneofReturnType__original_url: _TypeAlias = _typing.Literal["original_url"]  # noqa: Y015
+    _WhichOneofArgType__original_url: _TypeAlias = _typing.Literal["_original_url", b"_original_url"]  # noqa: Y015
     _WhichOneofReturnType__peers: _TypeAlias = _typing.Literal["peers"]  # noqa: Y015
     _WhichOneofArgType__peers: _TypeAlias = _typing.Literal["_peers", b"_peers"]  # noqa: Y015
     _WhichOneofReturnType__private: _TypeAlias = _typing.Literal["private"]  # noqa: Y015
@@ -209,6 +237,10 @@ class Torrent(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__active) -> _WhichOneofReturnType__active | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__airlocked) -> _WhichOneofReturnType__airlocked | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__allow_zipped) -> _WhichOneofReturnType__allow_zipped | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__availability) -> _WhichOneofReturnType__availability | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cached) -> _WhichOneofReturnType__cached | None: ...
@@ -232,6 +264,8 @@ class Torrent(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__long_term_seeding) -> _WhichOneofReturnType__long_term_seeding | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__magnet) -> _WhichOneofReturnType__magnet | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__original_url) -> _WhichOneofReturnType__original_url | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__peers) -> _WhichOneofReturnType__peers | None: ...
     @_typing.overload
