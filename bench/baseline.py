@@ -7,6 +7,7 @@ asyncio, no cache: the figure every other throughput is compared with.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -17,27 +18,27 @@ from bench.workload import POLL_INTERVAL, Account
 from userstore_svc.core.models import PipelineConfig
 from userstore_svc.core.pipeline import PollInput, run_poll
 from userstore_svc.store import user_db
-from userstore_svc.store.migrations import USER_MIGRATIONS
+from userstore_svc.store.migrations import USER_MIGRATIONS, migrate
 
 Row = tuple[Any, ...]
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
 
 
 def torrents_table_sql() -> str:
-    """The real schema's CREATE TABLE torrents statement (read from the migrations, not copied).
+    """The real schema's torrents table as every migration leaves it (built, not copied).
 
-    The newest migration that (re)creates the table wins: a rebuild creates it under another
-    name and renames it.
+    The migrations run on an in-memory database, so columns added later by ALTER TABLE are in it.
     """
-    for migration in reversed(USER_MIGRATIONS):
-        for statement in migration.sql.split(";"):
-            text = statement.strip()
-            if text.startswith("CREATE TABLE torrents"):
-                name = text.split()[2]
-                return text.replace(
-                    f"CREATE TABLE {name}", "CREATE TABLE IF NOT EXISTS torrents", 1
-                )
-    raise RuntimeError("the user schema has no torrents table")
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(conn, USER_MIGRATIONS)
+        (sql,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'torrents'"
+        ).fetchone()
+    finally:
+        conn.close()
+    # A rebuilt table is stored as `CREATE TABLE "torrents"` (SQLite quotes a renamed name).
+    return re.sub(r'^CREATE TABLE "?torrents"?', "CREATE TABLE IF NOT EXISTS torrents", str(sql))
 
 
 def user_rows(users: int, torrents: int, seed: int) -> list[list[Row]]:

@@ -499,7 +499,7 @@ async def _qbittorrent_states(stack: Stack) -> None:
     assert {listed[i]["status"] for i in (checking, allocating)} == {"checking"}
     assert listed[completed]["status"] == "completed", listed[completed]
     _, archived, _ = await stack.gw("GET", "/api/archived-downloads", key=key)
-    assert [row["torrent_id"] for row in archived["data"]] == [stalled], archived
+    assert [row["torrent_id"] for row in archived["data"]] == [str(stalled)], archived
     await user.no_holds()
 
 
@@ -522,7 +522,7 @@ async def _protected_queued_item(stack: Stack) -> None:
         json={"download_ids": [queued_id], "protected": True},
     )
     assert status == 200, body
-    assert body["protected_ids"] == [queued_id], body
+    assert body["protected_ids"] == [str(queued_id)], body
     await save_rules(
         stack,
         key,

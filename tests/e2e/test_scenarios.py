@@ -110,7 +110,7 @@ async def test_presets_fire_on_exactly_the_right_torrents_once_each(live: Stack)
     assert stuck is None  # archived: deleted from TorBox, so no longer listed
     _, archived, _ = await live.gw("GET", "/api/archived-downloads", key=key)
     (row,) = archived["data"]
-    assert row["torrent_id"] == ids["stuck"]
+    assert row["torrent_id"] == str(ids["stuck"])
     assert row["magnet"].startswith("magnet:?xt=urn:btih:")
     _, logs, _ = await live.gw(
         "GET", f"/api/automation/rules/{rules['DOWNLOAD_STALLED_TIME']['id']}/logs", key=key
@@ -273,7 +273,7 @@ async def test_sigkill_userstore_loses_nothing_and_sends_nothing_twice(live: Sta
     _, rules, _ = await live.gw("GET", "/api/automation/rules", key=key)
     assert [r["id"] for r in rules["rules"]] == [rule_id]
     _, archived, _ = await live.gw("GET", "/api/archived-downloads", key=key)
-    assert {row["torrent_id"] for row in archived["data"]} == doomed
+    assert {int(row["torrent_id"]) for row in archived["data"]} == doomed
     _, logs, _ = await live.gw("GET", f"/api/automation/rules/{rule_id}/logs", key=key)
     logged = {a["torrent_id"] for entry in logs["logs"] for a in entry["actions"]}
     assert logged == doomed
