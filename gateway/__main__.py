@@ -14,6 +14,7 @@ from common import logs
 from common.settings import SettingsError
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from gateway.server import GuardedAppRunner, guard_aiohttp_logs
 
 log = logging.getLogger("gateway")
 
@@ -25,8 +26,14 @@ async def serve(settings: GatewaySettings) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(
-        create_app(settings), access_log=None, shutdown_timeout=settings.shutdown_grace_seconds
+    runner = GuardedAppRunner(
+        create_app(settings),
+        access_log=None,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        # aiohttp's keep-alive timer runs while a connection waits for a complete request head
+        # (from the connection's start or the previous answer's end; bytes trickling in do not
+        # extend it), so it is the header read timeout as well as the idle timeout.
+        keepalive_timeout=settings.header_timeout_seconds,
     )
     await runner.setup()
     try:
@@ -50,6 +57,7 @@ def main() -> None:
         print(f"gateway: {error}", file=sys.stderr)  # noqa: T201 - before logging exists
         sys.exit(2)
     logs.configure("gateway", fmt=settings.log_format, level=settings.log_level)
+    guard_aiohttp_logs()
     asyncio.run(serve(settings))
 
 

@@ -12,7 +12,9 @@ from gateway.api import Route
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
 from gateway.handlers import Handlers
+from gateway.limiter import ClientLimiter
 from gateway.middleware import (
+    body_deadline,
     body_limit,
     cors_preflight,
     error_mapping,
@@ -65,12 +67,15 @@ def routes(h: Handlers) -> list[web.RouteDef]:
 
 def create_app(settings: GatewaySettings) -> web.Application:
     """The gateway application (channels open on startup, close on cleanup)."""
+    limiter = ClientLimiter(settings)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
             request_context,
+            limiter.middleware(),
             error_mapping,
             body_limit(MAX_BODY_BYTES, body_limits(ROUTES)),
+            body_deadline(settings.body_timeout_seconds),
             cors_preflight(settings.frontend_urls),
         ],
     )
@@ -80,7 +85,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         b = Backends(
             settings.userstore_addrs, settings.scheduler_addrs, settings.grpc_timeout_seconds
         )
-        handlers = Handlers(settings, b)
+        handlers = Handlers(settings, b, limiter)
         app[HANDLERS] = handlers
         app.router.add_routes(routes(handlers))
         yield

@@ -23,7 +23,7 @@ class Caller:
 async def caller_of(request: web.Request) -> Caller:
     """The caller, from x-api-key, else Authorization: Bearer, else a JSON body's apiKey.
 
-    A declared auth id (``?authId=``, ``x-auth-id`` or a body ``authId``) must match the key's.
+    Every declared auth id (``?authId=``, ``x-auth-id``, a body ``authId``) must match the key's.
     """
     body = await _json_body(request)
     key = request.headers.get("x-api-key")
@@ -40,13 +40,10 @@ async def caller_of(request: web.Request) -> Caller:
     if not is_valid_api_key(key):
         raise InvalidArgument("Invalid API key format", code="INVALID_API_KEY", field="apiKey")
     auth_id = auth_id_for(key)
-    body_auth_id = body.get("authId")
-    declared = (
-        request.query.get("authId")
-        or request.headers.get("x-auth-id")
-        or (body_auth_id if isinstance(body_auth_id, str) else None)
-    )
-    if declared and declared != auth_id:
+    # Every declaration must match, not the first found: a caller naming two different users
+    # (one of them its own) is refused, never served as whichever we happened to check.
+    declared = (request.query.get("authId"), request.headers.get("x-auth-id"), body.get("authId"))
+    if any(value not in (None, "", auth_id) for value in declared):
         raise PermissionDenied(
             "authId does not match API key", code="AUTH_ID_MISMATCH", field="authId"
         )

@@ -19,6 +19,11 @@ class GatewaySettings:
     frontend_urls: tuple[str, ...]
     rate_limit_per_minute: float
     rate_limit_burst: int
+    address_limit_per_minute: float
+    address_limit_burst: int
+    trusted_proxy_hops: int
+    header_timeout_seconds: float
+    body_timeout_seconds: float
     grpc_timeout_seconds: float
     run_timeout_seconds: float
     ensure_timeout_seconds: float
@@ -41,6 +46,13 @@ class GatewaySettings:
             frontend_urls=env.string_list("FRONTEND_URL", "http://localhost:3000"),
             rate_limit_per_minute=env.number("RATE_LIMIT_PER_MINUTE", 300.0, minimum=1.0),
             rate_limit_burst=env.integer("RATE_LIMIT_BURST", 60, minimum=1),
+            address_limit_per_minute=env.number("ADDRESS_RATE_LIMIT_PER_MINUTE", 60.0, minimum=1.0),
+            address_limit_burst=env.integer("ADDRESS_RATE_LIMIT_BURST", 30, minimum=1),
+            # 0: the TCP peer is the client. Behind N proxies that each append to
+            # X-Forwarded-For, the client is the N-th address from the right.
+            trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0),
+            header_timeout_seconds=env.number("HEADER_TIMEOUT_SECONDS", 20.0, minimum=0.1),
+            body_timeout_seconds=env.number("BODY_TIMEOUT_SECONDS", 60.0, minimum=0.1),
             # Inside TBM's proxy timeouts (5 s for most calls, 30 s for a manual run, 10 s for
             # ensure-db), so TBM always gets our answer, not its own timeout.
             grpc_timeout_seconds=env.number("GRPC_TIMEOUT_SECONDS", 4.0, minimum=0.1),

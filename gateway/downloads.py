@@ -17,7 +17,6 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from gateway import bodies
 from gateway.api import Answer, Query, Route, answer, query, text, whole
-from gateway.auth import caller_of
 from gateway.handlers import Handlers
 from gateway.inputs import path_id
 from gateway.jsonview import to_json
@@ -175,7 +174,7 @@ async def assert_protection(h: Handlers, request: web.Request) -> web.Response:
     TBM gives this route no per-user rate limit (it runs before every delete): authentication
     only.
     """
-    caller = await caller_of(request)
+    caller = await h.caller(request, per_user=False)
     body = await bodies.read(request, bodies.AssertProtection)
     response = await h.b.userstore(caller.auth_id).AssertProtection(
         pb.AssertProtectionRequest(

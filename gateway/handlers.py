@@ -10,17 +10,15 @@ from aiohttp import web
 from torbox.automation.v1 import scheduler_service_pb2 as spb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
-from common.errors import RateLimited
-from common.token_bucket import TokenBucket
+from common.errors import AutomationError
 from gateway.auth import Caller, caller_of
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
 from gateway.jsonview import to_json
+from gateway.limiter import AUTH_ID, ClientLimiter
 
 VERSION = "0.1.0"
 MAX_IDS = 1000
-# Per-user buckets of users not seen for this long are dropped.
-BUCKET_IDLE_SECONDS = 600.0
 STATUS_TIMEOUT = 3.0
 
 
@@ -71,39 +69,32 @@ def _figures(answers: list[Any]) -> list[dict[str, Any] | None]:
 class Handlers:
     """Every REST endpoint; state is only the backends and the per-user rate limits."""
 
-    def __init__(self, settings: GatewaySettings, backends: Backends) -> None:
+    def __init__(
+        self, settings: GatewaySettings, backends: Backends, limiter: ClientLimiter | None = None
+    ) -> None:
         self.settings = settings
         self.b = backends
         self.started = time.time()
-        self._buckets: dict[str, TokenBucket] = {}
-        self._last_sweep = time.monotonic()
+        self.limiter = limiter if limiter is not None else ClientLimiter(settings)
         # The tasks serving open event streams (shutdown ends them; status counts them).
         self.streams: set[asyncio.Task[Any]] = set()
 
-    async def caller(self, request: web.Request) -> Caller:
-        """Authenticate and apply the caller's rate limit."""
-        caller = await caller_of(request)
-        now = time.monotonic()
-        bucket = self._buckets.get(caller.auth_id)
-        if bucket is None:
-            bucket = self._buckets[caller.auth_id] = TokenBucket.full(
-                self.settings.rate_limit_per_minute / 60.0,
-                float(self.settings.rate_limit_burst),
-                now,
-            )
-        wait = bucket.wait_time(now)
-        if now - self._last_sweep > BUCKET_IDLE_SECONDS:
-            self._sweep(now)
-        if wait > 0:
-            raise RateLimited("Too many requests; slow down", retry_after=wait)
-        return caller
+    async def caller(self, request: web.Request, *, per_user: bool = True) -> Caller:
+        """Authenticate and apply the rate limits (the user's own unless `per_user` is False).
 
-    def _sweep(self, now: float) -> None:
-        self._last_sweep = now
-        for auth_id in [
-            a for a, b in self._buckets.items() if now - b.updated > BUCKET_IDLE_SECONDS
-        ]:
-            del self._buckets[auth_id]
+        A caller whose key has not worked here yet is refused up front while its address has
+        spent its budget for failed authentications (see ClientLimiter).
+        """
+        try:
+            caller = await caller_of(request)
+        except AutomationError:
+            self.limiter.admit_unknown(request, None)
+            raise
+        self.limiter.admit_unknown(request, caller.auth_id)
+        request[AUTH_ID] = caller.auth_id
+        if per_user:
+            self.limiter.admit_user(caller.auth_id)
+        return caller
 
     async def probe_schedulers(self) -> list[dict[str, Any] | None]:
         """Every scheduler replica's figures, None for one that did not answer in time."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -12,8 +13,10 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from common import errors
+from common.grpc_client import error_from_rpc
 from common.logs import new_request_id, request_id
 from gateway.errors import domain_response, error_body, rpc_response, too_large
+from gateway.limiter import ERROR_CODE
 
 log = logging.getLogger("gateway.access")
 
@@ -105,14 +108,50 @@ def not_provided(path: str) -> str | None:
     return None
 
 
+class BodyTimeout(TimeoutError):
+    """The request body did not arrive within the body read timeout.
+
+    A TimeoutError, so aiohttp's lingering read after the answer treats it as its own timeout
+    (closes the connection quietly) instead of logging an unhandled exception.
+    """
+
+
+def body_deadline(seconds: float) -> Middleware:
+    """Fail the body's reads once `seconds` have passed since the request head arrived.
+
+    A timer, not a wrapped read, so it holds however a route reads its body (whole, streamed or
+    multipart): an unfinished body gets BodyTimeout on its pending and later reads.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        content = request.content
+        if content.is_eof():
+            return await handler(request)
+
+        def expire() -> None:
+            if not content.is_eof():
+                content.set_exception(BodyTimeout())
+
+        timer = asyncio.get_running_loop().call_later(seconds, expire)
+        try:
+            return await handler(request)
+        finally:
+            timer.cancel()
+
+    return middleware
+
+
 @web.middleware
 async def error_mapping(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the contract's JSON error; nothing else ever reaches the client."""
     try:
         return await handler(request)
     except errors.AutomationError as error:
+        request[ERROR_CODE] = error.code
         return domain_response(error)
     except grpc.aio.AioRpcError as error:
+        request[ERROR_CODE] = error_from_rpc(error).code
         return rpc_response(error)
     except web.HTTPRequestEntityTooLarge:
         return too_large(request.get(BODY_LIMIT))
@@ -125,9 +164,10 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
                     error_body(f"{feature} not provided by this backend", "FEATURE_NOT_PROVIDED"),
                     status=503,
                 )
-            body = error_body("Endpoint not found", "ENDPOINT_NOT_FOUND")
-            body["path"] = request.path
-            return web.json_response(body, status=404)
+            # Never the path itself: a key pasted into a URL would come straight back.
+            return web.json_response(
+                error_body("Endpoint not found", "ENDPOINT_NOT_FOUND"), status=404
+            )
         if error.status == 405:
             return web.json_response(
                 error_body(f"Method {request.method} not allowed here", "METHOD_NOT_ALLOWED"),
@@ -136,6 +176,19 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
             )
         return web.json_response(
             error_body(error.reason, f"HTTP_{error.status}"), status=error.status
+        )
+    except BodyTimeout:
+        response = web.json_response(
+            error_body("The request body did not arrive in time", "BODY_TIMEOUT", "body"),
+            status=408,
+        )
+        response.force_close()
+        return response
+    except ConnectionError:
+        # The client hung up (mid-body, usually): nobody reads this answer, and the access line
+        # (499) is all the log needs; a traceback per hang-up would let anyone flood it.
+        return web.json_response(
+            error_body("Client closed the connection", "CLIENT_CLOSED"), status=499
         )
     except Exception:
         logging.getLogger("gateway").exception("unhandled error")

@@ -25,15 +25,17 @@ Next.js server call, in TBM's shapes, plus our own per-torrent automation routes
 ## Conventions
 
 - **Authentication.** The TorBox key in `x-api-key` (or `Authorization: Bearer <key>`, or
-  `apiKey` in a JSON body). A declared `authId` (query, body or `x-auth-id`) must be the key's
-  sha256, else 403. Routes marked *no key* answer without one.
+  `apiKey` in a JSON body). Every declared `authId` (query, body and `x-auth-id`) must be the
+  key's sha256, else 403. Routes marked *no key* answer without one.
 - **Envelope.** Success bodies carry `success: true`, except `/health`, `/api/backend/status`,
   `/api/health/detailed` and the event stream. Errors are
   `{success: false, error, code, field?}`: `error` is TBM's exact text where its frontend or
   Next.js server compares it, otherwise a sentence naming the field and the reason.
-- **Statuses.** 400 invalid input (nothing stored changes), 401 no key, 403 authId mismatch or a
-  protected download, 404 unknown user or item, 409 conflict or inactive key, 413 body too
-  large, 429 rate limited (`Retry-After`), 503 a service is unavailable or the feature is not
+- **Statuses.** 400 invalid input (nothing stored changes; `MALFORMED_REQUEST` for a request
+  the HTTP parser refuses, never quoting it), 401 no key, 403 authId mismatch or a protected
+  download, 404 unknown user or item (the path is never echoed), 408 body not sent in time
+  (`BODY_TIMEOUT_SECONDS`), 409 conflict or inactive key, 413 body too large, 429 rate limited
+  (`Retry-After`), 503 a service is unavailable or the feature is not
   provided (TBM's frontend reads a 503 on stremio, tmdb and admin routes as "feature disabled"),
   504 a service did not answer in time.
 - **Deadlines.** Answers come inside TBM's proxy timeouts: 4 s for ordinary calls, 8 s for
@@ -44,7 +46,10 @@ Next.js server call, in TBM's shapes, plus our own per-torrent automation routes
 - **Times.** ISO 8601 UTC with a `Z` unless a route says otherwise (TBM's local resources use
   TBM's `YYYY-MM-DD HH:MM:SS` UTC).
 - **Rate limits.** One token bucket per user (`RATE_LIMIT_PER_MINUTE`, `RATE_LIMIT_BURST`); the
-  protection check, the event stream and the routes without a key are not limited.
+  protection check, the event stream and the routes without a key are not limited. A missing,
+  malformed or refused key spends a token of the client address's bucket
+  (`ADDRESS_RATE_LIMIT_*`); while it is empty that address gets 429 for any key that has not
+  worked through this gateway before.
 - **Event stream.** `GET /api/automation/events` sends `data: {"event": <name>, ...}` frames:
   `changed` after a poll, our synthetic torrent events, and TBM's `protection_changed` and
   `tags_changed`.

@@ -13,7 +13,12 @@ from common.processes import ManagedProcess
 from tests.e2e.stack import Stack
 
 # The module stacks' gateways must not rate-limit the tests themselves.
-GENEROUS_LIMITS = {"RATE_LIMIT_PER_MINUTE": "6000000", "RATE_LIMIT_BURST": "1000000"}
+GENEROUS_LIMITS = {
+    "RATE_LIMIT_PER_MINUTE": "6000000",
+    "RATE_LIMIT_BURST": "1000000",
+    "ADDRESS_RATE_LIMIT_PER_MINUTE": "6000000",
+    "ADDRESS_RATE_LIMIT_BURST": "1000000",
+}
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

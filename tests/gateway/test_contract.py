@@ -100,7 +100,7 @@ async def test_openapi_is_served(stack: GatewayStack) -> None:
 async def test_unknown_route_and_method(user: User) -> None:
     """An unknown path is 404 ENDPOINT_NOT_FOUND; a known path with a wrong method is 405."""
     body = assert_error(await user.call("GET", "/api/nope"), 404, code="ENDPOINT_NOT_FOUND")
-    assert body["path"] == "/api/nope"
+    assert "path" not in body, "the caller's path is never echoed (a key may be in it)"
     assert_error(await user.call("GET", "/"), 404, code="ENDPOINT_NOT_FOUND")
     reply = await user.call("PATCH", "/api/automation/rules")
     assert_error(reply, 405, code="METHOD_NOT_ALLOWED")
