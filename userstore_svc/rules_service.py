@@ -13,7 +13,7 @@ from userstore_svc.core.rules.evaluate import compile_rule, explain, trace_dict
 from userstore_svc.core.rules.model import PROTECTED_ACTIONS, Rule
 from userstore_svc.core.rules.plan import protected_keys, skip_reason
 from userstore_svc.core.rules.presets import PRESETS
-from userstore_svc.core.rules.schema import parse_rule, parse_rules, rule_doc
+from userstore_svc.core.rules.schema import json_bytes, parse_rule, parse_rules, rule_doc
 from userstore_svc.store import rule_tags, user_db
 from userstore_svc.store.pool import DatabasePool, Handle
 from userstore_svc.store.registry import Registry
@@ -23,6 +23,12 @@ Clock = Callable[[], float]
 # A saved rule's first scheduled evaluation is at most this far away (ten years).
 MAX_WAIT_SECONDS = 10 * 365 * 86400.0
 _NONE: frozenset[int] = frozenset()
+RULES_LAST_ID_KEY = "rules_last_id"  # meta: the highest rule id ever given
+# Per user: what all of a user's rules may hold in `metadata`, and in stored documents. Every
+# other field of a rule is bounded by the schema; these keep one user's rule list well inside
+# what one read (a gRPC message, the gateway's answer) carries.
+MAX_USER_METADATA_BYTES = 256 * 1024
+MAX_USER_RULES_BYTES = 4 * 1024 * 1024
 
 
 def iso(ts: float | None) -> str | None:
@@ -121,12 +127,13 @@ class RuleService:
             kept = {r.id for r in rules if r.id in current}
             for rule_id in current.keys() - kept:
                 statements.append(("DELETE FROM rules WHERE id=?", (rule_id,)))
-            next_id = max([0, *current]) + 1
-            for position, rule in enumerate(rules):
-                document = json.dumps(rule_doc(rule), separators=(",", ":"))
+            next_id = await _next_rule_id(handle, current)
+            documents = [_document(rule) for rule in rules]
+            _check_user_totals(list(zip(rules, documents, strict=True)), "rules[{}].")
+            for position, (rule, document) in enumerate(zip(rules, documents, strict=True)):
                 old = current.get(rule.id) if rule.id is not None else None
                 if old is not None:
-                    if json.dumps(rule_doc(old.rule), separators=(",", ":")) != document:
+                    if _document(old.rule) != document:
                         # Conditions may have moved: their holds no longer mean anything.
                         statements.append(
                             ("DELETE FROM condition_holds WHERE rule_id=?", (old.id,))
@@ -151,6 +158,7 @@ class RuleService:
                     statements.append(_first_due(next_id, rule, now))
                     fresh.append(next_id)
                     next_id += 1
+            statements.append((user_db.UPSERT_META, (RULES_LAST_ID_KEY, str(next_id - 1))))
             await handle.transaction(statements)
             handle.cache.pop(user_db.CACHE_KEY, None)
             saved = await self._rules(handle)
@@ -167,10 +175,18 @@ class RuleService:
             raise InvalidArgument("enabled must be true or false", field="enabled")
         now = self.clock()
         async with self.pool.use(auth_id) as handle:
-            stored = _find(await self._rules(handle), rule_id)
+            current = await self._rules(handle)
+            stored = _find(current, rule_id)
             merged = {**rule_doc(stored.rule), **{k: v for k, v in patch.items() if k != "id"}}
             rule = parse_rule({**merged, "id": rule_id})
-            document = json.dumps(rule_doc(rule), separators=(",", ":"))
+            document = _document(rule)
+            _check_user_totals(
+                [
+                    (rule, document) if r.id == rule_id else (r.rule, _document(r.rule))
+                    for r in current
+                ],
+                "",
+            )
             statements: list[tuple[str, Any]] = [
                 (
                     "UPDATE rules SET name=?, enabled=?, document=?, updated_at=? WHERE id=?",
@@ -327,6 +343,48 @@ def action_dict(row: Any) -> dict[str, Any]:
         "created_at": row[12],
         "completed_at": row[13],
     }
+
+
+def _document(rule: Rule) -> str:
+    """A rule as stored in its row (compact JSON)."""
+    return json.dumps(rule_doc(rule), separators=(",", ":"))
+
+
+def _check_user_totals(rules: list[tuple[Rule, str]], prefix: str) -> None:
+    """Refuse (400) a rule set whose metadata or documents together exceed the user's bounds.
+
+    `prefix` formats a rule's position into the field named (``rules[{}].`` for a replace-all,
+    empty for one rule's update).
+    """
+    metadata = documents = 0
+    for index, (rule, document) in enumerate(rules):
+        metadata += json_bytes(rule.metadata)
+        if metadata > MAX_USER_METADATA_BYTES:
+            raise InvalidArgument(
+                f"the rules' metadata together is larger than "
+                f"{MAX_USER_METADATA_BYTES // 1024} KiB",
+                field=f"{prefix.format(index)}metadata",
+            )
+        documents += len(document.encode())
+    if documents > MAX_USER_RULES_BYTES:
+        raise InvalidArgument(
+            f"the rules together are larger than {MAX_USER_RULES_BYTES // (1024 * 1024)} MiB",
+            field="rules",
+        )
+
+
+async def _next_rule_id(handle: Handle, current: Mapping[int, StoredRule]) -> int:
+    """The id for the next new rule: above every id ever given, so never a deleted rule's.
+
+    A reused id would inherit the deleted rule's per-torrent cooldowns (the action log keeps
+    rule ids) and history. The high-water mark lives in meta; the action log covers databases
+    from before it was kept.
+    """
+    ((last, acted),) = await handle.fetchall(
+        "SELECT (SELECT value FROM meta WHERE key = ?), (SELECT MAX(rule_id) FROM actions)",
+        (RULES_LAST_ID_KEY,),
+    )
+    return max([0, int(last or 0), int(acted or 0), *current]) + 1
 
 
 def _first_due(rule_id: int, rule: Rule, now: float) -> tuple[str, Any]:

@@ -217,3 +217,21 @@ async def test_random_keys_are_limited_by_address(make_user: MakeUser) -> None:
     assert_error(missing, 429, code="RATE_LIMITED")
     # A user this gateway has served before is not held back by others' failures.
     assert (await stack.call(base, "GET", "/api/automation/rules", key=known.key))[0] == 200
+
+
+# Rule metadata -----------------------------------------------------------------------------------
+
+
+async def test_oversized_rule_metadata_is_a_400_naming_the_field(user: User) -> None:
+    """Through REST: a rule's metadata over its bound is refused by field; the rule is kept."""
+    saved = await user.ok("POST", "/api/automation/rules", json={"rules": [rule("meta")]})
+    rule_id = saved["rules"][0]["id"]
+    big = {"note": "x" * 20_000}
+    reply = await user.call("PUT", f"/api/automation/rules/{rule_id}", json={"metadata": big})
+    assert_error(reply, 400, field="metadata")
+    reply = await user.call(
+        "POST", "/api/automation/rules", json={"rules": [rule("meta", metadata=big)]}
+    )
+    assert_error(reply, 400, field="rules[0].metadata")
+    listed = await user.ok("GET", "/api/automation/rules")
+    assert [r["id"] for r in listed["rules"]] == [rule_id]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
 import typing
 from collections.abc import Sequence
@@ -19,9 +20,10 @@ from userstore_svc.core.models import SNAPSHOT_FIELDS, Event, TorrentSnapshot, T
 from userstore_svc.core.rules.evaluate import CompiledRule, compile_rule
 from userstore_svc.core.rules.model import Rule
 from userstore_svc.core.rules.plan import DEFAULT_COOLDOWN_MINUTES, TorrentLimit
-from userstore_svc.core.rules.schema import parse_rule
+from userstore_svc.core.rules.schema import MAX_METADATA_BYTES, json_bytes, parse_rule
 from userstore_svc.store.pool import Handle
 
+log = logging.getLogger(__name__)
 STATE_FIELDS: tuple[str, ...] = TorrentState._fields[1:]
 TORRENT_COLUMNS = 1 + len(SNAPSHOT_FIELDS) + len(STATE_FIELDS)
 # The `torrents` columns of the snapshot's fields, in the snapshot's order. Named, not `*`:
@@ -290,7 +292,13 @@ def _compiled(rule_id: int, document: str) -> tuple[Rule, CompiledRule]:
 
     Many users hold the same documents (presets), and compiled rules are immutable: share them.
     """
-    rule = parse_rule({**json.loads(document), "id": rule_id})
+    doc = json.loads(document)
+    if json_bytes(doc.get("metadata")) > MAX_METADATA_BYTES:
+        # Stored before metadata was bounded: drop it on read (the next save writes the rule
+        # without it) so the rule still loads, answers and runs.
+        log.warning("oversized rule metadata dropped on read", extra={"rule_id": rule_id})
+        doc.pop("metadata")
+    rule = parse_rule({**doc, "id": rule_id})
     return rule, compile_rule(rule)
 
 

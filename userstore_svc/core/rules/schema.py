@@ -7,6 +7,7 @@ never meets a bad rule.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,10 @@ MAX_DEPTH = 5
 MAX_CONDITIONS = 100
 MAX_RULES = 200
 MAX_TAG_IDS = 100
+# TBM's editor keeps a little state of its own in `metadata`; we store it as it comes but bound
+# it (compact UTF-8 JSON), per rule here and per user in the rules service: an unbounded field
+# would let one user grow the store and their own rule list past what a read can carry.
+MAX_METADATA_BYTES = 16 * 1024
 ASSET_TYPES = ("torrent", "usenet", "webdl")
 # What TBM allows on usenet and web downloads: stop_seeding and archive are torrent-only, and so
 # are our own pause, resume and reannounce.
@@ -49,6 +54,17 @@ def regex_options() -> re2.Options:
     options.log_errors = False
     options.max_mem = 8 << 20
     return options
+
+
+def json_bytes(value: Any) -> int:
+    """The size of a JSON value as stored (compact, UTF-8); 0 for None."""
+    if value is None:
+        return 0
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        # Not JSON at all: no size we could store, so over any limit.
+        return MAX_METADATA_BYTES + 1
 
 
 def _quote(value: object, limit: int = 60) -> str:
@@ -119,6 +135,9 @@ def parse_rule(doc: Any, *, index: int | None = None, prefix: str = "") -> Rule:
     dry_run = doc.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise ctx.fail("dry_run", "must be true or false")
+    metadata = doc.get("metadata")
+    if json_bytes(metadata) > MAX_METADATA_BYTES:
+        raise ctx.fail("metadata", f"is larger than {MAX_METADATA_BYTES // 1024} KiB as JSON")
 
     return Rule(
         id=rule_id,
@@ -131,7 +150,7 @@ def parse_rule(doc: Any, *, index: int | None = None, prefix: str = "") -> Rule:
         dry_run=dry_run,
         max_actions_per_run=max_actions,
         asset_types=asset_types,
-        metadata=doc.get("metadata"),
+        metadata=metadata,
         tag_ids=tag_ids,
     )
 
