@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common import errors
+from common.files import private_umask
 from common.logs import configure as configure_logs
 from common.logs import new_request_id, request_id
 from common.settings import SettingsError
@@ -232,6 +233,8 @@ def run_service(
         print(f"{name}: {error}", file=sys.stderr)  # noqa: T201 - before logging exists
         sys.exit(2)
     configure_logs(name, fmt=settings.log_format, level=settings.log_level)
+    # Databases, journals and keys: nothing this service writes is for other users to read.
+    private_umask()
 
     async def serve() -> None:
         service = make(settings)

@@ -39,7 +39,9 @@ class SchedulerApp:
     async def start(self) -> int:
         """Connect everything, start polling and serving; returns the bound port."""
         s = self.settings
-        keybox = KeyBox(load_or_create_key(s.encryption_key, s.encryption_key_file))
+        keybox = KeyBox(
+            load_or_create_key(s.encryption_key, s.encryption_key_file, s.legacy_key_file)
+        )
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=s.torbox_max_concurrency, ttl_dns_cache=300),
             raise_for_status=False,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.settings import EnvReader
+from scheduler_svc.keys import LEGACY_KEY_FILE
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class SchedulerSettings:
     torbox_api_version: str
     encryption_key: bytes | None
     encryption_key_file: Path
+    legacy_key_file: Path | None
     poll_interval_seconds: float
     idle_poll_interval_seconds: float
     min_poll_interval_seconds: float
@@ -54,7 +56,9 @@ class SchedulerSettings:
             torbox_api_base=env.string("TORBOX_API_BASE", "https://api.torbox.app"),
             torbox_api_version=env.string("TORBOX_API_VERSION", "v1"),
             encryption_key=env.key32("ENCRYPTION_KEY"),
-            encryption_key_file=env.path("ENCRYPTION_KEY_FILE", "./data/encryption.key"),
+            encryption_key_file=env.path("ENCRYPTION_KEY_FILE", "./secrets/encryption.key"),
+            # Only when the place is the default: an operator's explicit choice stands.
+            legacy_key_file=None if env.optional_string("ENCRYPTION_KEY_FILE") else LEGACY_KEY_FILE,
             poll_interval_seconds=env.number("POLL_INTERVAL_SECONDS", 300.0, minimum=0.1),
             idle_poll_interval_seconds=env.number(
                 "IDLE_POLL_INTERVAL_SECONDS", 1800.0, minimum=0.1

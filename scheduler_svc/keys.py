@@ -16,6 +16,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from common.files import FILE_MODE, open_to_others, private_dir
+
 log = logging.getLogger(__name__)
 
 VERSION = b"\x01"
@@ -52,11 +54,41 @@ class KeyBox:
             raise KeyDecryptError("ciphertext does not match this encryption key") from None
 
 
-def load_or_create_key(configured: bytes | None, key_file: Path) -> bytes:
-    """The configured key; else the one in `key_file`, created once (mode 0600) if missing."""
+class KeyFileExposed(ValueError):
+    """The key file can be read by users other than its owner: refused, not used."""
+
+
+# Where versions before the key moved out of the data folder generated it.
+LEGACY_KEY_FILE = Path("./data/encryption.key")
+
+
+def load_or_create_key(
+    configured: bytes | None, key_file: Path, legacy: Path | None = None
+) -> bytes:
+    """The configured key; else the one in `key_file`, created once (mode 0600) if missing.
+
+    An existing key file that other users may read is refused (KeyFileExposed): whoever reads
+    it reads every stored API key, and a warning in a log is too easy to miss. The fix is one
+    chmod, named in the error. `legacy` is the key's old default place: used (with a warning to
+    move it) when `key_file` does not exist, since a new key would lock every stored API key.
+    """
     if configured is not None:
         return configured
+    if not key_file.exists() and legacy is not None and legacy.exists():
+        log.warning(
+            "using the encryption key at its old place, beside the data it protects: move it "
+            "to ENCRYPTION_KEY_FILE (or set ENCRYPTION_KEY) and back it up apart from the data",
+            extra={"key_file": str(legacy), "move_to": str(key_file)},
+        )
+        key_file = legacy
     if key_file.exists():
+        exposed = open_to_others(key_file)
+        if exposed:
+            raise KeyFileExposed(
+                f"{key_file} is readable or writable by other users (mode "
+                f"{oct(exposed | 0o600)[2:]}); run `chmod 600 {key_file}` (and check who copied "
+                "it), or set ENCRYPTION_KEY instead"
+            )
         raw = key_file.read_text().strip()
         try:
             key = base64.b64decode(raw, validate=True)
@@ -65,14 +97,15 @@ def load_or_create_key(configured: bytes | None, key_file: Path) -> bytes:
         if len(key) != 32:
             raise ValueError(f"{key_file} must hold base64 of 32 bytes")
         return key
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(key_file.parent)
     key = secrets.token_bytes(32)
-    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(base64.b64encode(key).decode() + "\n")
     log.warning(
-        "ENCRYPTION_KEY is not set: generated a new key; back up this file, without it the "
-        "stored API keys cannot be read",
+        "ENCRYPTION_KEY is not set: generated a new key; back up this file (apart from the "
+        "data: together they open every stored API key), without it the stored API keys "
+        "cannot be read",
         extra={"key_file": str(key_file)},
     )
     return key

@@ -13,6 +13,7 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 from torbox.automation.v1 import views_service_pb2_grpc as vpb_grpc
 
+from common.files import private_dir
 from common.grpc_server import GrpcServer
 from userstore_svc.config import UserstoreSettings
 from userstore_svc.core.models import PipelineConfig
@@ -76,7 +77,7 @@ class UserstoreApp:
     async def start(self) -> int:
         """Open storage, start serving, report healthy; returns the bound port."""
         s = self.settings
-        s.user_db_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.user_db_dir)
         self.registry = await Registry.open(s.master_db_path)
         self.pool = DatabasePool(s.user_db_dir, s.max_open_dbs)
         clock = time.time

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common.errors import FailedPrecondition, InvalidArgument
+from common.files import private_file
 from userstore_svc.store.pool import DatabasePool
 from userstore_svc.store.registry import ACTIVE, AUTH_FAILED, MOVING, Registry, UserRow
 
@@ -117,6 +118,8 @@ class MoveService:
         digest = hashlib.sha256()
         received = 0
         try:
+            temporary.unlink(missing_ok=True)
+            await asyncio.to_thread(private_file, temporary)  # 0600, like every database
             handle = await asyncio.to_thread(temporary.open, "wb")
             try:
                 async for block in chunks:

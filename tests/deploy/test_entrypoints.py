@@ -245,6 +245,7 @@ async def test_image_entry_points_serve_report_health_and_stop_cleanly(tmp_path:
         registry = Path(containers["userstore"].env["MASTER_DB_PATH"])
         assert registry.is_relative_to(tmp_path / "volumes" / "userstore-data")
         assert registry.exists()
+        assert stat.S_IMODE(registry.stat().st_mode) == 0o600
 
         for container in reversed(started):
             assert await container.stop() == 0, "\n".join(container.lines[-30:])

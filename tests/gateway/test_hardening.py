@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import stat
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -235,3 +236,19 @@ async def test_oversized_rule_metadata_is_a_400_naming_the_field(user: User) -> 
     assert_error(reply, 400, field="rules[0].metadata")
     listed = await user.ok("GET", "/api/automation/rules")
     assert [r["id"] for r in listed["rules"]] == [rule_id]
+
+
+# Files at rest -----------------------------------------------------------------------------------
+
+
+async def test_data_and_key_files_are_private(user: User) -> None:
+    """Everything the services wrote (registry, user databases, journals, key) is 0600 in 0700."""
+    stack = user.stack
+    await user.ok("POST", "/api/automation/rules", json={"rules": [rule("files")]})
+    written = [stack.root / "shard0", stack.root / "encryption.key"]
+    found = [p for top in written for p in (top, *top.rglob("*"))]
+    assert any(p.name.startswith("user_") for p in found), found
+    assert any(p.name == "master.sqlite-wal" for p in found), found
+    modes = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in found if p.exists()}
+    expected = {str(p): oct(0o700 if p.is_dir() else 0o600) for p in found if p.exists()}
+    assert modes == expected

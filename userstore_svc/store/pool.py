@@ -38,6 +38,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from common.auth import is_valid_auth_id
 from common.errors import FailedPrecondition, InvalidArgument, Unavailable
+from common.files import private_file
 from userstore_svc.store.migrations import USER_MIGRATIONS, migrate
 
 log = logging.getLogger(__name__)
@@ -436,7 +437,9 @@ def _close_and_open(
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open one user database with the project's pragmas and bring its schema up to date."""
-    new = not os.path.exists(path)
+    # Created empty and private first: SQLite would make it 0644, and its -wal and -shm files
+    # take the database file's mode.
+    new = private_file(path)
     # Threads take turns on a connection, never share it at once: the user's lock sees to that.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:

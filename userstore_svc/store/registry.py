@@ -20,6 +20,7 @@ import aiosqlite
 
 from common.auth import is_valid_auth_id
 from common.errors import InvalidArgument, Unavailable, UserNotRegistered
+from common.files import private_file
 from userstore_svc.store.migrations import REGISTRY_MIGRATIONS, migrate
 from userstore_svc.store.pool import PRAGMAS, WAL_PRAGMA
 
@@ -71,7 +72,8 @@ class Registry:
     @classmethod
     async def open(cls, path: Path) -> Registry:
         """Open (creating if needed) and migrate the registry, and load it into memory."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Private (0600 in a 0700 folder): it holds every user's key ciphertext.
+        await asyncio.to_thread(private_file, path)
         await asyncio.to_thread(_prepare, path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
