@@ -18,7 +18,7 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 from common.auth import auth_id_for, is_valid_api_key
 from common.errors import InvalidArgument, UserNotRegistered
 from gateway import bodies
-from gateway.api import Answer, Route, answer
+from gateway.api import Answer, Ok, Route, answer
 from gateway.handlers import VERSION, Handlers, scheduler_totals
 from gateway.jsonview import iso
 
@@ -87,10 +87,6 @@ class KeyStatus(Answer):
     activeUsers: int
 
 
-class Done(Answer):
-    """A success with nothing more to say."""
-
-
 async def health(h: Handlers, request: web.Request) -> web.Response:
     """Liveness: the gateway answers."""
     return answer(Health(timestamp=iso(time.time())))
@@ -149,7 +145,7 @@ async def activity(h: Handlers, request: web.Request) -> web.Response:
     await h.b.userstore(caller.auth_id).MarkActivity(
         pb.MarkActivityRequest(auth_id=caller.auth_id), **h.b.opts()
     )
-    return answer(Done())
+    return answer(Ok())
 
 
 async def register_key(h: Handlers, request: web.Request) -> web.Response:
@@ -257,6 +253,6 @@ ROUTES: tuple[Route, ...] = (
         tag="keys",
     ),
     Route(
-        "POST", "/api/activity", activity, "Mark the user as recently seen", answer=Done, tag="keys"
+        "POST", "/api/activity", activity, "Mark the user as recently seen", answer=Ok, tag="keys"
     ),
 )
