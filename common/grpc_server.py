@@ -158,10 +158,25 @@ class GrpcServer:
         await self.server.start()
         return self.port
 
-    async def set_serving(self) -> None:
-        """Report SERVING for the whole server and each named service."""
-        for name in self._names:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    async def set_serving(self, *, ready: bool = True) -> None:
+        """Report SERVING for the whole server, and for each named service when `ready`."""
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.set_ready(ready)
+
+    async def set_ready(self, ready: bool) -> None:
+        """Readiness of the named services only: the process ("") stays alive either way.
+
+        Probes read "" as liveness and the service's own name as readiness, so a service whose
+        path does not work yet (or no longer: a full disk) leaves the load balancer without a
+        restart. Ignored once shutdown began.
+        """
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self._names[1:]:
+            await self.health.set(name, status)
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING at once, refuse new RPCs, let in-flight ones finish within `grace`."""

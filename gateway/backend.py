@@ -24,10 +24,20 @@ from gateway.jsonview import iso
 
 
 class Health(BaseModel):
-    """Liveness (no envelope: TBM's own backend sends none here)."""
+    """Readiness (no envelope: TBM's own backend sends none here); 503 lists what is not ready."""
 
     model_config = ConfigDict(frozen=True)
-    status: Literal["healthy"] = "healthy"
+    status: Literal["healthy", "unhealthy"] = "healthy"
+    timestamp: str | None
+    # The shards and scheduler replicas that do not report themselves ready.
+    notReady: list[str] = []
+
+
+class Live(BaseModel):
+    """Liveness: the gateway process answers (whatever the services behind it do)."""
+
+    model_config = ConfigDict(frozen=True)
+    status: Literal["alive"] = "alive"
     timestamp: str | None
 
 
@@ -92,8 +102,21 @@ class Done(Answer):
 
 
 async def health(h: Handlers, request: web.Request) -> web.Response:
-    """Liveness: the gateway answers."""
-    return answer(Health(timestamp=iso(time.time())))
+    """Readiness: 200 only when every shard and scheduler replica reports itself ready.
+
+    TBM, compose and Kubernetes read a 200 here as "requests will work": a gateway that merely
+    runs is not enough (its first ensure-db would fail while the services start).
+    """
+    waiting = await h.b.not_ready()
+    now = iso(time.time())
+    if waiting:
+        return answer(Health(status="unhealthy", timestamp=now, notReady=waiting), status=503)
+    return answer(Health(timestamp=now))
+
+
+async def live(h: Handlers, request: web.Request) -> web.Response:
+    """Liveness: the gateway answers (restarting it would not bring a service back)."""
+    return answer(Live(timestamp=iso(time.time())))
 
 
 async def status(h: Handlers, request: web.Request) -> web.Response:
@@ -197,7 +220,17 @@ async def health_detailed(h: Handlers, request: web.Request) -> web.Response:
 _KEY = "/api/backend/api-key"
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/health", health, "Liveness", answer=Health, errors=(), auth=False, tag="system"),
+    Route(
+        "GET",
+        "/health",
+        health,
+        "Readiness: 200 when every service behind the gateway is ready, else 503 naming them",
+        answer=Health,
+        errors=(),
+        auth=False,
+        tag="system",
+    ),
+    Route("GET", "/live", live, "Liveness", answer=Live, errors=(), auth=False, tag="system"),
     Route(
         "GET",
         "/api/backend/status",
