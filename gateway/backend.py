@@ -53,6 +53,9 @@ class Status(BaseModel):
     schedulers: list[dict[str, Any] | None]
     userstores: list[dict[str, Any] | None]
     gateway: dict[str, Any]
+    # "ok" when every answering shard's disk takes writes; "failing" when one's does not (its
+    # polls are refused and nothing is recorded: see each shard's storage_error).
+    storage: Literal["ok", "failing"]
 
 
 class HealthDetailed(BaseModel):
@@ -134,8 +137,14 @@ async def status(h: Handlers, request: web.Request) -> web.Response:
             schedulers=schedulers,
             userstores=shards,
             gateway={"sse_streams": len(h.streams)},
+            storage="failing" if _storage_failing(shards) else "ok",
         )
     )
+
+
+def _storage_failing(shards: list[dict[str, Any] | None]) -> bool:
+    """Whether an answering shard reports that its disk refuses writes."""
+    return any(s is not None and s.get("storage_error") for s in shards)
 
 
 async def ensure_db(h: Handlers, request: web.Request) -> web.Response:
@@ -196,7 +205,7 @@ async def key_status(h: Handlers, request: web.Request) -> web.Response:
 async def health_detailed(h: Handlers, request: web.Request) -> web.Response:
     """Healthy when every shard and scheduler answers; degraded when some do not."""
     schedulers, shards = await asyncio.gather(h.probe_schedulers(), h.probe_shards())
-    stores_ok = all(s is not None for s in shards)
+    stores_ok = all(s is not None for s in shards) and not _storage_failing(shards)
     polling_ok = all(s is not None for s in schedulers)
     return answer(
         HealthDetailed(
@@ -207,6 +216,7 @@ async def health_detailed(h: Handlers, request: web.Request) -> web.Response:
                 "status": "healthy" if stores_ok else "unhealthy",
                 "shards": len(shards),
                 "answering": sum(1 for s in shards if s is not None),
+                "storage": "failing" if _storage_failing(shards) else "ok",
             },
             api={"status": "configured" if polling_ok else "unhealthy"},
             services={

@@ -24,8 +24,8 @@ from scheduler_svc.torbox.client import ClientConfig, TorBoxClient
 
 log = logging.getLogger(__name__)
 
-# How often a starting scheduler checks whether every shard's stream is up.
-READY_CHECK_SECONDS = 0.2
+# How long a starting scheduler waits on a shard's stream between checks.
+READY_CHECK_SECONDS = 30.0
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name
 
 
@@ -101,8 +101,9 @@ class SchedulerApp:
         return port
 
     async def _ready_when_connected(self) -> None:
-        while not all(stream.connected for stream in self.streams):
-            await asyncio.sleep(READY_CHECK_SECONDS)
+        for stream in self.streams:
+            while not await stream.wait_connected(READY_CHECK_SECONDS):
+                continue
         await self.server.set_ready(True)
         log.info("scheduler ready: every userstore shard connected")
 
