@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from userstore_svc.core.actions import reconcile
+from userstore_svc.core.actions import NOT_EXECUTED, Reconciled, reconcile
 from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
 from userstore_svc.core.pipeline import PollInput, run_poll
 from userstore_svc.core.rules.model import DESTRUCTIVE_ACTIONS, TAG_ACTIONS
@@ -293,6 +293,7 @@ def _apply(
     )
     states = result.states
     reconciled = reconcile([(p.id, p.key, p.action) for p in data.pending], states)
+    last_actions = _without_unexecuted(data, reconciled)
 
     manual = snap.run_rule_id
     entries = [
@@ -309,7 +310,7 @@ def _apply(
             holds=data.holds,
             protected=data.protected,
             limits=data.limits,
-            last_actions=data.last_actions,
+            last_actions=last_actions,
             pending=frozenset(),
             safety=config.safety,
             hold_reason=result.hold_reason,
@@ -335,6 +336,9 @@ def _apply(
                 (r.status, r.error_code, now, r.action_id),
             )
         )
+        if r.status == NOT_EXECUTED:
+            # The torrent is still listed: it was not deleted, so it is not archived either.
+            statements.append(("DELETE FROM archived_downloads WHERE action_id=?", (r.action_id,)))
 
     # Execution log rows and per-torrent action records.
     reports = {r.rule_id: r for r in plan_out.reports}
@@ -377,7 +381,7 @@ def _apply(
     action_rows = []
     archive_rows = []
     actions_out: list[ActionOut] = []
-    last_actions = dict(data.last_actions)
+    last_actions = dict(last_actions)
     pending: list[PendingAction] = []  # every earlier one was just reconciled
     archive_iter = iter(archive_ids)
     tag_adds: list[tuple[int, int]] = []
@@ -567,6 +571,22 @@ def _apply(
             "pending": pending,
         },
     )
+
+
+def _without_unexecuted(
+    data: UserData, reconciled: Sequence[Reconciled]
+) -> dict[tuple[int, int], float]:
+    """The cooldown records, less those of intents the snapshot shows TorBox never ran.
+
+    Such an intent was created only once the cooldown had passed, so dropping its record lets
+    the rule act again now instead of waiting out a cooldown for an action that never happened.
+    """
+    unexecuted = {r.action_id for r in reconciled if r.status == NOT_EXECUTED}
+    last_actions = dict(data.last_actions)
+    for p in data.pending:
+        if p.id in unexecuted and last_actions.get((p.rule_id, p.key)) == p.created_at:
+            del last_actions[(p.rule_id, p.key)]
+    return last_actions
 
 
 def _protection_followed(
