@@ -157,6 +157,9 @@ class UserstoreApp:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.servicer is not None:
+            # Drained: no heavy poll is under way, so this returns at once.
+            self.servicer.ingestor.close()
         if self.pool is not None:
             await self.pool.close()
         if self.registry is not None:
