@@ -254,8 +254,8 @@ def _compile_texts(conds: list[Condition], flip: bool, is_and: bool) -> Test:
         _tags: Tags,
     ) -> Tri:
         value = get(state, now, None)
-        if value is None:
-            return None  # unknown for every one of them
+        if not isinstance(value, str):
+            return None  # unknown (None) for every one of them
         low = lowered(value)
         for needle in hits:
             if needle in low:
