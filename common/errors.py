@@ -16,6 +16,7 @@ The machine code and the offending field travel in trailing metadata (``error-co
     ├── FailedPrecondition               FAILED_PRECONDITION
     ├── RateLimited                      RESOURCE_EXHAUSTED carries retry_after seconds
     └── Unavailable                      UNAVAILABLE        TorBox, a shard or a database is down
+        └── StorageUnavailable           UNAVAILABLE        the disk is full, read-only or failing
 """
 
 from __future__ import annotations
@@ -98,6 +99,12 @@ class Unavailable(AutomationError):
 
     status = "UNAVAILABLE"
     default_code = "UNAVAILABLE"
+
+
+class StorageUnavailable(Unavailable):
+    """The disk refuses (full, read-only, I/O errors): nothing was written; retry later."""
+
+    default_code = "STORAGE_UNAVAILABLE"
 
 
 def trailing_metadata(error: AutomationError) -> tuple[tuple[str, str], ...]:

@@ -34,8 +34,18 @@ SERVER_OPTIONS: tuple[tuple[str, Any], ...] = (
 )
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+# Turns a service's own failures (a full disk, say) into the domain error they mean, or None.
+Translate = Callable[[BaseException], "errors.AutomationError | None"]
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    exc: BaseException,
+    translate: Translate | None = None,
+) -> None:
     """End the RPC with the status that the exception means (the one mapping of the project)."""
+    if translate is not None and not isinstance(exc, errors.AutomationError):
+        exc = translate(exc) or exc
     if isinstance(exc, errors.AutomationError):
         status = grpc.StatusCode[exc.status]
         if status == grpc.StatusCode.INTERNAL:
@@ -59,6 +69,9 @@ def _request_id_from(details: grpc.HandlerCallDetails) -> str:
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Sets the request id for each RPC and turns domain errors into statuses, never tracebacks."""
 
+    def __init__(self, translate: Translate | None = None) -> None:
+        self.translate = translate
+
     async def intercept_service(
         self,
         continuation: Callable[
@@ -72,32 +85,32 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         rid = _request_id_from(handler_call_details)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, rid),
+                _wrap_unary(handler.unary_unary, rid, self.translate),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, rid),
+                _wrap_stream(handler.unary_stream, rid, self.translate),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, rid),
+                _wrap_unary(handler.stream_unary, rid, self.translate),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, rid),
+                _wrap_stream(handler.stream_stream, rid, self.translate),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
 
-def _wrap_unary(inner: Any, rid: str) -> Any:
+def _wrap_unary(inner: Any, rid: str, translate: Translate | None) -> Any:
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         token = request_id.set(rid)
         try:
@@ -107,14 +120,14 @@ def _wrap_unary(inner: Any, rid: str) -> Any:
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc)
+            await _abort(context, exc, translate)
         finally:
             request_id.reset(token)
 
     return call
 
 
-def _wrap_stream(inner: Any, rid: str) -> Any:
+def _wrap_stream(inner: Any, rid: str, translate: Translate | None) -> Any:
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         token = request_id.set(rid)
         try:
@@ -125,7 +138,7 @@ def _wrap_stream(inner: Any, rid: str) -> Any:
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc)
+            await _abort(context, exc, translate)
         finally:
             request_id.reset(token)
 
@@ -139,8 +152,9 @@ class GrpcServer:
     the moment :meth:`stop` begins, so a load balancer drains it before in-flight RPCs end.
     """
 
-    def __init__(self, service_names: Sequence[str]) -> None:
-        self.server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+    def __init__(self, service_names: Sequence[str], translate: Translate | None = None) -> None:
+        self._interceptor = ErrorInterceptor(translate)
+        self.server = grpc.aio.server(interceptors=[self._interceptor], options=SERVER_OPTIONS)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._names = ("", *service_names)
@@ -159,10 +173,29 @@ class GrpcServer:
         await self.server.start()
         return self.port
 
-    async def set_serving(self) -> None:
-        """Report SERVING for the whole server and each named service."""
-        for name in self._names:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    async def set_serving(self, *, ready: bool = True) -> None:
+        """Report SERVING for the whole server, and for each named service when `ready`."""
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.set_ready(ready)
+
+    def translate(self, translate: Translate) -> None:
+        """Map the service's own failures (a full disk) to domain errors from now on."""
+        self._interceptor.translate = translate
+
+    async def set_ready(self, ready: bool) -> None:
+        """Readiness of the named services only: the process ("") stays alive either way.
+
+        Probes read "" as liveness and the service's own name as readiness, so a service whose
+        path does not work yet (or no longer: a full disk) leaves the load balancer without a
+        restart. Ignored once shutdown began.
+        """
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self._names[1:]:
+            await self.health.set(name, status)
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING at once, refuse new RPCs, let in-flight ones finish within `grace`."""

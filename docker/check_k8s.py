@@ -234,9 +234,10 @@ def _check_part(m: Manifests, w: Workload) -> list[str]:
             problems.append(f"{where}: the gateway must be a Deployment")
         if "replicas" in w.doc["spec"]:
             problems.append(f"{where}: leave replicas to the HorizontalPodAutoscaler")
-        for probe in ("livenessProbe", "readinessProbe"):
-            if _get(container, probe, "httpGet", "path") != "/health":
-                problems.append(f"{where}: {probe} must be an httpGet of /health")
+        # /health is readiness (every service behind answers); /live is liveness.
+        for probe, path in (("livenessProbe", "/live"), ("readinessProbe", "/health")):
+            if _get(container, probe, "httpGet", "path") != path:
+                problems.append(f"{where}: {probe} must be an httpGet of {path}")
         if not any(
             _get(hpa, "spec", "scaleTargetRef", "kind") == w.kind
             and _get(hpa, "spec", "scaleTargetRef", "name") == w.name

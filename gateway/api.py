@@ -43,6 +43,16 @@ class Answer(BaseModel):
     success: Literal[True] = True
 
 
+class Ok(Answer):
+    """A success with nothing more to say."""
+
+
+class Message(Answer):
+    """A success with TBM's message."""
+
+    message: str
+
+
 class Query(BaseModel):
     """The base of a route's query parameters (strings in the URL, coerced by the model)."""
 

@@ -18,16 +18,26 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 from common.auth import auth_id_for, is_valid_api_key
 from common.errors import InvalidArgument, UserNotRegistered
 from gateway import bodies
-from gateway.api import Answer, Route, answer
+from gateway.api import Answer, Ok, Route, answer
 from gateway.handlers import VERSION, Handlers, scheduler_totals
 from gateway.jsonview import iso
 
 
 class Health(BaseModel):
-    """Liveness (no envelope: TBM's own backend sends none here)."""
+    """Readiness (no envelope: TBM's own backend sends none here); 503 lists what is not ready."""
 
     model_config = ConfigDict(frozen=True)
-    status: Literal["healthy"] = "healthy"
+    status: Literal["healthy", "unhealthy"] = "healthy"
+    timestamp: str | None
+    # The shards and scheduler replicas that do not report themselves ready.
+    notReady: list[str] = []
+
+
+class Live(BaseModel):
+    """Liveness: the gateway process answers (whatever the services behind it do)."""
+
+    model_config = ConfigDict(frozen=True)
+    status: Literal["alive"] = "alive"
     timestamp: str | None
 
 
@@ -43,6 +53,9 @@ class Status(BaseModel):
     schedulers: list[dict[str, Any] | None]
     userstores: list[dict[str, Any] | None]
     gateway: dict[str, Any]
+    # "ok" when every answering shard's disk takes writes; "failing" when one's does not (its
+    # polls are refused and nothing is recorded: see each shard's storage_error).
+    storage: Literal["ok", "failing"]
 
 
 class HealthDetailed(BaseModel):
@@ -87,13 +100,22 @@ class KeyStatus(Answer):
     activeUsers: int
 
 
-class Done(Answer):
-    """A success with nothing more to say."""
-
-
 async def health(h: Handlers, request: web.Request) -> web.Response:
-    """Liveness: the gateway answers."""
-    return answer(Health(timestamp=iso(time.time())))
+    """Readiness: 200 only when every shard and scheduler replica reports itself ready.
+
+    TBM, compose and Kubernetes read a 200 here as "requests will work": a gateway that merely
+    runs is not enough (its first ensure-db would fail while the services start).
+    """
+    waiting = await h.b.not_ready()
+    now = iso(time.time())
+    if waiting:
+        return answer(Health(status="unhealthy", timestamp=now, notReady=waiting), status=503)
+    return answer(Health(timestamp=now))
+
+
+async def live(h: Handlers, request: web.Request) -> web.Response:
+    """Liveness: the gateway answers (restarting it would not bring a service back)."""
+    return answer(Live(timestamp=iso(time.time())))
 
 
 async def status(h: Handlers, request: web.Request) -> web.Response:
@@ -111,8 +133,14 @@ async def status(h: Handlers, request: web.Request) -> web.Response:
             schedulers=schedulers,
             userstores=shards,
             gateway={"sse_streams": len(h.streams)},
+            storage="failing" if _storage_failing(shards) else "ok",
         )
     )
+
+
+def _storage_failing(shards: list[dict[str, Any] | None]) -> bool:
+    """Whether an answering shard reports that its disk refuses writes."""
+    return any(s is not None and s.get("storage_error") for s in shards)
 
 
 async def ensure_db(h: Handlers, request: web.Request) -> web.Response:
@@ -149,7 +177,7 @@ async def activity(h: Handlers, request: web.Request) -> web.Response:
     await h.b.userstore(caller.auth_id).MarkActivity(
         pb.MarkActivityRequest(auth_id=caller.auth_id), **h.b.opts()
     )
-    return answer(Done())
+    return answer(Ok())
 
 
 async def register_key(h: Handlers, request: web.Request) -> web.Response:
@@ -173,7 +201,7 @@ async def key_status(h: Handlers, request: web.Request) -> web.Response:
 async def health_detailed(h: Handlers, request: web.Request) -> web.Response:
     """Healthy when every shard and scheduler answers; degraded when some do not."""
     schedulers, shards = await asyncio.gather(h.probe_schedulers(), h.probe_shards())
-    stores_ok = all(s is not None for s in shards)
+    stores_ok = all(s is not None for s in shards) and not _storage_failing(shards)
     polling_ok = all(s is not None for s in schedulers)
     return answer(
         HealthDetailed(
@@ -184,6 +212,7 @@ async def health_detailed(h: Handlers, request: web.Request) -> web.Response:
                 "status": "healthy" if stores_ok else "unhealthy",
                 "shards": len(shards),
                 "answering": sum(1 for s in shards if s is not None),
+                "storage": "failing" if _storage_failing(shards) else "ok",
             },
             api={"status": "configured" if polling_ok else "unhealthy"},
             services={
@@ -197,7 +226,17 @@ async def health_detailed(h: Handlers, request: web.Request) -> web.Response:
 _KEY = "/api/backend/api-key"
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/health", health, "Liveness", answer=Health, errors=(), auth=False, tag="system"),
+    Route(
+        "GET",
+        "/health",
+        health,
+        "Readiness: 200 when every service behind the gateway is ready, else 503 naming them",
+        answer=Health,
+        errors=(),
+        auth=False,
+        tag="system",
+    ),
+    Route("GET", "/live", live, "Liveness", answer=Live, errors=(), auth=False, tag="system"),
     Route(
         "GET",
         "/api/backend/status",
@@ -257,6 +296,6 @@ ROUTES: tuple[Route, ...] = (
         tag="keys",
     ),
     Route(
-        "POST", "/api/activity", activity, "Mark the user as recently seen", answer=Done, tag="keys"
+        "POST", "/api/activity", activity, "Mark the user as recently seen", answer=Ok, tag="keys"
     ),
 )

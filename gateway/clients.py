@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from torbox.automation.v1 import link_history_service_pb2_grpc as link_history_grpc
 from torbox.automation.v1 import scheduler_service_pb2_grpc as scheduler_grpc
 from torbox.automation.v1 import tags_service_pb2_grpc as tags_grpc
@@ -38,8 +42,58 @@ CHANNEL_OPTIONS = (
 )
 
 
+# The services' own names: their gRPC health status is their readiness.
+USERSTORE_SERVICE = "torbox.automation.v1.UserstoreService"
+SCHEDULER_SERVICE = "torbox.automation.v1.SchedulerService"
+READY_TIMEOUT = 2.0
+
+
+# A call made while its service starts (or restarts) waits for the connection this long at most,
+# and never more than half its deadline, then fails fast (503) as before.
+CONNECT_WAIT_SECONDS = 5.0
+
+
+class _WaitForConnection(
+    grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor
+):
+    """Waits briefly for a channel that is not connected yet, instead of failing at once.
+
+    gRPC's own wait_for_ready would wait out the whole deadline for a service that is down
+    (a 504 after 4 s instead of a 503 at once); this bounds the wait and keeps the 503.
+    """
+
+    def __init__(self) -> None:
+        self.channel: grpc.aio.Channel | None = None
+
+    async def _connected(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        channel = self.channel
+        ready = grpc.ChannelConnectivity.READY
+        if channel is None or channel.get_state(try_to_connect=True) is ready:
+            return details
+        budget = CONNECT_WAIT_SECONDS
+        if details.timeout is not None:
+            budget = min(budget, details.timeout / 2)
+        started = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(channel.channel_ready(), budget)
+        if details.timeout is None:
+            return details
+        # The wait counts against the call's deadline.
+        left = max(0.001, details.timeout - (time.monotonic() - started))
+        return details._replace(timeout=left)  # type: ignore[attr-defined,no-any-return]
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(await self._connected(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(await self._connected(details), request)
+
+
 def _channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    waiter = _WaitForConnection()
+    channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=[waiter])
+    waiter.channel = channel
+    return channel
 
 
 class CallOptions(TypedDict):
@@ -57,6 +111,8 @@ class Backends:
     ) -> None:
         self.timeout = timeout
         self._channels: list[grpc.aio.Channel] = []
+        # (what it is, its health stub, the service name whose SERVING means ready)
+        self._health: list[tuple[str, health_pb2_grpc.HealthStub, str]] = []
         self.shards: list[UserstoreStub] = []
         # Each shard also serves TBM's tags, custom views and link history, over the same channel.
         self.tag_shards: list[TagsStub] = []
@@ -66,6 +122,9 @@ class Backends:
             channel = _channel(address)
             self._channels.append(channel)
             self.shards.append(userstore_grpc.UserstoreServiceStub(channel))
+            self._health.append(
+                (f"userstore {address}", health_pb2_grpc.HealthStub(channel), USERSTORE_SERVICE)
+            )
             self.tag_shards.append(tags_grpc.TagsServiceStub(channel))
             self.view_shards.append(views_grpc.ViewsServiceStub(channel))
             self.link_history_shards.append(link_history_grpc.LinkHistoryServiceStub(channel))
@@ -74,6 +133,9 @@ class Backends:
             channel = _channel(address)
             self._channels.append(channel)
             self.schedulers.append(scheduler_grpc.SchedulerServiceStub(channel))
+            self._health.append(
+                (f"scheduler {address}", health_pb2_grpc.HealthStub(channel), SCHEDULER_SERVICE)
+            )
 
     def userstore(self, auth_id: str) -> UserstoreStub:
         """The stub of the shard that holds this user (the same routing as the scheduler's)."""
@@ -101,6 +163,21 @@ class Backends:
     def opts(self, timeout: float | None = None) -> CallOptions:
         """Deadline and request-id metadata for one call (every call has a deadline)."""
         return {"timeout": timeout or self.timeout, "metadata": grpc_client.metadata()}
+
+    async def not_ready(self) -> list[str]:
+        """The services that do not report themselves ready (empty: the whole path works)."""
+
+        async def check(stub: health_pb2_grpc.HealthStub, service: str) -> bool:
+            try:
+                reply = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=READY_TIMEOUT
+                )
+            except grpc.aio.AioRpcError:
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        answers = await asyncio.gather(*(check(stub, name) for _, stub, name in self._health))
+        return [what for (what, _, _), ok in zip(self._health, answers, strict=True) if not ok]
 
     async def close(self) -> None:
         """Close every channel."""

@@ -16,7 +16,7 @@ from torbox.automation.v1 import scheduler_service_pb2 as spb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from gateway import bodies
-from gateway.api import Answer, Query, Route, answer, query, text, whole
+from gateway.api import Answer, Message, Query, Route, answer, query, text, whole
 from gateway.handlers import Handlers
 from gateway.inputs import path_id
 from gateway.jsonview import to_json
@@ -111,12 +111,6 @@ class DeletedBulk(Answer):
 
     message: str
     data: Counts
-
-
-class Message(Answer):
-    """A success with TBM's message."""
-
-    message: str
 
 
 class Restored(Answer):

@@ -23,11 +23,11 @@ from torbox.automation.v1 import link_history_service_pb2 as pb
 
 from common import limits
 from common.errors import InvalidArgument
-from gateway.api import Answer, Query, Route, answer, query
+from gateway.api import Answer, Message, Query, Route, answer, query
 from gateway.bodies import Body, list_field, read, required_list, tbm_error
 from gateway.inputs import INT64_MAX, path_id
 from gateway.jsonview import sql_time
-from gateway.tbm import Message, falsy, parse_time, positive_int, text
+from gateway.tbm import falsy, parse_time, positive_int, text
 
 if TYPE_CHECKING:
     from gateway.handlers import Handlers

@@ -13,7 +13,7 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from common.errors import InvalidArgument
 from gateway import bodies
-from gateway.api import Answer, Query, Route, answer, query, whole
+from gateway.api import Answer, Message, Query, Route, answer, query, whole
 from gateway.handlers import Handlers
 from gateway.inputs import path_id
 from gateway.jsonview import to_json
@@ -48,12 +48,6 @@ class UpdatedRule(OneRule):
     """A rule after some of its fields changed."""
 
     message: str = "Rule updated successfully"
-
-
-class Message(Answer):
-    """A success with TBM's message."""
-
-    message: str
 
 
 class RuleLogs(Answer):

@@ -25,7 +25,7 @@ from torbox.automation.v1 import tags_service_pb2 as pb
 from common.errors import InvalidArgument
 from common.tags import MAX_NAME, clean_name
 from gateway import bodies
-from gateway.api import Answer, Route, answer
+from gateway.api import Answer, Message, Route, answer
 from gateway.bodies import Body, DownloadId, tbm_error
 from gateway.handlers import Handlers
 from gateway.inputs import path_id
@@ -194,12 +194,6 @@ class TagSaved(Answer):
     tag: SavedTag
 
 
-class Done(Answer):
-    """A change that answers only a message."""
-
-    message: str
-
-
 class TagRef(BaseModel):
     """A tag as a download's mapping names it."""
 
@@ -265,7 +259,7 @@ async def delete_tag(h: Handlers, request: web.Request) -> web.Response:
     await h.b.tags(caller.auth_id).DeleteTag(
         pb.DeleteTagRequest(auth_id=caller.auth_id, tag_id=tag_id), **h.b.opts()
     )
-    return answer(Done(message="Tag deleted successfully"))
+    return answer(Message(message="Tag deleted successfully"))
 
 
 async def list_mappings(h: Handlers, request: web.Request) -> web.Response:
@@ -295,7 +289,7 @@ async def change_mappings(h: Handlers, request: web.Request) -> web.Response:
         ),
         **h.b.opts(),
     )
-    return answer(Done(message=message))
+    return answer(Message(message=message))
 
 
 _NAMED = (400, 401, 403, 404, 409, 429, 503)
@@ -341,7 +335,7 @@ ROUTES: tuple[Route, ...] = (
             "refused change changes nothing; emits tags_changed even when nothing changed"
         ),
         body=ChangeDownloadTags,
-        answer=Done,
+        answer=Message,
         tag="tags",
     ),
     Route(
@@ -367,7 +361,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/tags/{id}",
         delete_tag,
         "Delete a tag and (by cascade) its mappings; its id is never reused; emits tags_changed",
-        answer=Done,
+        answer=Message,
         tag="tags",
     ),
 )

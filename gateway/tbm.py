@@ -12,16 +12,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.api import Answer
 from gateway.inputs import INT64_MAX
 
 _ID = re.compile(r"[0-9]{1,19}")  # ASCII only: "²".isdigit() is True
-
-
-class Message(Answer):
-    """A success with TBM's message."""
-
-    message: str
 
 
 def falsy(value: Any) -> bool:

@@ -17,11 +17,11 @@ from pydantic_core import PydanticCustomError
 from torbox.automation.v1 import views_service_pb2 as pb
 
 from common import limits
-from gateway.api import Answer, Query, Route, answer
+from gateway.api import Answer, Message, Query, Route, answer
 from gateway.bodies import Body, read, tbm_error
 from gateway.inputs import path_id
 from gateway.jsonview import sql_time
-from gateway.tbm import Message, falsy, positive_int
+from gateway.tbm import falsy, positive_int
 
 if TYPE_CHECKING:
     from gateway.handlers import Handlers

@@ -213,6 +213,9 @@ class Accounts:
         if result is None:
             return RunOutcome(pb.RunSummary(rule_id=rule_id, reason=STILL_RUNNING), 0, 0, False)
         if result.plan is None:
+            if result.error == UserNotRegistered.default_code:
+                # The key was removed while the run fetched: the user is gone, not the shard.
+                raise UserNotRegistered()
             raise Unavailable(
                 f"could not poll TorBox for fresh data ({result.error})",
                 code=result.error or "UNAVAILABLE",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -23,6 +24,8 @@ from scheduler_svc.torbox.client import ClientConfig, TorBoxClient
 
 log = logging.getLogger(__name__)
 
+# How long a starting scheduler waits on a shard's stream between checks.
+READY_CHECK_SECONDS = 30.0
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name
 
 
@@ -35,6 +38,7 @@ class SchedulerApp:
         self.session: aiohttp.ClientSession | None = None
         self.streams: list[IngestStream] = []
         self.poller: Poller | None = None
+        self._ready_task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         """Connect everything, start polling and serving; returns the bound port."""
@@ -88,18 +92,30 @@ class SchedulerApp:
         pb_grpc.add_SchedulerServiceServicer_to_server(servicer, self.server.server)
         port = await self.server.start(f"{s.bind_host}:{s.port}")
         await self.poller.start()
-        await self.server.set_serving()
+        # Ready (the named service) only once every shard's stream is up: before that, ensure-db
+        # and manual runs would fail with 503 although the process answers.
+        await self.server.set_serving(ready=False)
+        self._ready_task = asyncio.create_task(self._ready_when_connected())
         log.info(
             "scheduler serving",
             extra={"port": port, "replica": s.scheduler_index, "replicas": s.scheduler_replicas},
         )
         return port
 
+    async def _ready_when_connected(self) -> None:
+        for stream in self.streams:
+            while not await stream.wait_connected(READY_CHECK_SECONDS):
+                continue
+        await self.server.set_ready(True)
+        log.info("scheduler ready: every userstore shard connected")
+
     async def stop(self) -> None:
         """NOT_SERVING, stop scheduling, let in-flight calls finish, close connections."""
         grace = self.settings.shutdown_grace_seconds
         deadline = time.monotonic() + grace
         await self.server.health.enter_graceful_shutdown()
+        if self._ready_task is not None:
+            self._ready_task.cancel()
         if self.poller is not None:
             await self.poller.stop(grace)
         await self.server.stop(max(0.0, deadline - time.monotonic()))

@@ -70,6 +70,7 @@ class UserstoreApp:
             [SERVICE_NAME, TAGS_SERVICE_NAME, VIEWS_SERVICE_NAME, LINK_HISTORY_SERVICE_NAME]
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._readiness: set[asyncio.Task[None]] = set()
         self.registry: Registry | None = None
         self.pool: DatabasePool | None = None
         self.servicer: UserstoreServicer | None = None
@@ -80,6 +81,10 @@ class UserstoreApp:
         private_dir(s.user_db_dir)
         self.registry = await Registry.open(s.master_db_path)
         self.pool = DatabasePool(s.user_db_dir, s.max_open_dbs)
+        # A disk that refuses writes makes the shard unready (polls are refused, nothing is
+        # recorded) until a write succeeds again; the process stays alive.
+        self.pool.storage.changed = self._storage_changed
+        self.server.translate(self.pool.storage.translate)
         clock = time.time
         hub = EventHub()
         self.servicer = UserstoreServicer(
@@ -117,6 +122,11 @@ class UserstoreApp:
         log.info("userstore serving", extra={"port": port, "max_open_dbs": s.max_open_dbs})
         return port
 
+    def _storage_changed(self, ok: bool) -> None:
+        task = asyncio.create_task(self.server.set_ready(ok))
+        self._readiness.add(task)
+        task.add_done_callback(self._readiness.discard)
+
     async def _flush_counters(self) -> None:
         assert self.registry is not None
         while True:
@@ -148,6 +158,9 @@ class UserstoreApp:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.servicer is not None:
+            # Drained: no heavy poll is under way, so this returns at once.
+            self.servicer.ingestor.close()
         if self.pool is not None:
             await self.pool.close()
         if self.registry is not None:

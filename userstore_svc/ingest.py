@@ -7,11 +7,13 @@ connection, all inside one transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from userstore_svc.core.actions import reconcile
+from userstore_svc.core.actions import NOT_EXECUTED, Reconciled, reconcile
 from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
 from userstore_svc.core.pipeline import PollInput, run_poll
 from userstore_svc.core.rules.model import DESTRUCTIVE_ACTIONS, TAG_ACTIONS
@@ -26,14 +28,17 @@ from userstore_svc.core.rules.plan import (
 )
 from userstore_svc.hub import TAGS_CHANGED, Changed, EventHub, Item
 from userstore_svc.store import rule_tags, user_db
-from userstore_svc.store.pool import DatabasePool
+from userstore_svc.store.pool import DatabasePool, offload
 from userstore_svc.store.registry import Registry
 from userstore_svc.store.rule_tags import TagData
 from userstore_svc.store.user_db import PendingAction, UserData
 
 # Keep event history and logs bounded: pruned every this many polls of a user.
 PRUNE_EVERY_POLLS = 100
-# The live event TBM's frontend refetches its download tags on.
+# A poll whose rules test more than this many (condition x item) pairs is evaluated on the
+# heavy-poll thread instead of the event loop: about 5 ms of the cheapest conditions, so every
+# poll that could hold the loop longer than that leaves it free for the other users.
+OFFLOAD_WORK = 50_000
 # TBM's words when a tag action names a tag that no longer exists (the batch fails).
 INVALID_TAGS = "One or more tag IDs are invalid"
 
@@ -129,6 +134,10 @@ class Ingestor:
         self.applied = 0
         self.replayed = 0
         self.torrents = 0
+        self.offloaded = 0
+        # One thread: heavy polls wait for each other, and at most one at a time competes with
+        # the event loop (and the SQLite threads) for the interpreter.
+        self._heavy = ThreadPoolExecutor(1, thread_name_prefix="heavy-poll")
 
     async def ingest(self, snap: SnapshotIn) -> PlanOut:
         """Apply one snapshot and answer with the plan (a replay changes nothing)."""
@@ -144,7 +153,14 @@ class Ingestor:
                 r.rule.uses_tags for r in data.rules if r.rule.enabled or r.id == snap.run_rule_id
             ):
                 tags = await rule_tags.load(handle)
-            outcome = _apply(data, snap, self.config, tags)
+            apply = functools.partial(_apply, data, snap, self.config, tags)
+            if poll_work(data, snap) > OFFLOAD_WORK:
+                # The user's lock is held throughout, so nothing else reads or writes `data`
+                # meanwhile; `offload` waits for the thread even if this task is cancelled.
+                self.offloaded += 1
+                outcome = await offload(self._heavy, apply)
+            else:
+                outcome = apply()
             await handle.transaction(outcome.statements)
             outcome.commit_to(data)
         self.applied += 1
@@ -159,6 +175,10 @@ class Ingestor:
         if items:
             self.hub.publish(snap.auth_id, items)
         return outcome.plan
+
+    def close(self) -> None:
+        """Stop the heavy-poll thread (after any evaluation under way)."""
+        self._heavy.shutdown(wait=True)
 
     async def record_outcomes(self, auth_id: str, outcomes: Sequence[OutcomeIn]) -> int:
         """Write each action's outcome (idempotent: an outcome for a settled action is ignored)."""
@@ -249,6 +269,19 @@ class Ingestor:
         return len(settled)
 
 
+def poll_work(data: UserData, snap: SnapshotIn) -> int:
+    """The (condition x item) pairs this snapshot's rules may test: its evaluation cost.
+
+    Every rule counts at least once per item (its own loop costs about one condition).
+    """
+    per_item = sum(
+        max(1, r.compiled.conditions)
+        for r in data.rules
+        if r.rule.enabled or r.id == snap.run_rule_id
+    )
+    return per_item * len(snap.torrents)
+
+
 @dataclass(slots=True)
 class _Applied:
     """The result of applying one snapshot, before and after its commit."""
@@ -293,6 +326,7 @@ def _apply(
     )
     states = result.states
     reconciled = reconcile([(p.id, p.key, p.action) for p in data.pending], states)
+    last_actions = _without_unexecuted(data, reconciled)
 
     manual = snap.run_rule_id
     entries = [
@@ -309,7 +343,7 @@ def _apply(
             holds=data.holds,
             protected=data.protected,
             limits=data.limits,
-            last_actions=data.last_actions,
+            last_actions=last_actions,
             pending=frozenset(),
             safety=config.safety,
             hold_reason=result.hold_reason,
@@ -335,6 +369,9 @@ def _apply(
                 (r.status, r.error_code, now, r.action_id),
             )
         )
+        if r.status == NOT_EXECUTED:
+            # The torrent is still listed: it was not deleted, so it is not archived either.
+            statements.append(("DELETE FROM archived_downloads WHERE action_id=?", (r.action_id,)))
 
     # Execution log rows and per-torrent action records.
     reports = {r.rule_id: r for r in plan_out.reports}
@@ -377,7 +414,7 @@ def _apply(
     action_rows = []
     archive_rows = []
     actions_out: list[ActionOut] = []
-    last_actions = dict(data.last_actions)
+    last_actions = dict(last_actions)
     pending: list[PendingAction] = []  # every earlier one was just reconciled
     archive_iter = iter(archive_ids)
     tag_adds: list[tuple[int, int]] = []
@@ -567,6 +604,22 @@ def _apply(
             "pending": pending,
         },
     )
+
+
+def _without_unexecuted(
+    data: UserData, reconciled: Sequence[Reconciled]
+) -> dict[tuple[int, int], float]:
+    """The cooldown records, less those of intents the snapshot shows TorBox never ran.
+
+    Such an intent was created only once the cooldown had passed, so dropping its record lets
+    the rule act again now instead of waiting out a cooldown for an action that never happened.
+    """
+    unexecuted = {r.action_id for r in reconciled if r.status == NOT_EXECUTED}
+    last_actions = dict(data.last_actions)
+    for p in data.pending:
+        if p.id in unexecuted and last_actions.get((p.rule_id, p.key)) == p.created_at:
+            del last_actions[(p.rule_id, p.key)]
+    return last_actions
 
 
 def _protection_followed(

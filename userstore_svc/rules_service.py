@@ -10,10 +10,16 @@ from typing import Any
 
 from common.errors import InvalidArgument, NotFound
 from userstore_svc.core.rules.evaluate import compile_rule, explain, trace_dict
-from userstore_svc.core.rules.model import PROTECTED_ACTIONS, Rule
+from userstore_svc.core.rules.model import PROTECTED_ACTIONS, Rule, iter_conditions
 from userstore_svc.core.rules.plan import protected_keys, skip_reason
 from userstore_svc.core.rules.presets import PRESETS
-from userstore_svc.core.rules.schema import json_bytes, parse_rule, parse_rules, rule_doc
+from userstore_svc.core.rules.schema import (
+    check_user_conditions,
+    json_bytes,
+    parse_rule,
+    parse_rules,
+    rule_doc,
+)
 from userstore_svc.store import rule_tags, user_db
 from userstore_svc.store.pool import DatabasePool, Handle
 from userstore_svc.store.registry import Registry
@@ -179,6 +185,10 @@ class RuleService:
             stored = _find(current, rule_id)
             merged = {**rule_doc(stored.rule), **{k: v for k, v in patch.items() if k != "id"}}
             rule = parse_rule({**merged, "id": rule_id})
+            if len(iter_conditions(rule.root)) > len(iter_conditions(stored.rule.root)):
+                # Only growth is refused: a set saved before the limit may still be switched off.
+                others = [r.rule for r in current if r.id != rule_id]
+                check_user_conditions([*others, rule], field="groups")
             document = _document(rule)
             _check_user_totals(
                 [

@@ -147,7 +147,13 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
                     error=pb.IngestError(poll_id=poll_id, code=code, message=exc.message)
                 )
             )
-        except Exception:
+        except Exception as exc:
+            mapped = self.pool.storage.translate(exc)  # logs the original disk error
+            if mapped is not None:
+                code = grpc.StatusCode[mapped.status].value[0]
+                error = pb.IngestError(poll_id=poll_id, code=code, message=mapped.message)
+                await out.put(pb.IngestResponse(error=error))
+                return
             log.exception("ingest failed")
             await out.put(
                 pb.IngestResponse(
@@ -454,4 +460,7 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
             pool_opens=self.pool.stats.opens,
             pool_evictions=self.pool.stats.evictions,
             watch_streams=self.hub.total_subscribers(),
+            storage_error=self.pool.storage.error,
+            storage_failing_since=self.pool.storage.failing_since,
+            storage_failures=self.pool.storage.failures,
         )

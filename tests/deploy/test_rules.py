@@ -143,6 +143,15 @@ def _readiness_without_service(docs: list[Doc]) -> None:
     del container(docs, "StatefulSet", "scheduler")["readinessProbe"]["grpc"]["service"]
 
 
+def _liveness_on_readiness(docs: list[Doc]) -> None:
+    # Liveness on the readiness path would restart every gateway while a shard is down.
+    container(docs, "Deployment", "gateway")["livenessProbe"]["httpGet"]["path"] = "/health"
+
+
+def _readiness_on_liveness(docs: list[Doc]) -> None:
+    container(docs, "Deployment", "gateway")["readinessProbe"]["httpGet"]["path"] = "/live"
+
+
 def _data_off_volume(docs: list[Doc]) -> None:
     env_item(docs, "StatefulSet", "userstore", "USER_DB_DIR")["value"] = "/tmp/users"
 
@@ -166,6 +175,8 @@ def _data_off_volume(docs: list[Doc]) -> None:
         (_no_limits, "resources.limits.cpu is missing"),
         (_capabilities_kept, "capabilities.drop must include ALL"),
         (_replicas_on_gateway, "leave replicas to the HorizontalPodAutoscaler"),
+        (_liveness_on_readiness, "livenessProbe must be an httpGet of /live"),
+        (_readiness_on_liveness, "readinessProbe must be an httpGet of /health"),
         (
             _readiness_without_service,
             "readiness must check service torbox.automation.v1.SchedulerService",

@@ -298,8 +298,11 @@ async def test_backend_down_is_503_json_not_a_traceback(user: User) -> None:
     assert body["available"] is False
     assert body["scheduler"] is None
     assert body["userstores"] == [None]
+    # Not ready (nothing behind it works), but alive: restarting it would not help.
     status, body, _ = await stack.call(base, "GET", "/health")
-    assert status == 200
+    assert status == 503
+    assert body["status"] == "unhealthy"
+    assert (await stack.call(base, "GET", "/live"))[0] == 200
 
 
 # Secrets ----------------------------------------------------------------------------------------

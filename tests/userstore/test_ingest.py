@@ -178,8 +178,54 @@ async def test_orphaned_intents_are_reconciled_against_the_next_snapshot(user: S
             first.actions[1].action_id,
         )
     )
-    assert statuses == {1: "succeeded", 2: "unknown"}
+    # Torrent 2 still seeds: TorBox never ran that one.
+    assert statuses == {1: "succeeded", 2: "not_executed"}
     assert [a.torrent_id for a in second.actions] == [2]
+
+
+@pytest.mark.parametrize("action", ["stop_seeding", "archive"])
+async def test_an_action_the_next_snapshot_shows_never_ran_is_sent_again_despite_cooldown(
+    user: Store, action: str
+) -> None:
+    """Lost in flight, effect absent: not executed, retried now (no 30-minute cooldown wait);
+    an archive row written for it is removed first, and a new one written with the retry."""
+    await user.rules.save_all(USER, [rule("r", action, RATIO_1)])  # default cooldown
+    first = await ingest(user, 0, snap("seeding", id=1, ratio=2))
+    (lost,) = first.actions
+    if action == "archive":
+        assert await rows(user, "SELECT action_id FROM archived_downloads") == [(lost.action_id,)]
+    # The scheduler died before TorBox ran it: the next snapshot still lists it seeding.
+    second = await ingest(user, 60, snap("seeding", id=1, ratio=2))
+    assert await rows(
+        user, "SELECT status, error_code FROM actions WHERE id=?", lost.action_id
+    ) == [("not_executed", "NOT_EXECUTED")]
+    (retry,) = second.actions
+    assert (retry.torrent_id, retry.action) == (1, action)
+    if action == "archive":
+        assert await rows(user, "SELECT action_id FROM archived_downloads") == [(retry.action_id,)]
+    # The retry's outcome is lost too, but this time the effect shows: no third send. (A torrent
+    # missing once is only flagged, so a delete is not confirmed yet: unknown, still no resend.)
+    third = await ingest(user, 120, *([] if action == "archive" else [snap("completed", id=1)]))
+    assert third.actions == []
+    assert await rows(user, "SELECT status FROM actions WHERE id=?", retry.action_id) == [
+        ("unknown" if action == "archive" else "succeeded",)
+    ]
+
+
+async def test_an_action_whose_effect_cannot_be_seen_keeps_its_cooldown(user: Store) -> None:
+    """Not listed in the next snapshot (an incomplete one): unknown, never retried blind."""
+    await user.rules.save_all(USER, [rule("r", "stop_seeding", RATIO_1)])
+    first = await ingest(user, 0, snap("seeding", id=1, ratio=2), snap("seeding", id=2))
+    (lost,) = first.actions
+    second = await user.ingestor.ingest(
+        SnapshotIn("partial", USER, T0 + 60, False, [snap("seeding", id=2)], 60)
+    )
+    assert await rows(user, "SELECT status FROM actions WHERE id=?", lost.action_id) == [
+        ("unknown",)
+    ]
+    assert second.actions == []
+    third = await ingest(user, 120, snap("seeding", id=1, ratio=2), snap("seeding", id=2))
+    assert third.actions == []  # the cooldown of an action that may have run still applies
 
 
 async def test_replaying_a_snapshot_changes_nothing(user: Store) -> None:

@@ -8,13 +8,19 @@ from dataclasses import dataclass
 from userstore_svc.core.models import TorrentState
 from userstore_svc.core.status import SEEDING
 
+# An intent TorBox never carried out, as the next snapshot shows.
+NOT_EXECUTED = "not_executed"
+
 
 @dataclass(frozen=True, slots=True)
 class Reconciled:
     """What the next snapshot says about an orphaned intent."""
 
     action_id: int
-    status: str  # "succeeded" when its effect is visible, else "unknown"
+    # "succeeded" when its effect is visible; "not_executed" when the snapshot positively shows
+    # it absent (TorBox never ran it: it may be sent again, its cooldown does not apply);
+    # "unknown" when the snapshot cannot tell (its cooldown applies: nothing is retried blind).
+    status: str
     error_code: str
 
 
@@ -42,9 +48,15 @@ def reconcile(
     """Settle each (action id, torrent key, action) left pending by the snapshot just applied."""
     settled = []
     for action_id, key, action in pending:
-        visible = effect_visible(action, states.get(key))
+        state = states.get(key)
+        visible = effect_visible(action, state)
+        # Absent only counts when this snapshot listed the torrent (not flagged missing): a
+        # torrent it did not list says nothing about what TorBox did.
+        listed = state is not None and state.present and state.missing_since is None
         if visible:
             settled.append(Reconciled(action_id, "succeeded", "RECONCILED"))
+        elif visible is False and listed:
+            settled.append(Reconciled(action_id, NOT_EXECUTED, "NOT_EXECUTED"))
         else:
             settled.append(Reconciled(action_id, "unknown", "OUTCOME_LOST"))
     return settled

@@ -418,7 +418,8 @@ def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...]) -> int:
             conn.execute(f"PRAGMA user_version = {int(step.version)}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a full disk rolls back by itself
+                conn.execute("ROLLBACK")
             raise
         current = step.version
     return int(current)

@@ -39,6 +39,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from common.auth import is_valid_auth_id
 from common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from common.files import private_file
+from userstore_svc.store.disk import StorageHealth
 from userstore_svc.store.migrations import USER_MIGRATIONS, migrate
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class Handle:
     # Decoded state kept while the connection stays open (the store owns its contents).
     cache: dict[str, Any] = field(default_factory=dict)
     in_use: bool = False
+    # Told of every committed write (a disk that failed takes writes again).
+    storage: StorageHealth | None = None
 
     async def run(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -121,6 +124,8 @@ class Handle:
         :meth:`transaction` keeps it.
         """
         result = fn(self.conn, *args, **kwargs)
+        if self.storage is not None:
+            self.storage.write_succeeded()
         await self._bound_wal()
         return result
 
@@ -135,6 +140,8 @@ class Handle:
         A bulk import of tens of thousands of rows would otherwise hold every other user's work.
         """
         result = await self.run_in_thread(fn, *args, **kwargs)
+        if self.storage is not None:
+            self.storage.write_succeeded()
         await self._bound_wal()
         return result
 
@@ -185,7 +192,10 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
         yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may have rolled back already (a full disk does): a second ROLLBACK would fail
+        # and its "no transaction is active" would replace the real error.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -226,6 +236,7 @@ class DatabasePool:
         self.directory = directory
         self.max_open = max_open
         self.stats = PoolStats()
+        self.storage = StorageHealth()
         self._open: OrderedDict[str, Handle] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
@@ -328,7 +339,7 @@ class DatabasePool:
                 "this user's database is missing; call ensure-db to recreate it",
                 code="DATABASE_MISSING",
             )
-        handle = Handle(auth_id, conn, self.executor, f"{path}-wal")
+        handle = Handle(auth_id, conn, self.executor, f"{path}-wal", storage=self.storage)
         self._open[auth_id] = handle
         self.stats.opens += 1
         self.stats.peak_open = max(self.stats.peak_open, len(self._open))

@@ -286,7 +286,8 @@ class Registry:
                 )
                 await self._conn.execute("COMMIT")
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # a full disk rolls back by itself
+                    await self._conn.execute("ROLLBACK")
                 raise
             return len(rows)
 

@@ -30,7 +30,7 @@ import re2
 
 from userstore_svc.core.models import TorrentState
 from userstore_svc.core.rules.fields import FIELDS, AtLeast
-from userstore_svc.core.rules.model import Condition, Group, Rule
+from userstore_svc.core.rules.model import Condition, Group, Rule, iter_conditions
 from userstore_svc.core.rules.schema import regex_options
 
 Tri = bool | None
@@ -77,25 +77,38 @@ def _exact_op(operator: str, threshold: float) -> Callable[[Any], bool]:
     return lambda v: abs(v - threshold) <= tolerance
 
 
-def _string_op(operator: str, needle: str) -> Callable[[Any], bool]:
+# Lower-casing a text once serves every condition that reads it: names and trackers hardly change
+# between polls, so a bounded memo turns one `lower()` per condition per item into one per text.
+# (A pure function memoised; lru_cache is safe across the threads polls may run on.)
+@functools.lru_cache(maxsize=1 << 15)
+def lowered(text: str) -> str:
+    """`text` lower-cased, as every text operator but `matches` compares it."""
+    return text.lower()
+
+
+TextTest = Callable[[str, str], bool]
+
+
+def _string_op(operator: str, needle: str) -> TextTest:
+    """A text test of (the text, the text lower-cased): case-insensitive like TBM's."""
     low = needle.lower()
     if operator == "contains":
-        return lambda v: low in v.lower()
+        return lambda _v, v: low in v
     if operator == "not_contains":
-        return lambda v: low not in v.lower()
+        return lambda _v, v: low not in v
     if operator == "equals":
-        return lambda v: v.lower() == low
+        return lambda _v, v: v == low
     if operator == "not_equals":
-        return lambda v: v.lower() != low
+        return lambda _v, v: v != low
     if operator == "starts_with":
-        return lambda v: v.lower().startswith(low)
+        return lambda _v, v: v.startswith(low)
     if operator == "ends_with":
-        return lambda v: v.lower().endswith(low)
+        return lambda _v, v: v.endswith(low)
     pattern = re2.compile(needle, regex_options())
 
     # Names and trackers hardly change between polls: remember each text's answer (bounded).
     @functools.lru_cache(maxsize=16384)
-    def search(text: str) -> bool:
+    def search(text: str, _low: str) -> bool:
         return pattern.search(text) is not None
 
     return search
@@ -129,7 +142,8 @@ def _predicate(cond: Condition) -> Callable[[Any], Tri]:
     if kind in ("string", "status") and not cond.value:
         return _unknown  # TBM's editor default ("" or []): matches nothing
     if kind == "string":
-        return _string_op(cond.operator, str(cond.value))
+        text_test = _string_op(cond.operator, str(cond.value))
+        return lambda v: text_test(v, lowered(v))
     if kind == "status":
         wanted = frozenset(cond.value)
         if cond.operator == "is_none_of":
@@ -210,16 +224,74 @@ def _compile_condition(cond: Condition, negate: bool) -> Test:
     return run
 
 
+def _compile_texts(conds: list[Condition], flip: bool, is_and: bool) -> Test:
+    """Text conditions (one field, no hold, a non-empty value) combined by AND or by OR.
+
+    The field's text is read and lower-cased once per item, however many conditions test it;
+    `contains` and `not_contains` (the bulk of large rule sets) become plain substring loops.
+    """
+    get = FIELDS[conds[0].type].get
+    decides = not is_and  # the result one part settles the group with
+    # Needles whose presence settles the group, needles whose absence does, and the rest.
+    present: list[str] = []
+    absent: list[str] = []
+    tests: list[tuple[TextTest, bool]] = []
+    for cond in conds:
+        negated = cond.negate != flip
+        if cond.operator in ("contains", "not_contains"):
+            # After negation the condition is `needle in text` == positive.
+            positive = (cond.operator == "contains") != negated
+            (present if positive == decides else absent).append(str(cond.value).lower())
+        else:
+            tests.append((_string_op(cond.operator, str(cond.value)), negated))
+    hits, misses, others = tuple(present), tuple(absent), tuple(tests)
+
+    def run(
+        state: TorrentState,
+        now: float,
+        _holds: Mapping[str, float],
+        _out: dict[str, float],
+        _tags: Tags,
+    ) -> Tri:
+        value = get(state, now, None)
+        if not isinstance(value, str):
+            return None  # unknown (None) for every one of them
+        low = lowered(value)
+        for needle in hits:
+            if needle in low:
+                return decides
+        for needle in misses:
+            if needle not in low:
+                return decides
+        for test, negated in others:
+            if test(value, low) is not negated:  # True once negation is applied
+                if decides:
+                    return True
+            elif is_and:
+                return False
+        return is_and
+
+    return run
+
+
 def _compile_group(group: Group, exhaustive: bool, negate: bool) -> Test:
     """A group's test, with an enclosing negation pushed down to its parts (De Morgan)."""
     flip = negate != group.negate
-    parts = [_compile_condition(c, c.negate != flip) for c in group.conditions]
+    # NOT (a AND b) is (NOT a) OR (NOT b), and the other way round.
+    is_and = (group.logic == "and") != flip
+    texts: dict[str, list[Condition]] = {}
+    others: list[Condition] = []
+    for cond in group.conditions:
+        fusable = FIELDS[cond.type].kind == "string" and cond.value and not cond.for_minutes
+        (texts.setdefault(cond.type, []) if fusable else others).append(cond)
+    # AND and OR are associative and commutative in this logic too, so a group's plain text
+    # conditions on one field can be decided together: one read and one lower-casing per item.
+    parts = [_compile_texts(conds, flip, is_and) for conds in texts.values()]
+    parts += [_compile_condition(c, c.negate != flip) for c in others]
     parts += [_compile_group(g, exhaustive, flip) for g in group.groups]
     if len(parts) == 1:
         # Alone, a part decides its group under AND and OR alike (unknown stays unknown).
         return parts[0]
-    # NOT (a AND b) is (NOT a) OR (NOT b), and the other way round.
-    is_and = (group.logic == "and") != flip
 
     def run(
         state: TorrentState,
@@ -275,6 +347,8 @@ class CompiledRule:
     tracks_holds: bool
     # For the planner's hint: when the next poll could see this rule match.
     growing: tuple[Growing, ...] = ()
+    # How many conditions it tests per item: the measure of its cost (see docs/rules.md).
+    conditions: int = 0
 
 
 def compile_rule(rule: Rule) -> CompiledRule:
@@ -289,7 +363,8 @@ def compile_rule(rule: Rule) -> CompiledRule:
         if rate > 0 and cond.operator in ("gt", "gte") and not negated:
             growing.append(Growing(raw_test(cond), float(cond.value), 1.0 / rate))
     test = _compile_group(rule.root, exhaustive=tracks, negate=False)
-    return CompiledRule(rule, test, tracks, tuple(growing))
+    count = len(iter_conditions(rule.root))
+    return CompiledRule(rule, test, tracks, tuple(growing), count)
 
 
 @dataclass(frozen=True, slots=True)

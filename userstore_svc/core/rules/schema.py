@@ -33,6 +33,9 @@ MAX_NAME = 200
 MAX_PATTERN = 1000
 MAX_DEPTH = 5
 MAX_CONDITIONS = 100
+# All of one user's rules together (see "Limits" in docs/rules.md): each condition is tested on
+# every item each poll, so this bounds a poll's rule work at this many tests per torrent.
+MAX_USER_CONDITIONS = 500
 MAX_RULES = 200
 MAX_TAG_IDS = 100
 # TBM's editor keeps a little state of its own in `metadata`; we store it as it comes but bound
@@ -165,7 +168,19 @@ def parse_rules(docs: Any) -> list[Rule]:
     ids = [rule.id for rule in rules if rule.id is not None]
     if len(ids) != len(set(ids)):
         raise InvalidArgument("two rules carry the same id", field="rules")
+    check_user_conditions(rules, field="rules")
     return rules
+
+
+def check_user_conditions(rules: list[Rule], *, field: str) -> None:
+    """Refuse a rule set testing more than MAX_USER_CONDITIONS conditions in all."""
+    total = sum(len(iter_conditions(rule.root)) for rule in rules)
+    if total > MAX_USER_CONDITIONS:
+        raise InvalidArgument(
+            f"a user's rules may have at most {MAX_USER_CONDITIONS} conditions in all "
+            f"(these have {total})",
+            field=field,
+        )
 
 
 def _asset_types(value: Any, ctx: _Ctx) -> tuple[str, ...]:

@@ -2325,6 +2325,9 @@ class GetStatsResponse(_message.Message):
     POOL_OPENS_FIELD_NUMBER: _builtins.int
     POOL_EVICTIONS_FIELD_NUMBER: _builtins.int
     WATCH_STREAMS_FIELD_NUMBER: _builtins.int
+    STORAGE_ERROR_FIELD_NUMBER: _builtins.int
+    STORAGE_FAILING_SINCE_FIELD_NUMBER: _builtins.int
+    STORAGE_FAILURES_FIELD_NUMBER: _builtins.int
     open_databases: _builtins.int
     max_open_databases: _builtins.int
     databases_in_use: _builtins.int
@@ -2338,6 +2341,14 @@ class GetStatsResponse(_message.Message):
     pool_evictions: _builtins.int
     watch_streams: _builtins.int
     """Open WatchEvents streams (the gateway's SSE connections)."""
+    storage_error: _builtins.str
+    """Empty while writes work; else the disk error that made the last write fail (full, read-only,
+    I/O), until a write succeeds again.
+    """
+    storage_failing_since: _builtins.float
+    """When writes started failing (seconds since the epoch); absent while they work."""
+    storage_failures: _builtins.int
+    """Writes refused by a disk error since the process started."""
     def __init__(
         self,
         *,
@@ -2353,12 +2364,17 @@ class GetStatsResponse(_message.Message):
         pool_opens: _builtins.int = ...,
         pool_evictions: _builtins.int = ...,
         watch_streams: _builtins.int = ...,
+        storage_error: _builtins.str = ...,
+        storage_failing_since: _builtins.float | None = ...,
+        storage_failures: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_storage_failing_since", b"_storage_failing_since", "storage_failing_since", b"storage_failing_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["databases_in_use", b"databases_in_use", "max_open_databases", b"max_open_databases", "open_databases", b"open_databases", "pool_evictions", b"pool_evictions", "pool_opens", b"pool_opens", "snapshots_applied", b"snapshots_applied", "snapshots_replayed", b"snapshots_replayed", "torrents_ingested", b"torrents_ingested", "uptime_seconds", b"uptime_seconds", "users_active", b"users_active", "users_registered", b"users_registered", "watch_streams", b"watch_streams"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_storage_failing_since", b"_storage_failing_since", "databases_in_use", b"databases_in_use", "max_open_databases", b"max_open_databases", "open_databases", b"open_databases", "pool_evictions", b"pool_evictions", "pool_opens", b"pool_opens", "snapshots_applied", b"snapshots_applied", "snapshots_replayed", b"snapshots_replayed", "storage_error", b"storage_error", "storage_failing_since", b"storage_failing_since", "storage_failures", b"storage_failures", "torrents_ingested", b"torrents_ingested", "uptime_seconds", b"uptime_seconds", "users_active", b"users_active", "users_registered", b"users_registered", "watch_streams", b"watch_streams"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__storage_failing_since: _TypeAlias = _typing.Literal["storage_failing_since"]  # noqa: Y015
+    _WhichOneofArgType__storage_failing_since: _TypeAlias = _typing.Literal["_storage_failing_since", b"_storage_failing_since"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__storage_failing_since) -> _WhichOneofReturnType__storage_failing_since | None: ...
 
 Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
 
