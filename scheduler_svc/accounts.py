@@ -23,7 +23,7 @@ from common.errors import (
     UserNotRegistered,
 )
 from scheduler_svc.directory import ACTIVE, AUTH_FAILED, Change, Directory, UserEntry
-from scheduler_svc.keys import KeyDecryptError
+from scheduler_svc.keys import KeyDecryptError, secret_context
 from scheduler_svc.polling import Poller
 from scheduler_svc.torbox.client import TorBoxClient
 from scheduler_svc.torbox.errors import TorBoxAuthError, TorBoxError
@@ -224,6 +224,13 @@ class Accounts:
             raise NotFound(f"Rule {rule_id} not found", code="RULE_NOT_FOUND", field="id")
         success = sum(1 for o in result.outcomes if o.success)
         return RunOutcome(summary, success, len(result.outcomes) - success, bool(result.outcomes))
+
+    def seal_secret(self, auth_id: str, secret: str) -> bytes:
+        """An upload's password sealed with the key only this service holds."""
+        _check(auth_id)
+        if not secret or len(secret) > 4096:
+            raise InvalidArgument("secret must be 1 to 4096 characters", field="secret")
+        return self.directory.keybox.encrypt(secret, secret_context(auth_id))
 
     async def restore(
         self, auth_id: str, archive_id: int, within: float | None = None

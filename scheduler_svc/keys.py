@@ -52,6 +52,11 @@ class KeyBox:
             raise KeyDecryptError("ciphertext does not match this encryption key") from None
 
 
+def secret_context(auth_id: str) -> str:
+    """The associated data of an upload password: its user, and never an API key's context."""
+    return f"{auth_id}/upload-password"
+
+
 def load_or_create_key(configured: bytes | None, key_file: Path) -> bytes:
     """The configured key; else the one in `key_file`, created once (mode 0600) if missing."""
     if configured is not None:

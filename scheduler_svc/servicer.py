@@ -100,6 +100,12 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
                 setattr(response, name, value)
         return response
 
+    async def SealUploadSecret(
+        self, request: pb.SealUploadSecretRequest, context: Context
+    ) -> pb.SealUploadSecretResponse:
+        sealed = self.accounts.seal_secret(request.auth_id, request.secret)
+        return pb.SealUploadSecretResponse(ciphertext=sealed)
+
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: Context
     ) -> pb.GetStatusResponse:

@@ -60,6 +60,11 @@ class SchedulerServiceStub:
                 request_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.SealUploadSecret = channel.unary_unary(
+                '/torbox.automation.v1.SchedulerService/SealUploadSecret',
+                request_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -101,6 +106,14 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SealUploadSecret(self, request, context):
+        """Seals an upload's web-download password with the key only the scheduler holds (the
+        userstore stores the ciphertext; the worker opens it when it sends the create).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +141,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusRequest.FromString,
                     response_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'SealUploadSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealUploadSecret,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +284,33 @@ class SchedulerService:
             '/torbox.automation.v1.SchedulerService/GetStatus',
             torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusRequest.SerializeToString,
             torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealUploadSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.SchedulerService/SealUploadSecret',
+            torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

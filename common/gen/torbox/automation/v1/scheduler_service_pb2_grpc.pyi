@@ -43,6 +43,10 @@ class SchedulerServiceStub:
     """Re-adds an archived torrent to TorBox from its magnet, then removes the archive row."""
     GetStatus: _grpc.UnaryUnaryMultiCallable[_scheduler_service_pb2.GetStatusRequest, _scheduler_service_pb2.GetStatusResponse]
     """Scheduler figures and key health totals for /api/backend/status."""
+    SealUploadSecret: _grpc.UnaryUnaryMultiCallable[_scheduler_service_pb2.SealUploadSecretRequest, _scheduler_service_pb2.SealUploadSecretResponse]
+    """Seals an upload's web-download password with the key only the scheduler holds (the
+    userstore stores the ciphertext; the worker opens it when it sends the create).
+    """
 
 @_typing.type_check_only
 class SchedulerServiceAsyncStub(SchedulerServiceStub):
@@ -59,6 +63,10 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     """Re-adds an archived torrent to TorBox from its magnet, then removes the archive row."""
     GetStatus: _aio.UnaryUnaryMultiCallable[_scheduler_service_pb2.GetStatusRequest, _scheduler_service_pb2.GetStatusResponse]  # type: ignore[assignment]
     """Scheduler figures and key health totals for /api/backend/status."""
+    SealUploadSecret: _aio.UnaryUnaryMultiCallable[_scheduler_service_pb2.SealUploadSecretRequest, _scheduler_service_pb2.SealUploadSecretResponse]  # type: ignore[assignment]
+    """Seals an upload's web-download password with the key only the scheduler holds (the
+    userstore stores the ciphertext; the worker opens it when it sends the create).
+    """
 
 class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     """SchedulerService is called by the gateway for everything that needs TorBox."""
@@ -102,5 +110,15 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_service_pb2.GetStatusResponse, _abc.Awaitable[_scheduler_service_pb2.GetStatusResponse]]:
         """Scheduler figures and key health totals for /api/backend/status."""
+
+    @_abc_1.abstractmethod
+    def SealUploadSecret(
+        self,
+        request: _scheduler_service_pb2.SealUploadSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_service_pb2.SealUploadSecretResponse, _abc.Awaitable[_scheduler_service_pb2.SealUploadSecretResponse]]:
+        """Seals an upload's web-download password with the key only the scheduler holds (the
+        userstore stores the ciphertext; the worker opens it when it sends the create).
+        """
 
 def add_SchedulerServiceServicer_to_server(servicer: SchedulerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
