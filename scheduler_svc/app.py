@@ -20,6 +20,7 @@ from scheduler_svc.polling import Poller
 from scheduler_svc.servicer import SchedulerServicer
 from scheduler_svc.streams import IngestStream
 from scheduler_svc.torbox.client import ClientConfig, TorBoxClient
+from scheduler_svc.uploads.worker import UploadWorker
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class SchedulerApp:
         self.session: aiohttp.ClientSession | None = None
         self.streams: list[IngestStream] = []
         self.poller: Poller | None = None
+        self.uploads: UploadWorker | None = None
 
     async def start(self) -> int:
         """Connect everything, start polling and serving; returns the bound port."""
@@ -86,6 +88,9 @@ class SchedulerApp:
         pb_grpc.add_SchedulerServiceServicer_to_server(servicer, self.server.server)
         port = await self.server.start(f"{s.bind_host}:{s.port}")
         await self.poller.start()
+        # The upload queue's worker: same client (rate limits), directory (keys) and shards.
+        self.uploads = UploadWorker(s, client, directory)
+        self.uploads.start()
         await self.server.set_serving()
         log.info(
             "scheduler serving",
@@ -98,6 +103,8 @@ class SchedulerApp:
         grace = self.settings.shutdown_grace_seconds
         deadline = time.monotonic() + grace
         await self.server.health.enter_graceful_shutdown()
+        if self.uploads is not None:
+            await self.uploads.stop(max(0.0, deadline - time.monotonic()))
         if self.poller is not None:
             await self.poller.stop(grace)
         await self.server.stop(max(0.0, deadline - time.monotonic()))

@@ -48,7 +48,9 @@ class Budget:
         return self.per_window > 0 and len(self._live(kind, now)) >= self.per_window
 
     def spend(self, kind: str, now: float) -> dict[str, str]:
-        """Record one uncached create; the uncached envelope's headers after it."""
+        """Record one uncached create; the uncached envelope's headers after it (none when off)."""
+        if self.per_window <= 0:
+            return {}
         stamps = self._live(kind, now)
         stamps.append(now)
         remaining = max(0, self.per_window - len(stamps))

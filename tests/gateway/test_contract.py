@@ -755,6 +755,13 @@ async def test_archive_restore(user: User) -> None:
     assert body["data"]["status"] == "queued"
     upload = (await user.ok("GET", f"/api/uploads/{body['data']['upload_id']}"))["data"]
     assert upload["url"] == f"magnet:?xt=urn:btih:{info_hash}"
+
+    async def on_torbox() -> bool:
+        raw = await user.stack.sim("GET", f"/_sim/accounts/{user.key}")
+        found = {t["hash"] for t in raw["torrents"]} | {q.get("hash") for q in raw["queued"]}
+        return info_hash in found
+
+    await eventually(on_torbox, what="the restored torrent on TorBox")
     assert (await user.ok("GET", "/api/archived-downloads"))["data"] == []
     assert_error(await user.call("POST", f"/api/archived-downloads/{row['id']}/restore"), 404)
 
