@@ -75,7 +75,11 @@ class SchedulerApp:
         )
         executor = ActionExecutor(client, concurrency=s.action_concurrency, dry_run=s.dry_run)
         self.poller = Poller(s, client, directory, executor, breaker)
-        accounts = Accounts(client, directory, self.poller, s.userstore_timeout_seconds)
+        # The upload queue's worker: same client (rate limits), directory (keys) and shards.
+        self.uploads = UploadWorker(s, client, directory)
+        accounts = Accounts(
+            client, directory, self.poller, s.userstore_timeout_seconds, self.uploads.stubs
+        )
         servicer = SchedulerServicer(
             accounts,
             self.poller,
@@ -88,8 +92,6 @@ class SchedulerApp:
         pb_grpc.add_SchedulerServiceServicer_to_server(servicer, self.server.server)
         port = await self.server.start(f"{s.bind_host}:{s.port}")
         await self.poller.start()
-        # The upload queue's worker: same client (rate limits), directory (keys) and shards.
-        self.uploads = UploadWorker(s, client, directory)
         self.uploads.start()
         await self.server.set_serving()
         log.info(

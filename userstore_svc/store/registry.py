@@ -209,6 +209,7 @@ class Registry:
                 old, status=REMOVED, key_ciphertext=None, has_enabled_rules=False, updated_at=now
             )
         )
+        await self.set_upload_due(auth_id, None)  # their queue goes with their database
         return True
 
     def upload_due_at(self, auth_id: str) -> float | None:

@@ -93,7 +93,8 @@ class SchedulerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RestoreArchived(self, request, context):
-        """Re-adds an archived torrent to TorBox from its magnet, then removes the archive row.
+        """Queues an archived torrent in the upload queue (removing the archive row); TorBox's ids are
+        not known yet. Kept for older gateways: ours call the userstore's UploadsService directly.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
