@@ -640,6 +640,7 @@ class TorBoxApi:
             auth_id=account.identity.auth_id,
             created_at=time.time(),
             queued=to_bool(form.get("as_queued", "false"), ("body", "as_queued")),
+            password=password if isinstance(password := form.get("password"), str) else None,
         )
         self.registry.next_download_id += 1
         account.downloads.items[kind][item.id] = item

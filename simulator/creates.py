@@ -77,6 +77,8 @@ class Download:
     auth_id: str
     created_at: float
     queued: bool
+    # What the create's password field carried (the admin view shows it, mylist never does).
+    password: str | None = None
 
     def render(self) -> dict[str, Any]:
         """The mylist item (the fields a client reads)."""

@@ -234,3 +234,63 @@ async def test_sigkill_mid_queue_loses_and_duplicates_nothing(
         await stack.start_scheduler(0, port=port)
     await eventually(lambda: all_done(stack, key, len(expected)), timeout=60)
     assert_exactly_once(await landed(stack, key), expected)
+
+
+async def test_every_type_lands_and_refusals_fail_with_torboxs_words(budget_stack: Stack) -> None:
+    """Usenet and web downloads land (the sealed password reaches TorBox); business refusals
+    fail their row with TorBox's message; a transient nothing is never a failure."""
+    stack = budget_stack
+    key = await new_user(stack)
+    nzb = base64.b64encode(b"<?xml version='1.0'?><nzb><file/></nzb>").decode()
+    staged = await call(
+        stack,
+        key,
+        "POST",
+        "/api/uploads/file",
+        json={"file_data": nzb, "filename": "show.nzb", "type": "usenet"},
+    )
+    not_torrent = await call(
+        stack,
+        key,
+        "POST",
+        "/api/uploads/file",
+        json={"file_data": "bm9wZQ==", "filename": "x.torrent", "type": "torrent"},
+    )
+    link = "https://example.com/files/big.zip"
+    items = [
+        {"type": "usenet", "upload_type": "file", "file_path": staged["data"]["file_path"],
+         "name": "show.nzb"},
+        {"type": "webdl", "upload_type": "link", "url": link, "name": "big.zip",
+         "password": "s3cret-pass"},
+        {"type": "torrent", "upload_type": "file", "file_path": not_torrent["data"]["file_path"],
+         "name": "x.torrent"},
+        {"type": "torrent", "upload_type": "magnet", "url": "magnet:?xt=urn:btih:nothing",
+         "name": "bad"},
+        {"type": "torrent", "upload_type": "magnet", "url": magnet(7, 1)[0], "name": "uncached",
+         "add_only_if_cached": True},
+    ]  # fmt: skip
+    await call(stack, key, "POST", "/api/uploads/batch", json={"uploads": items})
+
+    async def settled() -> list[dict[str, Any]] | None:
+        found = await rows(stack, key)
+        return found if all(r["status"] in ("completed", "failed") for r in found) else None
+
+    by_name = {r["name"]: r for r in await eventually(settled, timeout=30)}
+    assert by_name["show.nzb"]["status"] == "completed"
+    assert by_name["big.zip"]["status"] == "completed"
+    assert by_name["big.zip"]["torbox_torrent_id"] is not None
+    refused = {n: by_name[n]["error_message"] for n in ("x.torrent", "bad", "uncached")}
+    assert refused == {
+        "x.torrent": "The torrent or magnet link is not valid.",
+        "bad": "The torrent or magnet link is not valid.",
+        "uncached": "This download is not cached on TorBox.",
+    }
+    assert all(by_name[n]["status"] == "failed" for n in refused)
+    account = await stack.sim("GET", f"/_sim/accounts/{key}")
+    assert [d["password"] for d in account["webdl"]] == ["s3cret-pass"]
+    assert len(account["usenet"]) == 1
+    assert "s3cret-pass" not in stack.logs()
+    # A failed row retried goes back to the queue and fails again the same way (not lost).
+    await call(stack, key, "POST", f"/api/uploads/{by_name['bad']['id']}/retry")
+    again = await eventually(settled, timeout=30)
+    assert {r["name"]: r["status"] for r in again}["bad"] == "failed"
