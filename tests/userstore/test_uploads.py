@@ -8,6 +8,7 @@ import pytest
 
 from common.errors import NotFound
 from tests.userstore.conftest import Store, close_store, open_store
+from userstore_svc.store import uploads as store_uploads
 from userstore_svc.store.uploads import NewUpload, Outcome
 from userstore_svc.uploads_service import UploadService, owns, staged_path
 
@@ -131,3 +132,19 @@ def test_paths_belong_to_their_user() -> None:
     assert owns(USER, path)
     assert not owns(OTHER, path)
     assert not owns(USER, f"user_{USER}/../user_{OTHER}/x.torrent")
+
+
+async def test_a_claim_carries_a_bounded_number_of_file_bytes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staged files ride in the claim's answer: beyond the cap the rest wait for a later turn,
+    but one file always goes (the cap is lowered here; it is 24 MiB)."""
+    monkeypatch.setattr(store_uploads, "CLAIM_BYTES", 10)
+    uploads = await service(store)
+    paths = [await uploads.stage(USER, "torrent", f"f{i}.torrent", b"12345678") for i in range(3)]
+    await uploads.create(
+        USER,
+        [NewUpload("torrent", "file", p, None, p, None, True, False, False, None) for p in paths],
+    )
+    first = await uploads.claim(USER, "0:b", 5, 60.0)
+    assert [c.file_data for c in first] == [b"12345678"]

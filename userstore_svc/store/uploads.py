@@ -33,6 +33,8 @@ TRANSIENT_PREFIXES = (
     "TorBox queued this upload but did not return resource IDs.",
 )
 FILE_MISSING = "File not found. The upload file may have been deleted."
+# The staged bytes one claim may carry (gRPC messages are capped at 64 MiB).
+CLAIM_BYTES = 24 * 1024 * 1024
 
 _COLUMNS = (
     "u.id, u.type, u.upload_type, u.file_path, u.url, u.name, u.status, u.error_message, "
@@ -315,8 +317,8 @@ def listing(
         params.append(kind)
     if search:
         where.append(
-            "(instr(lower(u.name), ?1s) OR instr(lower(u.type), ?1s) OR instr(lower(u.status), "
-            "?1s) OR instr(lower(COALESCE(u.error_message, '')), ?1s))".replace("?1s", "?")
+            "(instr(lower(u.name), ?) OR instr(lower(u.type), ?) OR instr(lower(u.status), ?) "
+            "OR instr(lower(COALESCE(u.error_message, '')), ?))"
         )
         params.extend([search.lower()] * 4)
     if status == "queued":
@@ -525,8 +527,15 @@ def claim(
             for queue in queues:
                 if queue and len(order) < limit:
                     order.append(queue.pop(0))
-        out = []
+        out: list[Claimed] = []
+        carried = 0
         for upload_id in order[:limit]:
+            (size,) = conn.execute(
+                "SELECT COALESCE(file_size_bytes, 0) FROM uploads WHERE id = ?", (upload_id,)
+            ).fetchone()
+            if out and carried + size > CLAIM_BYTES:
+                break  # one answer stays well under gRPC's message limit; the rest wait a turn
+            carried += size
             token = secrets.token_hex(8)
             conn.execute(
                 "UPDATE uploads SET status = 'processing', claim = ?, claimed_by = ?, "
