@@ -304,3 +304,15 @@ async def test_restore_goes_through_the_queue(user: User) -> None:
     assert (upload["seed"], upload["allow_zip"], upload["name"]) == (3, 1, "Old.Show")
     archive = await user.ok("GET", "/api/archived-downloads")
     assert all(a["id"] != archive_id for a in archive["data"])
+
+
+async def test_removing_the_key_removes_the_queue_and_its_files(make_user: MakeUser) -> None:
+    """Staged files and rows live in the user's database: gone with the key."""
+    user = await make_user()
+    path = await stage(user)
+    body = {"type": "torrent", "upload_type": "file", "file_path": path, "name": "x.torrent"}
+    row = (await user.ok("POST", "/api/uploads", json=body))["data"]
+    await user.ok("DELETE", "/api/backend/api-key")
+    await user.stack.register(user.key)
+    assert (await user.ok("GET", "/api/uploads"))["data"] == []
+    assert_error(await user.call("GET", f"/api/uploads/{row['id']}/download"), 404)
