@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -672,13 +673,25 @@ async def download_file(h: Handlers, request: web.Request) -> web.Response:
     )
     name = response.name or response.file_path.rsplit("/", 1)[-1]
     ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    # Quotes and line breaks cannot end the header early (TBM sends the name unescaped).
-    safe = "".join(c for c in name if c not in '"\\\r\n')
     return web.Response(
         body=response.data,
         content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
-        headers={"Content-Disposition": f'attachment; filename="{safe}"'},
+        headers={"Content-Disposition": disposition(name)},
     )
+
+
+def disposition(name: str) -> str:
+    """TBM's ``attachment; filename="<name>"``, safe for any name.
+
+    Quotes, backslashes and control characters cannot end the header early; a name outside
+    ASCII (which HTTP headers cannot carry as is) gets an ASCII fallback plus RFC 6266's
+    ``filename*``.
+    """
+    plain = "".join(c for c in name if c not in '"\\' and c.isprintable())
+    fallback = plain.encode("ascii", "replace").decode().replace("?", "_")
+    if fallback == plain:
+        return f'attachment; filename="{plain}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(plain, safe='')}"
 
 
 async def retry_bulk(h: Handlers, request: web.Request) -> web.Response:

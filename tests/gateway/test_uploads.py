@@ -98,6 +98,16 @@ async def test_staged_file_round_trip(user: User) -> None:
         assert await response.read() == data
         assert response.headers["Content-Type"] == "application/x-bittorrent"
         assert response.headers["Content-Disposition"] == 'attachment; filename="Weird.torrent"'
+    body["name"] = 'Café "日本".torrent'
+    row = (await user.ok("POST", "/api/uploads", json=body))["data"]
+    async with http.get(
+        f"{user.stack.gw_url}/api/uploads/{row['id']}/download", headers={"x-api-key": user.key}
+    ) as response:
+        assert response.status == 200
+        assert response.headers["Content-Disposition"] == (
+            "attachment; filename=\"Caf_ __.torrent\"; "
+            "filename*=UTF-8''Caf%C3%A9%20%E6%97%A5%E6%9C%AC.torrent"
+        )
     magnet = await queue_magnet(user)
     reply = await user.call("GET", f"/api/uploads/{magnet['id']}/download")
     assert assert_error(reply, 400)["error"] == "This upload does not have a downloadable file"
