@@ -105,7 +105,7 @@ async def test_staged_file_round_trip(user: User) -> None:
     ) as response:
         assert response.status == 200
         assert response.headers["Content-Disposition"] == (
-            "attachment; filename=\"Caf_ __.torrent\"; "
+            'attachment; filename="Caf_ __.torrent"; '
             "filename*=UTF-8''Caf%C3%A9%20%E6%97%A5%E6%9C%AC.torrent"
         )
     magnet = await queue_magnet(user)
