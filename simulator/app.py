@@ -173,6 +173,8 @@ class TorBoxApi:
             response.headers.update(rate_limit_headers(limit, verdict.remaining, verdict.reset_in))
         if fault is not None and fault.kind is FaultKind.MALFORMED_JSON:
             return _truncated(response)
+        if fault is not None and fault.kind is FaultKind.LATE_ANSWER:
+            await self._hang(5.0 if fault.delay is None else fault.delay)
         return response
 
     async def _fault_response(self, fault: Fault) -> web.Response | None:
@@ -215,7 +217,7 @@ class TorBoxApi:
             longest = self.config.max_hang_seconds
             await self._hang(longest if fault.delay is None else min(fault.delay, longest))
             return gateway_page(504, "Gateway time-out")
-        return None  # MALFORMED_JSON: served, then cut short by the caller.
+        return None  # MALFORMED_JSON and LATE_ANSWER: served, then spoiled or held back.
 
     async def _hang(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -294,3 +294,38 @@ async def test_every_type_lands_and_refusals_fail_with_torboxs_words(budget_stac
     await call(stack, key, "POST", f"/api/uploads/{by_name['bad']['id']}/retry")
     again = await eventually(settled, timeout=30)
     assert {r["name"]: r["status"] for r in again}["bad"] == "failed"
+
+
+async def test_a_create_sent_but_never_confirmed_is_resolved_once(budget_stack: Stack) -> None:
+    """The scheduler dies while TorBox is still answering a create (which then goes through):
+    its next boot sends the row again, TorBox says "already exists", and the row completes. The
+    torrent is on TorBox once."""
+    stack = budget_stack
+    key = await new_user(stack)
+    await stack.sim(
+        "POST",
+        "/_sim/faults",
+        json={"api_key": key, "kind": "late_answer", "endpoint": "create", "delay": 3.0},
+    )
+    expected = await queue(stack, key, 3, magnets=1, files=0)
+
+    async def in_flight() -> bool:
+        return len(await rows(stack, key, "processing")) == 1
+
+    await eventually(in_flight, timeout=10, interval=0.05, what="the create in flight")
+    old = stack.scheduler_procs[0]
+    port = old.port
+    await old.kill()
+
+    async def created() -> bool:
+        return await landed(stack, key) == expected
+
+    await eventually(created, timeout=10, what="TorBox having done the create")
+    await stack.start_scheduler(0, port=port)
+    await eventually(lambda: all_done(stack, key, 1), timeout=20)
+    assert await landed(stack, key) == expected
+    results = [r["result"] for r in await creates(stack, key)]
+    assert results.count("ok") == 1
+    assert "DUPLICATE_ITEM" in results
+    row = (await rows(stack, key))[0]
+    assert row["torbox_hash"] == expected[0]

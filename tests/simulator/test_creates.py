@@ -117,3 +117,18 @@ async def test_new_items_appear_in_their_lists(sim: Sim) -> None:
     assert [q["id"] for q in items] == [queued_id]
     again = await create(sim, key, "torrents/createtorrent", magnet=magnet(7))
     assert again.json["error"] == "DUPLICATE_ITEM"
+
+
+async def test_a_late_answer_still_creates(sim: Sim) -> None:
+    """late_answer serves the create first, then holds the answer back: the work is done even
+    when the caller gives up."""
+    key = (await sim.account())["api_key"]
+    fault = {"api_key": key, "kind": "late_answer", "endpoint": "create", "delay": 5.0}
+    assert (await sim.call("POST", "/_sim/faults", json_body=fault)).status == 200
+    call = asyncio.create_task(create(sim, key, "torrents/createtorrent", magnet=magnet(3)))
+    await asyncio.sleep(0.3)
+    call.cancel()
+    listed = await sim.call(
+        "GET", f"{API}/torrents/mylist", key=key, params={"bypass_cache": "true"}
+    )
+    assert [t["hash"] for t in listed.json["data"]] == [f"{3:040x}"]
