@@ -295,6 +295,21 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
                 "MiB",
                 summarize([proc["peak_rss_mib"]]),
             )
+    queue = raw.get("uploads")
+    if queue:
+        add(
+            "uploads",
+            f"queue throughput, {queue['creates']} magnets, TorBox without limits",
+            "creates/s",
+            summarize([queue["creates_per_s"]]),
+        )
+        add(
+            "uploads",
+            "POST /api/uploads to TorBox create, one magnet, idle queue",
+            "ms",
+            summarize(queue["latency_ms"]),
+            target=Target(1000.0, at_least=False),
+        )
     return out
 
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, phases, pipeline, stack, userstore
+from bench import baseline, phases, pipeline, stack, uploads, userstore
 from bench.profile import Profiler
 
-BENCHMARKS = ("pipeline", "baseline", "phases", "userstore", "latency", "stack")
+BENCHMARKS = ("pipeline", "baseline", "phases", "userstore", "latency", "stack", "uploads")
 # The full-stack targets, by torrents per user (the offered load is a multiple of them).
 STACK_TARGETS = {100: 20_000.0, 1000: 40_000.0}
 
@@ -38,6 +38,10 @@ class Sizes:
     concurrency: int = 64
     max_open_dbs: int = 50
     offered_factor: float = 2.0
+    # The upload queue: users each queueing a batch, and single magnets timed on an idle queue.
+    upload_users: int = 4
+    upload_per_user: int = 250
+    upload_latency_runs: int = 10
 
 
 QUICK = Sizes(
@@ -90,6 +94,9 @@ TOY = Sizes(
     stack_window_seconds=0.5,
     concurrency=4,
     max_open_dbs=2,
+    upload_users=2,
+    upload_per_user=5,
+    upload_latency_runs=2,
 )
 MODES = {s.mode: s for s in (QUICK, FULL, TOY)}
 
@@ -212,4 +219,13 @@ async def run_suite(
                     profiler=profiler,
                 )
             )
+    if "uploads" in only:
+        progress("upload queue (throughput, POST-to-create latency)")
+        await settle()
+        raw["uploads"] = await uploads.run(
+            data_dir / "uploads",
+            users=s.upload_users,
+            per_user=s.upload_per_user,
+            latency_runs=s.upload_latency_runs,
+        )
     return raw

@@ -134,5 +134,7 @@ class Route:
     tag: str = "automation"
     # A stream (Server-Sent Events) answers text/event-stream instead of JSON.
     stream: bool = False
+    # A file answers raw bytes instead of JSON.
+    binary: bool = False
     # The largest body this route reads, when not the app's 1 MiB.
     max_body: int | None = None

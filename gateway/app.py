@@ -7,7 +7,17 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway import backend, downloads, link_history, rules, sse, tags, torrents, views
+from gateway import (
+    backend,
+    downloads,
+    link_history,
+    rules,
+    sse,
+    tags,
+    torrents,
+    uploads,
+    views,
+)
 from gateway.api import Route
 from gateway.clients import Backends
 from gateway.config import GatewaySettings
@@ -49,6 +59,7 @@ ROUTES: tuple[Route, ...] = (
     *tags.ROUTES,
     *views.ROUTES,
     *link_history.ROUTES,
+    *uploads.ROUTES,
 )
 """Every route in the order aiohttp tries them (a literal path before a "{id}" one)."""
 

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from torbox.automation.v1 import link_history_service_pb2_grpc as link_history_grpc
 from torbox.automation.v1 import scheduler_service_pb2_grpc as scheduler_grpc
 from torbox.automation.v1 import tags_service_pb2_grpc as tags_grpc
+from torbox.automation.v1 import uploads_service_pb2_grpc as uploads_grpc
 from torbox.automation.v1 import userstore_service_pb2_grpc as userstore_grpc
 from torbox.automation.v1 import views_service_pb2_grpc as views_grpc
 
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
         SchedulerServiceAsyncStub as SchedulerStub,
     )
     from torbox.automation.v1.tags_service_pb2_grpc import TagsServiceAsyncStub as TagsStub
+    from torbox.automation.v1.uploads_service_pb2_grpc import (
+        UploadsServiceAsyncStub as UploadsStub,
+    )
     from torbox.automation.v1.userstore_service_pb2_grpc import (
         UserstoreServiceAsyncStub as UserstoreStub,
     )
@@ -118,6 +122,7 @@ class Backends:
         self.tag_shards: list[TagsStub] = []
         self.view_shards: list[ViewsStub] = []
         self.link_history_shards: list[LinkHistoryStub] = []
+        self.upload_shards: list[UploadsStub] = []
         for address in userstore_addrs:
             channel = _channel(address)
             self._channels.append(channel)
@@ -128,6 +133,7 @@ class Backends:
             self.tag_shards.append(tags_grpc.TagsServiceStub(channel))
             self.view_shards.append(views_grpc.ViewsServiceStub(channel))
             self.link_history_shards.append(link_history_grpc.LinkHistoryServiceStub(channel))
+            self.upload_shards.append(uploads_grpc.UploadsServiceStub(channel))
         self.schedulers: list[SchedulerStub] = []
         for address in scheduler_addrs:
             channel = _channel(address)
@@ -148,6 +154,10 @@ class Backends:
     def link_history(self, auth_id: str) -> LinkHistoryStub:
         """The link history of this user's shard (routed as :meth:`userstore`)."""
         return self.link_history_shards[owner_index(auth_id, len(self.link_history_shards))]
+
+    def uploads(self, auth_id: str) -> UploadsStub:
+        """The upload queue of this user's shard (routed as :meth:`userstore`)."""
+        return self.upload_shards[owner_index(auth_id, len(self.upload_shards))]
 
     def tags(self, auth_id: str) -> TagsStub:
         """The tags stub of the shard that holds this user (routed as :meth:`userstore`)."""

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel
-from torbox.automation.v1 import scheduler_service_pb2 as spb
+from torbox.automation.v1 import uploads_service_pb2 as upb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from gateway import bodies
@@ -57,11 +57,13 @@ class Archived(BaseModel):
 
 
 class RestoredDownload(BaseModel):
-    """A download re-added from its archive row."""
+    """An archived download queued again: TorBox ids are unknown until the worker sends it."""
 
-    torrent_id: int | None
-    queued_id: int | None
+    torrent_id: int | None = None
+    queued_id: int | None = None
     hash: str
+    upload_id: int
+    status: str
 
 
 class Pagination(BaseModel):
@@ -291,14 +293,18 @@ async def delete_archived(h: Handlers, request: web.Request) -> web.Response:
 
 
 async def restore_archived(h: Handlers, request: web.Request) -> web.Response:
-    """Re-add an archived download from its magnet (through the scheduler)."""
+    """Queue an archived download's magnet again (the upload queue sends it to TorBox)."""
     caller = await h.caller(request)
     archive_id = path_id(request)
-    response = await h.b.scheduler(caller.auth_id).RestoreArchived(
-        spb.RestoreArchivedRequest(auth_id=caller.auth_id, archive_id=archive_id),
-        **h.b.opts(h.settings.run_timeout_seconds),
+    response = await h.b.uploads(caller.auth_id).RestoreArchivedUpload(
+        upb.RestoreArchivedUploadRequest(auth_id=caller.auth_id, archive_id=archive_id),
+        **h.b.opts(),
     )
-    return answer(Restored(data=RestoredDownload(**to_json(response))))
+    row = response.upload
+    info_hash = row.url.partition("btih:")[2][:40] if row.HasField("url") else ""
+    return answer(
+        Restored(data=RestoredDownload(hash=info_hash, upload_id=row.id, status=row.status))
+    )
 
 
 _ARCHIVE = "/api/archived-downloads"
@@ -355,7 +361,10 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         _ARCHIVE + "/{id}/restore",
         restore_archived,
-        "Re-add the torrent to TorBox from its magnet, then remove the row",
+        (
+            "Queue the torrent again from its magnet (seed 3, zip allowed, as TBM restores) and "
+            "remove the archive row, in one transaction; the upload queue sends it to TorBox"
+        ),
         answer=Restored,
         errors=(400, 401, 403, 404, 409, 429, 503, 504),
         tag="archive",

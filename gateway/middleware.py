@@ -96,7 +96,6 @@ NOT_PROVIDED: tuple[tuple[str, str], ...] = (
     ("/api/stremio", "Stremio addons are"),
     ("/api/tmdb", "TMDB credentials are"),
     ("/api/admin", "Administration is"),
-    ("/api/uploads", "The upload queue is"),
 )
 
 

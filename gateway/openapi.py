@@ -122,6 +122,9 @@ def _parameters(route: Route, components: _Components) -> list[dict[str, Any]]:
 def _operation(route: Route, components: _Components) -> dict[str, Any]:
     if route.stream:
         ok: dict[str, Any] = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    elif route.binary:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        ok = {"content": {"application/octet-stream": binary}}
     elif route.answer is not None:
         ok = _json(components.add(route.answer))
     else:

@@ -64,9 +64,13 @@ Next.js server call, in TBM's shapes, plus our own per-torrent automation routes
   `parseInt` would read 12 or 1.
 - The per-user rate limit is checked before a path id, so a bad id still spends a token.
 - Extra routes: per-torrent automation status, events and seeding limits
-  (`/api/automation/torrents...`), rule previews, and restoring an archived download.
+  (`/api/automation/torrents...`), rule previews, and restoring an archived download (through
+  the upload queue, as TBM's frontend restores).
+- The upload queue never returns a web-download password (TBM returns it in clear); its bulk
+  retry re-queues without asking TorBox first (a row TorBox already has completes as a duplicate
+  when sent), so it never answers 503. See `docs/uploads.md`.
 - Not provided yet, answered 503 `FEATURE_NOT_PROVIDED` (TBM's frontend reads it as "feature
-  disabled"): the upload queue (`/api/uploads`), Stremio addons, TMDB, admin.
+  disabled"): Stremio addons, TMDB, admin.
 - Rules may name usenet and web-download asset types; until those are polled only the torrent
   part acts, and the rule says so.
 - `BACKEND_SERVICE_SECRET` is not checked on the internal key routes yet.

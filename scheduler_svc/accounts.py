@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
+from torbox.automation.v1 import uploads_service_pb2 as upb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from common import grpc_client
@@ -23,10 +23,15 @@ from common.errors import (
     UserNotRegistered,
 )
 from scheduler_svc.directory import ACTIVE, AUTH_FAILED, Change, Directory, UserEntry
-from scheduler_svc.keys import KeyDecryptError
+from scheduler_svc.keys import KeyDecryptError, secret_context
 from scheduler_svc.polling import Poller
 from scheduler_svc.torbox.client import TorBoxClient
 from scheduler_svc.torbox.errors import TorBoxAuthError, TorBoxError
+
+if TYPE_CHECKING:
+    from torbox.automation.v1.uploads_service_pb2_grpc import (
+        UploadsServiceAsyncStub as UploadsStub,
+    )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,8 +63,17 @@ class RunOutcome:
 class Accounts:
     """User-facing operations that need TorBox or a key."""
 
-    def __init__(self, client: TorBoxClient, directory: Directory, poller: Poller, timeout: float):
+    def __init__(
+        self,
+        client: TorBoxClient,
+        directory: Directory,
+        poller: Poller,
+        timeout: float,
+        upload_stubs: Sequence[UploadsStub] = (),
+    ):
         self.client = client
+        # The upload queue of each shard (restores go through it).
+        self.upload_stubs = list(upload_stubs)
         self.directory = directory
         self.poller = poller
         self.timeout = timeout
@@ -228,61 +242,31 @@ class Accounts:
         success = sum(1 for o in result.outcomes if o.success)
         return RunOutcome(summary, success, len(result.outcomes) - success, bool(result.outcomes))
 
-    async def restore(
-        self, auth_id: str, archive_id: int, within: float | None = None
-    ) -> dict[str, object]:
-        """Re-add an archived torrent, then remove its row: both, even if the caller leaves."""
-        created = await self._finish(self._restore(auth_id, archive_id), within)
-        if created is None:
-            raise Unavailable(
-                "TorBox is slow: the restore goes on and the download will appear shortly",
-                code="STILL_RUNNING",
-            )
-        return created
+    def seal_secret(self, auth_id: str, secret: str) -> bytes:
+        """An upload's password sealed with the key only this service holds."""
+        _check(auth_id)
+        if not secret or len(secret) > 4096:
+            raise InvalidArgument("secret must be 1 to 4096 characters", field="secret")
+        return self.directory.keybox.encrypt(secret, secret_context(auth_id))
 
-    async def _restore(self, auth_id: str, archive_id: int) -> dict[str, object]:
-        entry = await self._entry(auth_id)
-        stub = self.directory.shard_for(auth_id).stub
+    async def restore(self, auth_id: str, archive_id: int) -> dict[str, object]:
+        """Queue an archived torrent again through the upload queue (as the gateway does).
+
+        The queue's worker sends it to TorBox at the pace TorBox allows; the archive row goes
+        in the same transaction as the upload row is written.
+        """
+        _check(auth_id)
+        stub = self.upload_stubs[self.directory.shard_index(auth_id)]
         try:
-            archived = (
-                await stub.GetArchived(
-                    pb.GetArchivedRequest(auth_id=auth_id, archive_id=archive_id),
-                    timeout=self.timeout,
-                    metadata=grpc_client.metadata(),
-                )
-            ).item
-        except grpc.aio.AioRpcError as error:
-            raise grpc_client.error_from_rpc(error) from None
-        magnet = archived.magnet if archived.HasField("magnet") else ""
-        if not magnet:
-            magnet = f"magnet:?xt=urn:btih:{archived.hash}&dn={quote(archived.name)}"
-        try:
-            created = await self.client.create_torrent(
-                auth_id, self.directory.api_key(entry), magnet, archived.name or None
-            )
-        except TorBoxAuthError:
-            raise FailedPrecondition(
-                "TorBox refused the API key", code="API_KEY_INACTIVE"
-            ) from None
-        except TorBoxError as error:
-            if error.retryable:
-                raise Unavailable(
-                    f"TorBox could not add the torrent ({error.code})", code=error.code
-                ) from None
-            raise FailedPrecondition(
-                f"TorBox refused to add the torrent: {error.message}", code=error.code
-            ) from None
-        try:
-            await stub.DeleteArchived(
-                pb.DeleteArchivedRequest(auth_id=auth_id, archive_id=archive_id),
+            response = await stub.RestoreArchivedUpload(
+                upb.RestoreArchivedUploadRequest(auth_id=auth_id, archive_id=archive_id),
                 timeout=self.timeout,
                 metadata=grpc_client.metadata(),
             )
         except grpc.aio.AioRpcError as error:
-            log.warning("restored, but the archive row could not be removed")
             raise grpc_client.error_from_rpc(error) from None
-        self.poller._poll_soon(auth_id, 0.0)
-        return created
+        url = response.upload.url if response.upload.HasField("url") else ""
+        return {"hash": url.partition("btih:")[2][:40]}
 
 
 def _check(auth_id: str) -> None:

@@ -21,6 +21,7 @@ from scheduler_svc.polling import Poller
 from scheduler_svc.servicer import SchedulerServicer
 from scheduler_svc.streams import IngestStream
 from scheduler_svc.torbox.client import ClientConfig, TorBoxClient
+from scheduler_svc.uploads.worker import UploadWorker
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class SchedulerApp:
         self.streams: list[IngestStream] = []
         self.poller: Poller | None = None
         self._ready_task: asyncio.Task[None] | None = None
+        self.uploads: UploadWorker | None = None
 
     async def start(self) -> int:
         """Connect everything, start polling and serving; returns the bound port."""
@@ -79,7 +81,11 @@ class SchedulerApp:
         )
         executor = ActionExecutor(client, concurrency=s.action_concurrency, dry_run=s.dry_run)
         self.poller = Poller(s, client, directory, executor, breaker)
-        accounts = Accounts(client, directory, self.poller, s.userstore_timeout_seconds)
+        # The upload queue's worker: same client (rate limits), directory (keys) and shards.
+        self.uploads = UploadWorker(s, client, directory)
+        accounts = Accounts(
+            client, directory, self.poller, s.userstore_timeout_seconds, self.uploads.stubs
+        )
         servicer = SchedulerServicer(
             accounts,
             self.poller,
@@ -92,6 +98,7 @@ class SchedulerApp:
         pb_grpc.add_SchedulerServiceServicer_to_server(servicer, self.server.server)
         port = await self.server.start(f"{s.bind_host}:{s.port}")
         await self.poller.start()
+        self.uploads.start()
         # Ready (the named service) only once every shard's stream is up: before that, ensure-db
         # and manual runs would fail with 503 although the process answers.
         await self.server.set_serving(ready=False)
@@ -116,6 +123,8 @@ class SchedulerApp:
         await self.server.health.enter_graceful_shutdown()
         if self._ready_task is not None:
             self._ready_task.cancel()
+        if self.uploads is not None:
+            await self.uploads.stop(max(0.0, deadline - time.monotonic()))
         if self.poller is not None:
             await self.poller.stop(grace)
         await self.server.stop(max(0.0, deadline - time.monotonic()))

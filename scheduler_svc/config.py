@@ -44,6 +44,13 @@ class SchedulerSettings:
     shutdown_grace_seconds: float
     log_format: str
     log_level: str
+    # The upload queue's worker: how often it asks for due users (0: off), rows per user and
+    # cycle, how long a claim is held, users served at once, and the wait after a bare 429.
+    upload_poll_seconds: float = 0.5
+    upload_batch: int = 5
+    upload_lease_seconds: float = 120.0
+    upload_user_concurrency: int = 8
+    upload_rate_limit_fallback_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SchedulerSettings:
@@ -87,6 +94,13 @@ class SchedulerSettings:
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0),
             log_format=env.choice("LOG_FORMAT", "json", ("json", "text")),
             log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            upload_poll_seconds=env.number("UPLOAD_POLL_SECONDS", 0.5, minimum=0.0),
+            upload_batch=env.integer("UPLOAD_BATCH", 5, minimum=1),
+            upload_lease_seconds=env.number("UPLOAD_LEASE_SECONDS", 120.0, minimum=1.0),
+            upload_user_concurrency=env.integer("UPLOAD_USER_CONCURRENCY", 8, minimum=1),
+            upload_rate_limit_fallback_seconds=env.number(
+                "UPLOAD_RATE_LIMIT_FALLBACK_SECONDS", 300.0, minimum=1.0
+            ),
         )
         if settings.scheduler_index >= settings.scheduler_replicas:
             env.problem(

@@ -54,6 +54,11 @@ class KeyBox:
             raise KeyDecryptError("ciphertext does not match this encryption key") from None
 
 
+def secret_context(auth_id: str) -> str:
+    """The associated data of an upload password: its user, and never an API key's context."""
+    return f"{auth_id}/upload-password"
+
+
 class KeyFileExposed(ValueError):
     """The key file can be read by users other than its owner: refused, not used."""
 

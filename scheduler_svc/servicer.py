@@ -90,15 +90,15 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     async def RestoreArchived(
         self, request: pb.RestoreArchivedRequest, context: Context
     ) -> pb.RestoreArchivedResponse:
-        created = await self.accounts.restore(
-            request.auth_id, request.archive_id, answer_within(context)
-        )
-        response = pb.RestoreArchivedResponse(hash=str(created.get("hash") or ""))
-        for name in ("torrent_id", "queued_id"):
-            value = created.get(name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                setattr(response, name, value)
-        return response
+        # Through the upload queue: TorBox's ids are not known yet, so none are answered.
+        created = await self.accounts.restore(request.auth_id, request.archive_id)
+        return pb.RestoreArchivedResponse(hash=str(created.get("hash") or ""))
+
+    async def SealUploadSecret(
+        self, request: pb.SealUploadSecretRequest, context: Context
+    ) -> pb.SealUploadSecretResponse:
+        sealed = self.accounts.seal_secret(request.auth_id, request.secret)
+        return pb.SealUploadSecretResponse(ciphertext=sealed)
 
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: Context

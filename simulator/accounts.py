@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from simulator.clock import SimClock
 from simulator.config import SimConfig
+from simulator.creates import Budget, Downloads
 from simulator.faults import FaultQueue
 from simulator.model import FINISHED_PROFILES, Profile
 from simulator.ratelimit import RateLimiter
@@ -71,6 +72,8 @@ class Account:
         self.requests: list[dict[str, object]] = []
         self.faults = FaultQueue()
         self.limiter = RateLimiter(limit)
+        self.budget = Budget(0, 3600.0)
+        self.downloads = Downloads()
         self.snapshot: Snapshot | None = None
         # Every torrent ever added, which /user/me reports as the download count.
         self.added_total = 0
@@ -114,6 +117,7 @@ class Registry:
         self._rng = random.Random(config.seed)
         self._next_torrent_id = 74_000_000 + self._rng.randrange(1_000_000)
         self._next_queued_id = 1_200_000 + self._rng.randrange(100_000)
+        self.next_download_id = 300_000 + self._rng.randrange(100_000)
         self._next_user_id = 1_000_000 + self._rng.randrange(1_000_000)
         self._bulk_next: dict[str, int] = {}
 
@@ -143,6 +147,7 @@ class Registry:
             updated_wall=time.time(),
         )
         account = Account(api_key, identity, knobs, rng, self.config.rate_limit_per_minute)
+        account.budget = Budget(self.config.uncached_per_hour, self.config.uncached_window_seconds)
         self.accounts[api_key] = account
         return account
 

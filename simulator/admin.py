@@ -202,6 +202,14 @@ class Admin:
                 "profiles": {str(t.id): t.profile.value for t in ordered},
                 "overrides": {str(t.id): t.overrides.describe() for t in ordered if t.overrides},
                 "queued": [renderer.queued(item, auth_id) for item in account.ordered_queue()],
+                "usenet": [
+                    {**d.render(), "password": d.password}
+                    for d in account.downloads.items["usenet"].values()
+                ],
+                "webdl": [
+                    {**d.render(), "password": d.password}
+                    for d in account.downloads.items["webdl"].values()
+                ],
                 "requests": account.requests,
                 "faults": [fault.describe(now) for fault in account.faults.pending(now)],
             }

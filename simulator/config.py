@@ -22,6 +22,12 @@ class SimConfig:
     rate_limit_per_minute: int = 300
     # The longest a `timeout` fault keeps a request hanging.
     max_hang_seconds: float = 120.0
+    # Successful uncached creates per key and type within the window (TorBox: 60 an hour);
+    # tests compress the window. 0 switches the budget off.
+    uncached_per_hour: int = 60
+    uncached_window_seconds: float = 3600.0
+    # Whether the budget's 429 carries x-ratelimit-* and retry-after (TorBox's often does not).
+    uncached_429_headers: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -33,6 +39,8 @@ class SimConfig:
             problems.append(f"cache seconds must be >= 0, got {self.cache_seconds}")
         if self.rate_limit_per_minute < 0:
             problems.append(f"rate limit must be >= 0, got {self.rate_limit_per_minute}")
+        if self.uncached_per_hour < 0 or self.uncached_window_seconds <= 0:
+            problems.append("the uncached budget must be >= 0 per a window > 0 seconds")
         if self.max_hang_seconds <= 0:
             problems.append(f"max hang seconds must be > 0, got {self.max_hang_seconds}")
         if problems:
@@ -84,6 +92,24 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> SimConfig:
         default=env("SIM_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute),
         help="requests per key and endpoint per minute; 0 disables (SIM_RATE_LIMIT_PER_MINUTE)",
     )
+    parser.add_argument(
+        "--uncached-per-hour",
+        type=int,
+        default=env("SIM_UNCACHED_PER_HOUR", defaults.uncached_per_hour),
+        help="uncached creates per key and type per window; 0 disables (SIM_UNCACHED_PER_HOUR)",
+    )
+    parser.add_argument(
+        "--uncached-window-seconds",
+        type=float,
+        default=env("SIM_UNCACHED_WINDOW_SECONDS", defaults.uncached_window_seconds),
+        help="the uncached budget's window, 3600 as TorBox (SIM_UNCACHED_WINDOW_SECONDS)",
+    )
+    parser.add_argument(
+        "--uncached-429-headers",
+        action="store_true",
+        default=environ.get("SIM_UNCACHED_429_HEADERS", "") in ("1", "true"),
+        help="send rate-limit headers with the budget's 429 (SIM_UNCACHED_429_HEADERS)",
+    )
     args = parser.parse_args(list(argv))
     try:
         return SimConfig(
@@ -93,6 +119,9 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> SimConfig:
             time_scale=args.time_scale,
             cache_seconds=args.cache_seconds,
             rate_limit_per_minute=args.rate_limit_per_minute,
+            uncached_per_hour=args.uncached_per_hour,
+            uncached_window_seconds=args.uncached_window_seconds,
+            uncached_429_headers=args.uncached_429_headers,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -19,6 +19,9 @@ class FaultKind(StrEnum):
     UNAVAILABLE_503 = "unavailable_503"
     RATE_LIMIT_429 = "rate_limit_429"
     SLOW = "slow"
+    # The request is served (a create creates), then its answer is held for `delay` seconds:
+    # a caller that gives up meanwhile never learns that the work was done.
+    LATE_ANSWER = "late_answer"
     TIMEOUT = "timeout"
     MALFORMED_JSON = "malformed_json"
     EMPTY_ONCE = "empty_once"
@@ -40,7 +43,9 @@ ENDPOINT_GROUPS: dict[str, frozenset[str] | None] = {
     "any": None,
     "mylist": frozenset({MYLIST}),
     "control": frozenset({"torrents/controltorrent", "queued/controlqueued"}),
-    "create": frozenset({"torrents/createtorrent"}),
+    "create": frozenset(
+        {"torrents/createtorrent", "usenet/createusenetdownload", "webdl/createwebdownload"}
+    ),
     "user": frozenset({"user/me"}),
     "queued": frozenset({"queued/getqueued"}),
     "export": frozenset({"torrents/exportdata"}),

@@ -9,6 +9,7 @@ import time
 
 from torbox.automation.v1 import link_history_service_pb2_grpc as lpb_grpc
 from torbox.automation.v1 import tags_service_pb2_grpc as tags_grpc
+from torbox.automation.v1 import uploads_service_pb2_grpc as upb_grpc
 from torbox.automation.v1 import userstore_service_pb2 as pb
 from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 from torbox.automation.v1 import views_service_pb2_grpc as vpb_grpc
@@ -32,6 +33,9 @@ from userstore_svc.tags_service import TagService
 from userstore_svc.tags_servicer import SERVICE_NAME as TAGS_SERVICE_NAME
 from userstore_svc.tags_servicer import TagsServicer
 from userstore_svc.torrents_service import TorrentService
+from userstore_svc.uploads_service import UploadService
+from userstore_svc.uploads_servicer import SERVICE_NAME as UPLOADS_SERVICE_NAME
+from userstore_svc.uploads_servicer import UploadsServicer
 from userstore_svc.users_service import UserService
 from userstore_svc.views_service import ViewService
 from userstore_svc.views_servicer import (
@@ -67,7 +71,13 @@ class UserstoreApp:
     def __init__(self, settings: UserstoreSettings) -> None:
         self.settings = settings
         self.server = GrpcServer(
-            [SERVICE_NAME, TAGS_SERVICE_NAME, VIEWS_SERVICE_NAME, LINK_HISTORY_SERVICE_NAME]
+            [
+                SERVICE_NAME,
+                TAGS_SERVICE_NAME,
+                VIEWS_SERVICE_NAME,
+                LINK_HISTORY_SERVICE_NAME,
+                UPLOADS_SERVICE_NAME,
+            ]
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._readiness: set[asyncio.Task[None]] = set()
@@ -112,6 +122,10 @@ class UserstoreApp:
         lpb_grpc.add_LinkHistoryServiceServicer_to_server(
             LinkHistoryServicer(LinkHistoryService(self.pool, self.registry, clock)),
             self.server.server,
+        )
+        # TBM's upload queue: rows and staged files in each user's database.
+        upb_grpc.add_UploadsServiceServicer_to_server(
+            UploadsServicer(UploadService(self.pool, self.registry, clock)), self.server.server
         )
         port = await self.server.start(f"{s.bind_host}:{s.port}")
         self._tasks = [

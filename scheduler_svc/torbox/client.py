@@ -57,6 +57,15 @@ class ClientConfig:
     retry_backoff_seconds: float = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class CreateReply:
+    """A create's raw answer: status, body and headers (names in lower case)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
 class TorBoxClient:
     """Calls TorBox with one user's key; `key_id` (the auth id) names the key in limits and logs."""
 
@@ -242,6 +251,40 @@ class TorBoxClient:
             retry=False,
         )
         return data if isinstance(data, dict) else {}
+
+    async def create_upload(
+        self,
+        key_id: str,
+        api_key: str,
+        path: str,
+        fields: dict[str, str],
+        file: tuple[str, bytes] | None,
+    ) -> CreateReply:
+        """One upload-queue create, sent once, answered raw for the queue's own policy.
+
+        Unlike every other call, a 429 here does not block the key: the hourly uncached budget
+        is per type and must not stop the polls. A transport failure raises TorBoxUnavailable.
+        """
+        await self._admit(key_id, "create", time.monotonic() + self.config.max_token_wait_seconds)
+        form = aiohttp.FormData()
+        for name, value in fields.items():
+            form.add_field(name, value)
+        if file is not None:
+            form.add_field("file", file[1], filename=file[0])
+        headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_seconds)
+        async with self._concurrency:
+            try:
+                async with self._session.post(
+                    f"{self._root}/{path}", data=form, headers=headers, timeout=timeout
+                ) as response:
+                    body = await response.read()
+                    found = {k.lower(): v for k, v in response.headers.items()}
+                    return CreateReply(response.status, body, found)
+            except TimeoutError:
+                raise TorBoxUnavailable("TIMEOUT", "no answer to the create") from None
+            except aiohttp.ClientError as error:
+                raise TorBoxUnavailable("CONNECTION_ERROR", type(error).__name__) from None
 
     async def export_magnet(self, key_id: str, api_key: str, torrent_id: int) -> str:
         """The full magnet of a torrent (trackers included)."""

@@ -76,9 +76,10 @@ async def test_pure_and_in_process_benchmarks_run(tmp_path: Path) -> None:
 @pytest.mark.slow
 async def test_process_benchmarks_run(tmp_path: Path) -> None:
     """The gRPC userstore, latency and full-stack benchmarks run real processes and give figures."""
-    raw = await run_suite(TOY, tmp_path, only=("userstore", "latency", "stack"))
+    raw = await run_suite(TOY, tmp_path, only=("userstore", "latency", "stack", "uploads"))
     groups = _groups(raw)
-    assert {"userstore", "latency", "stack"} <= set(groups)
+    assert {"userstore", "latency", "stack", "uploads"} <= set(groups)
+    assert raw["uploads"]["creates_per_s"] > 0
     assert all(_sane(figures) for figures in groups.values())
     for scenario in raw["stack"]:
         # The stack really polled during its windows, and no poll failed.

@@ -43,6 +43,7 @@ ALSO_SERVED = {
         "torbox.automation.v1.TagsService",
         "torbox.automation.v1.ViewsService",
         "torbox.automation.v1.LinkHistoryService",
+        "torbox.automation.v1.UploadsService",
     )
 }
 SOME_METHODS = {

@@ -79,7 +79,6 @@ async def test_detailed_health_needs_no_key_and_says_healthy(stack: GatewayStack
         "/api/stremio/addons",
         "/api/tmdb/credentials",
         "/api/admin/users",
-        "/api/uploads",
     ],
 )
 async def test_features_not_provided_answer_503_which_tbm_reads_as_disabled(

@@ -736,7 +736,7 @@ async def test_archive_list_invalid_query(user: User) -> None:
 
 
 async def test_archive_restore(user: User) -> None:
-    """Restore re-adds the torrent to TorBox from its magnet and removes the row; unknown id 404."""
+    """Restore queues the magnet in the upload queue and removes the row; unknown id 404."""
     info_hash = "c" * 40
     row = (
         await user.ok(
@@ -752,11 +752,16 @@ async def test_archive_restore(user: User) -> None:
     )["data"]
     body = await user.ok("POST", f"/api/archived-downloads/{row['id']}/restore")
     assert body["data"]["hash"] == info_hash
-    assert body["data"]["torrent_id"] is not None or body["data"]["queued_id"] is not None
-    raw = await user.stack.sim("GET", f"/_sim/accounts/{user.key}")
-    assert info_hash in {t["hash"] for t in raw["torrents"]} | {
-        q.get("hash") for q in raw["queued"]
-    }
+    assert body["data"]["status"] == "queued"
+    upload = (await user.ok("GET", f"/api/uploads/{body['data']['upload_id']}"))["data"]
+    assert upload["url"] == f"magnet:?xt=urn:btih:{info_hash}"
+
+    async def on_torbox() -> bool:
+        raw = await user.stack.sim("GET", f"/_sim/accounts/{user.key}")
+        found = {t["hash"] for t in raw["torrents"]} | {q.get("hash") for q in raw["queued"]}
+        return info_hash in found
+
+    await eventually(on_torbox, what="the restored torrent on TorBox")
     assert (await user.ok("GET", "/api/archived-downloads"))["data"] == []
     assert_error(await user.call("POST", f"/api/archived-downloads/{row['id']}/restore"), 404)
 

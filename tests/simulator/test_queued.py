@@ -32,15 +32,11 @@ async def test_queued_items_have_the_documented_fields(sim: Sim) -> None:
         assert item["magnet"].startswith("magnet:?xt=urn:btih:")
 
 
-async def test_empty_queue_is_the_not_found_quirk(sim: Sim) -> None:
-    """An empty queue answers 404 ITEM_NOT_FOUND with success true, like mylist."""
+async def test_empty_queue_is_an_empty_list(sim: Sim) -> None:
+    """An empty queue answers 200 with an empty list (TBM's tests expect it; not mylist's 404)."""
     key = (await sim.account(mix={"seeding": 1}))["api_key"]
     reply = await get_queued(sim, key)
-    assert (reply.status, reply.json["success"], reply.json["error"]) == (
-        404,
-        True,
-        "ITEM_NOT_FOUND",
-    )
+    assert (reply.status, reply.json["success"], reply.json["data"]) == (200, True, [])
 
 
 async def test_id_and_other_types(sim: Sim) -> None:
@@ -50,7 +46,7 @@ async def test_id_and_other_types(sim: Sim) -> None:
     one = await get_queued(sim, key, id=str(qid))
     assert one.status == 200
     assert one.json["data"]["id"] == qid
-    assert (await get_queued(sim, key, type="usenet")).status == 404
+    assert (await get_queued(sim, key, type="usenet")).json["data"] == []
 
 
 async def test_start_moves_the_item_into_mylist(sim: Sim) -> None:
@@ -61,7 +57,7 @@ async def test_start_moves_the_item_into_mylist(sim: Sim) -> None:
     reply = await control_queued(sim, key, queued_id=qid, operation="start")
     assert reply.status == 200
     assert reply.json["success"] is True
-    assert (await get_queued(sim, key)).status == 404
+    assert (await get_queued(sim, key)).json["data"] == []
     torrents = (await sim.fresh(key)).json["data"]
     assert len(torrents) == 1
     torrent = torrents[0]
@@ -85,7 +81,7 @@ async def test_delete_all(sim: Sim) -> None:
     """delete with all=true empties the queue."""
     key = (await sim.account(mix={"queued": 3}))["api_key"]
     assert (await control_queued(sim, key, operation="delete", all=True)).status == 200
-    assert (await get_queued(sim, key)).status == 404
+    assert (await get_queued(sim, key)).json["data"] == []
 
 
 async def test_controlqueued_errors(sim: Sim) -> None:

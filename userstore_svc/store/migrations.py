@@ -372,6 +372,66 @@ USER_MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE torrents ADD COLUMN original_url TEXT;
         """,
     ),
+    Migration(
+        8,
+        "TBM's upload queue: rows, staged files and the attempt log",
+        """
+        -- AUTOINCREMENT: a deleted row's id is never given again (a browser tab may still name it).
+        CREATE TABLE uploads (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            type TEXT NOT NULL,
+            upload_type TEXT NOT NULL,
+            file_path TEXT,
+            url TEXT,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued',
+            error_message TEXT,
+            retry_count INTEGER NOT NULL DEFAULT 0,
+            seed INTEGER,
+            allow_zip INTEGER NOT NULL DEFAULT 1,
+            as_queued INTEGER NOT NULL DEFAULT 0,
+            add_only_if_cached INTEGER NOT NULL DEFAULT 0,
+            password BLOB,
+            queue_order INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            last_processed_at REAL,
+            completed_at REAL,
+            file_size_bytes INTEGER,
+            torbox_hash TEXT,
+            torbox_torrent_id INTEGER,
+            torbox_auth_id TEXT,
+            claim TEXT,
+            claimed_by TEXT,
+            claim_until REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX uploads_due ON uploads(status, type, queue_order);
+        CREATE INDEX uploads_recent ON uploads(created_at DESC);
+        -- Staged .torrent and .nzb bytes live in the user's own database: committed with the row,
+        -- moved with the file on a reshard, gone with the user.
+        CREATE TABLE upload_files (
+            path TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE upload_attempts (
+            id INTEGER PRIMARY KEY,
+            upload_id INTEGER,
+            type TEXT NOT NULL,
+            status_code INTEGER,
+            success INTEGER NOT NULL,
+            error_code TEXT,
+            error_message TEXT,
+            is_cached INTEGER NOT NULL DEFAULT 0,
+            attempted_at REAL NOT NULL
+        );
+        CREATE INDEX upload_attempts_window ON upload_attempts(type, attempted_at);
+        CREATE INDEX upload_attempts_upload ON upload_attempts(upload_id);
+        """,
+    ),
 )
 
 REGISTRY_MIGRATIONS: tuple[Migration, ...] = (
@@ -394,6 +454,13 @@ REGISTRY_MIGRATIONS: tuple[Migration, ...] = (
             polls INTEGER NOT NULL DEFAULT 0
         ) WITHOUT ROWID;
         CREATE INDEX users_seq ON users(seq);
+        """,
+    ),
+    Migration(
+        2,
+        "which users have queued uploads, and from when",
+        """
+        CREATE TABLE upload_due (auth_id TEXT PRIMARY KEY, due_at REAL NOT NULL) WITHOUT ROWID;
         """,
     ),
 )

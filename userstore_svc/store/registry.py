@@ -57,8 +57,17 @@ _COLUMNS = (
 class Registry:
     """The registry database and its in-memory mirror (one instance per userstore process)."""
 
-    def __init__(self, conn: aiosqlite.Connection, epoch: str, seq: int, rows: dict[str, UserRow]):
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        epoch: str,
+        seq: int,
+        rows: dict[str, UserRow],
+        upload_due: dict[str, float] | None = None,
+    ):
         self._conn = conn
+        # Users with queued uploads: when their earliest row is due (a mirror of upload_due).
+        self._upload_due: dict[str, float] = dict(upload_due or {})
         self.epoch = epoch
         self.seq = seq
         self._rows = rows
@@ -92,10 +101,14 @@ class Registry:
                 for row in await conn.execute_fetchall(f"SELECT {_COLUMNS} FROM users")
             }
             seq = max((row.seq for row in rows.values()), default=0)
+            due = {
+                str(a): float(d)
+                for a, d in await conn.execute_fetchall("SELECT auth_id, due_at FROM upload_due")
+            }
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, epoch, seq, rows)
+        return cls(conn, epoch, seq, rows, due)
 
     async def close(self) -> None:
         """Flush counters and close the database."""
@@ -198,7 +211,42 @@ class Registry:
                 old, status=REMOVED, key_ciphertext=None, has_enabled_rules=False, updated_at=now
             )
         )
+        await self.set_upload_due(auth_id, None)  # their queue goes with their database
         return True
+
+    def upload_due_at(self, auth_id: str) -> float | None:
+        """When this user's earliest queued upload is due, or None when none is queued."""
+        return self._upload_due.get(auth_id)
+
+    def due_uploads(self, now: float, limit: int) -> list[tuple[str, float]]:
+        """Active users with an upload due by `now`, earliest first (at most `limit`)."""
+        due = [
+            (auth_id, at)
+            for auth_id, at in self._upload_due.items()
+            if at <= now and (row := self._rows.get(auth_id)) is not None and row.status == ACTIVE
+        ]
+        due.sort(key=lambda pair: (pair[1], pair[0]))
+        return due[:limit]
+
+    async def set_upload_due(self, auth_id: str, due_at: float | None) -> None:
+        """Record when the user's earliest upload is due (None: nothing queued).
+
+        Callers hold the user's database lock, so a claim's "nothing left" cannot overwrite a
+        new row's "due now". The row is written before the memory, so a failed write leaves the
+        mirror as the file says.
+        """
+        if self._upload_due.get(auth_id) == due_at:
+            return
+        async with self._lock:
+            if due_at is None:
+                await self._conn.execute("DELETE FROM upload_due WHERE auth_id = ?", (auth_id,))
+                self._upload_due.pop(auth_id, None)
+            else:
+                await self._conn.execute(
+                    "INSERT OR REPLACE INTO upload_due(auth_id, due_at) VALUES (?, ?)",
+                    (auth_id, due_at),
+                )
+                self._upload_due[auth_id] = due_at
 
     async def set_status(self, auth_id: str, status: str, now: float) -> None:
         """Mark a registered user active or stopped after authentication failures."""

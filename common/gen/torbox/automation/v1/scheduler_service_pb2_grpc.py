@@ -60,6 +60,11 @@ class SchedulerServiceStub:
                 request_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.SealUploadSecret = channel.unary_unary(
+                '/torbox.automation.v1.SchedulerService/SealUploadSecret',
+                request_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -88,7 +93,8 @@ class SchedulerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RestoreArchived(self, request, context):
-        """Re-adds an archived torrent to TorBox from its magnet, then removes the archive row.
+        """Queues an archived torrent in the upload queue (removing the archive row); TorBox's ids are
+        not known yet. Kept for older gateways: ours call the userstore's UploadsService directly.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +102,14 @@ class SchedulerServiceServicer:
 
     def GetStatus(self, request, context):
         """Scheduler figures and key health totals for /api/backend/status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SealUploadSecret(self, request, context):
+        """Seals an upload's web-download password with the key only the scheduler holds (the
+        userstore stores the ciphertext; the worker opens it when it sends the create).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,6 +142,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusRequest.FromString,
                     response_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'SealUploadSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealUploadSecret,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +285,33 @@ class SchedulerService:
             '/torbox.automation.v1.SchedulerService/GetStatus',
             torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusRequest.SerializeToString,
             torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealUploadSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.SchedulerService/SealUploadSecret',
+            torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,9 +40,15 @@ class SchedulerServiceStub:
     RunRule: _grpc.UnaryUnaryMultiCallable[_scheduler_service_pb2.RunRuleRequest, _scheduler_service_pb2.RunRuleResponse]
     """Polls now with fresh data, evaluates one rule and executes (or previews) its actions."""
     RestoreArchived: _grpc.UnaryUnaryMultiCallable[_scheduler_service_pb2.RestoreArchivedRequest, _scheduler_service_pb2.RestoreArchivedResponse]
-    """Re-adds an archived torrent to TorBox from its magnet, then removes the archive row."""
+    """Queues an archived torrent in the upload queue (removing the archive row); TorBox's ids are
+    not known yet. Kept for older gateways: ours call the userstore's UploadsService directly.
+    """
     GetStatus: _grpc.UnaryUnaryMultiCallable[_scheduler_service_pb2.GetStatusRequest, _scheduler_service_pb2.GetStatusResponse]
     """Scheduler figures and key health totals for /api/backend/status."""
+    SealUploadSecret: _grpc.UnaryUnaryMultiCallable[_scheduler_service_pb2.SealUploadSecretRequest, _scheduler_service_pb2.SealUploadSecretResponse]
+    """Seals an upload's web-download password with the key only the scheduler holds (the
+    userstore stores the ciphertext; the worker opens it when it sends the create).
+    """
 
 @_typing.type_check_only
 class SchedulerServiceAsyncStub(SchedulerServiceStub):
@@ -56,9 +62,15 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     RunRule: _aio.UnaryUnaryMultiCallable[_scheduler_service_pb2.RunRuleRequest, _scheduler_service_pb2.RunRuleResponse]  # type: ignore[assignment]
     """Polls now with fresh data, evaluates one rule and executes (or previews) its actions."""
     RestoreArchived: _aio.UnaryUnaryMultiCallable[_scheduler_service_pb2.RestoreArchivedRequest, _scheduler_service_pb2.RestoreArchivedResponse]  # type: ignore[assignment]
-    """Re-adds an archived torrent to TorBox from its magnet, then removes the archive row."""
+    """Queues an archived torrent in the upload queue (removing the archive row); TorBox's ids are
+    not known yet. Kept for older gateways: ours call the userstore's UploadsService directly.
+    """
     GetStatus: _aio.UnaryUnaryMultiCallable[_scheduler_service_pb2.GetStatusRequest, _scheduler_service_pb2.GetStatusResponse]  # type: ignore[assignment]
     """Scheduler figures and key health totals for /api/backend/status."""
+    SealUploadSecret: _aio.UnaryUnaryMultiCallable[_scheduler_service_pb2.SealUploadSecretRequest, _scheduler_service_pb2.SealUploadSecretResponse]  # type: ignore[assignment]
+    """Seals an upload's web-download password with the key only the scheduler holds (the
+    userstore stores the ciphertext; the worker opens it when it sends the create).
+    """
 
 class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     """SchedulerService is called by the gateway for everything that needs TorBox."""
@@ -93,7 +105,9 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _scheduler_service_pb2.RestoreArchivedRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_service_pb2.RestoreArchivedResponse, _abc.Awaitable[_scheduler_service_pb2.RestoreArchivedResponse]]:
-        """Re-adds an archived torrent to TorBox from its magnet, then removes the archive row."""
+        """Queues an archived torrent in the upload queue (removing the archive row); TorBox's ids are
+        not known yet. Kept for older gateways: ours call the userstore's UploadsService directly.
+        """
 
     @_abc_1.abstractmethod
     def GetStatus(
@@ -102,5 +116,15 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_service_pb2.GetStatusResponse, _abc.Awaitable[_scheduler_service_pb2.GetStatusResponse]]:
         """Scheduler figures and key health totals for /api/backend/status."""
+
+    @_abc_1.abstractmethod
+    def SealUploadSecret(
+        self,
+        request: _scheduler_service_pb2.SealUploadSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_service_pb2.SealUploadSecretResponse, _abc.Awaitable[_scheduler_service_pb2.SealUploadSecretResponse]]:
+        """Seals an upload's web-download password with the key only the scheduler holds (the
+        userstore stores the ciphertext; the worker opens it when it sends the create).
+        """
 
 def add_SchedulerServiceServicer_to_server(servicer: SchedulerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
