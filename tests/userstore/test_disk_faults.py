@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import socket
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -21,6 +23,7 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 
 from common import grpc_client
+from common.processes import ManagedProcess
 from tests.e2e.stack import eventually
 from tests.userstore.factory import T0, snap
 from userstore_svc.app import SERVICE_NAME, UserstoreApp
@@ -40,7 +43,7 @@ STOP = {
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[tuple[UserstoreApp, Any, Any]]:
+async def app(tmp_path: Path) -> AsyncIterator[tuple[UserstoreApp, Any, Any, int]]:
     settings = UserstoreSettings.from_env(
         {
             "USERSTORE_PORT": "0",
@@ -52,10 +55,23 @@ async def app(tmp_path: Path) -> AsyncIterator[tuple[UserstoreApp, Any, Any]]:
     port = await app.start()
     channel = grpc_client.channel(f"127.0.0.1:{port}")
     try:
-        yield app, pb_grpc.UserstoreServiceStub(channel), health_pb2_grpc.HealthStub(channel)
+        stub = pb_grpc.UserstoreServiceStub(channel)
+        yield app, stub, health_pb2_grpc.HealthStub(channel), port
     finally:
         await channel.close()
         await app.stop()
+
+
+async def _gateway_view(base: str) -> tuple[str, str, int]:
+    """What an operator sees: status's storage, detailed health's database, readiness."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/api/backend/status") as reply:
+            storage = (await reply.json())["storage"]
+        async with http.get(f"{base}/api/health/detailed") as reply:
+            database = (await reply.json())["database"]["status"]
+        async with http.get(f"{base}/health") as reply:
+            ready = reply.status
+    return storage, database, ready
 
 
 async def _status(health: health_pb2_grpc.HealthStub, service: str) -> int:
@@ -75,15 +91,50 @@ def _code(error: grpc.aio.AioRpcError) -> str | None:
 
 
 async def test_a_full_disk_is_503_unready_visible_and_recovers_with_nothing_lost_or_doubled(
-    app: tuple[UserstoreApp, Any, Any], caplog: pytest.LogCaptureFixture
+    app: tuple[UserstoreApp, Any, Any, int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    store, stub, health = app
+    store, stub, health, port = app
     serving = health_pb2.HealthCheckResponse.SERVING
     for auth_id in (USER, OTHER):
         await stub.RegisterUser(pb.RegisterUserRequest(auth_id=auth_id, key_ciphertext=b"c"))
     await stub.SaveRules(pb.SaveRulesRequest(auth_id=USER, rules_json=json.dumps([STOP])))
     assert await _status(health, SERVICE_NAME) == serving
 
+    # A real gateway in front of this userstore (no scheduler: readiness is 503 anyway, so the
+    # operator's view of the disk is read from the status and detailed health answers).
+    gateway = ManagedProcess(
+        "gateway-disk",
+        "gateway",
+        {
+            "PORT": "0",
+            "USERSTORE_ADDRS": f"127.0.0.1:{port}",
+            "SCHEDULER_ADDR": f"127.0.0.1:{_closed_port()}",
+        },
+    )
+    base = f"http://127.0.0.1:{await gateway.start()}"
+    try:
+        await _disk_fills_and_frees(store, stub, health, caplog, base)
+    finally:
+        await gateway.stop()
+
+
+def _closed_port() -> int:
+    """A port nothing listens on (the gateway's scheduler: not needed here)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        found: int = sock.getsockname()[1]
+    return found
+
+
+async def _disk_fills_and_frees(
+    store: UserstoreApp,
+    stub: Any,
+    health: Any,
+    caplog: pytest.LogCaptureFixture,
+    base: str,
+) -> None:
+    serving = health_pb2.HealthCheckResponse.SERVING
+    assert await _gateway_view(base) == ("ok", "healthy", 503)
     await _set_max_pages(store, None)  # full: not one more page
     big = [{**STOP, "name": f"rule {i}", "description": "x" * 2000} for i in range(40)]
     caplog.set_level(logging.ERROR)
@@ -104,6 +155,7 @@ async def test_a_full_disk_is_503_unready_visible_and_recovers_with_nothing_lost
     stats = await stub.GetStats(pb.GetStatsRequest())
     assert "disk is full" in stats.storage_error
     assert stats.HasField("storage_failing_since")
+    assert await _gateway_view(base) == ("failing", "unhealthy", 503)
     # Reads still answer, and show nothing of the refused save.
     listed = await stub.ListRules(pb.ListRulesRequest(auth_id=USER))
     assert [json.loads(r)["name"] for r in listed.rules_json] == ["stop"]
@@ -129,16 +181,17 @@ async def test_a_full_disk_is_503_unready_visible_and_recovers_with_nothing_lost
     stats = await stub.GetStats(pb.GetStatsRequest())
     assert stats.storage_error == ""
     assert not stats.HasField("storage_failing_since")
+    assert await _gateway_view(base) == ("ok", "healthy", 503)
     async with store.pool.use(USER) as handle:  # type: ignore[union-attr]
         rows = handle.conn.execute("SELECT torrent_key, status FROM actions").fetchall()
     assert rows == [(1, "pending")]
 
 
 async def test_a_database_that_cannot_be_opened_answers_reads_with_503(
-    app: tuple[UserstoreApp, Any, Any],
+    app: tuple[UserstoreApp, Any, Any, int],
 ) -> None:
     """An unusable data path (here a folder where the file should be): 503 naming the cause."""
-    store, stub, _ = app
+    store, stub, _, _ = app
     await stub.RegisterUser(pb.RegisterUserRequest(auth_id=OTHER, key_ciphertext=b"c"))
     assert store.pool is not None
     async with store.pool.exclusive(OTHER) as path:  # closed, as after an eviction
