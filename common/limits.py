@@ -8,6 +8,16 @@ what exceeds them with an error naming the field; the userstore enforces them ag
 from __future__ import annotations
 
 # Custom views ------------------------------------------------------------------------------------
+# The fields a client writes, in table order: the body's fields, the columns, the update paths.
+VIEW_FIELDS = (
+    "name",
+    "filters",
+    "sort_field",
+    "sort_direction",
+    "visible_columns",
+    "asset_type",
+    "search_query",
+)
 MAX_VIEWS = 100  # per user; the frontend shows them as tabs
 MAX_VIEW_NAME = 500  # characters
 MAX_VIEW_TEXT = 200  # characters of sort_field, sort_direction, asset_type

@@ -22,11 +22,6 @@ MAX_IDS = 1000
 STATUS_TIMEOUT = 3.0
 
 
-def ok(payload: dict[str, Any] | None = None, status: int = 200) -> web.Response:
-    """A success answer in TBM's shape."""
-    return web.json_response({"success": True, **(payload or {})}, status=status)
-
-
 _SUMMED = (
     "users_scheduled",
     "polls_in_flight",

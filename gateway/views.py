@@ -26,16 +26,7 @@ from gateway.tbm import falsy, positive_int
 if TYPE_CHECKING:
     from gateway.handlers import Handlers
 
-# The body's fields in the order TBM reads them; the JSON ones travel as text.
-FIELDS = (
-    "name",
-    "filters",
-    "sort_field",
-    "sort_direction",
-    "visible_columns",
-    "asset_type",
-    "search_query",
-)
+FIELDS = limits.VIEW_FIELDS  # the body's fields = the columns a client writes = update paths
 _JSON_FIELDS = ("filters", "visible_columns")
 
 

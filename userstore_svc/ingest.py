@@ -489,8 +489,10 @@ def _apply(
             action_rows,
         )
     )
-    statements.append(rule_tags.add_statement(tag_adds, now))
-    statements.append(rule_tags.remove_statement(tag_removes))
+    if tag_adds:
+        statements.append(rule_tags.add_statement(tag_adds, now))
+    if tag_removes:
+        statements.append(rule_tags.remove_statement(tag_removes))
     statements.append(
         (
             "INSERT INTO archived_downloads(id, torrent_id, hash, name, tracker, magnet, "
@@ -615,6 +617,8 @@ def _without_unexecuted(
     the rule act again now instead of waiting out a cooldown for an action that never happened.
     """
     unexecuted = {r.action_id for r in reconciled if r.status == NOT_EXECUTED}
+    if not unexecuted:
+        return data.last_actions  # the usual poll: nothing to drop, nothing to copy
     last_actions = dict(data.last_actions)
     for p in data.pending:
         if p.id in unexecuted and last_actions.get((p.rule_id, p.key)) == p.created_at:

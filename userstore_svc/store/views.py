@@ -12,18 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from common import limits
 from userstore_svc.store.pool import immediate
 
-# The columns a client writes, in table order (update_mask paths are these names).
-FIELDS = (
-    "name",
-    "filters",
-    "sort_field",
-    "sort_direction",
-    "visible_columns",
-    "asset_type",
-    "search_query",
-)
+FIELDS = limits.VIEW_FIELDS  # the body's fields = the columns a client writes = update paths
 _SELECT = f"SELECT id, {', '.join(FIELDS)}, sort_order, created_at, updated_at FROM custom_views"
 LAST_ID = "custom_views_last_id"
 
