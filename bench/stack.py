@@ -28,6 +28,7 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 
 from bench import procstat
+from bench.mature import Maturity, mature_shard
 from bench.profile import Profiler
 from bench.userstore import gather_limited, userstore_env
 from bench.workload import rule_docs
@@ -134,12 +135,20 @@ class Stack:
         }
 
     async def bulk(self, accounts: int, torrents: int) -> list[str]:
-        """Create the simulated accounts; returns their API keys."""
+        """Create the simulated accounts; returns their API keys.
+
+        Active torrents carry a new `updated_at` on every list, as TorBox's do.
+        """
+        body = {
+            "accounts": accounts,
+            "torrents_per_account": torrents,
+            "knobs": {"active_updated_at_now": True},
+        }
         async with (
             aiohttp.ClientSession() as http,
             http.post(
                 f"{self.sim_url}/_sim/bulk",
-                json={"accounts": accounts, "torrents_per_account": torrents},
+                json=body,
                 timeout=aiohttp.ClientTimeout(total=600),
             ) as response,
         ):
@@ -163,6 +172,29 @@ class Stack:
             )
 
         await gather_limited(16, [functools.partial(one, k) for k in keys])
+
+    async def mature(self, maturity: Maturity) -> list[dict[str, float]]:
+        """Stop the userstores, give every user a history (bench.mature), start them again.
+
+        The scheduler is stopped first: it is restarted afterwards with the new addresses.
+        """
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            self.scheduler = None
+        for channel in self.channels:
+            await channel.close()
+        self.channels, self.userstore_stubs, self.userstore_addrs = [], [], []
+        done = []
+        for index, process in enumerate(self.userstores):
+            await process.stop()
+            done.append(await mature_shard(self.directory / f"userstore{index}", maturity))
+        for process in self.userstores:
+            address = f"127.0.0.1:{await process.start()}"
+            self.userstore_addrs.append(address)
+            channel = grpc_client.channel(address)
+            self.channels.append(channel)
+            self.userstore_stubs.append(pb_grpc.UserstoreServiceStub(channel))
+        return done
 
     async def counters(self) -> tuple[int, int]:
         """(snapshots applied, torrents ingested) so far, every shard together."""
@@ -203,10 +235,12 @@ async def run(
     shards: int = 1,
     warmup_timeout: float = 600.0,
     profiler: Profiler | None = None,
+    maturity: Maturity | None = None,
 ) -> dict[str, Any]:
     """One scenario: `users` accounts of `torrents` each, polled flat out; returns the figures."""
     interval = max(0.1, users * torrents / offered_torrents_per_s)
     stack = Stack(directory, max_open, shards)
+    maturity = maturity or Maturity()
     try:
         result = await _measure(
             stack,
@@ -218,6 +252,7 @@ async def run(
             concurrency,
             warmup_timeout,
             profiler or Profiler(None),
+            maturity,
         )
     finally:
         codes = await stack.stop()
@@ -230,6 +265,7 @@ async def run(
     result["offered_torrents_per_s"] = offered_torrents_per_s
     result["max_open_dbs"] = max_open
     result["shards"] = shards
+    result["state"] = maturity.label
     return result
 
 
@@ -243,6 +279,7 @@ async def _measure(
     concurrency: int,
     warmup_timeout: float,
     profiler: Profiler,
+    maturity: Maturity,
 ) -> dict[str, Any]:
     timings: dict[str, float] = {}
     clock = time.monotonic()
@@ -261,6 +298,8 @@ async def _measure(
     await stack.register(keys)
     await _until(stack, users, warmup_timeout)
     lap("register_and_first_polls_s")
+    matured = await stack.mature(maturity)
+    lap("mature_s")
     # Now poll flat out; steady windows start once every user has had a steady poll.
     await stack.start_scheduler(interval, concurrency)
     applied, _ = await stack.counters()
@@ -317,6 +356,7 @@ async def _measure(
         "polls_failed": int(status1.polls_failed - status0.polls_failed),
         "skipped_ticks": int(status1.polls_skipped - status0.polls_skipped),
         "timings": timings,
+        "matured": matured,
     }
 
 

@@ -78,7 +78,8 @@ SAMPLE_PATTERN = r"(?:^|[ ._-])(?:sample|trailer)(?:[ ._-]|$)"
 
 
 def rule_docs() -> list[dict[str, Any]]:
-    """Every user's rules: the three presets enabled every poll, and a NAME regex rule.
+    """Every user's rules: the three presets enabled every poll, a NAME regex rule and a rule
+    with a held-for condition and a day's average (holds and the speed history at work).
 
     All are dry runs, so a benchmark never sends actions to TorBox (or the simulator): matches
     are still evaluated, explained and logged as they would be for a live rule.
@@ -104,6 +105,31 @@ def rule_docs() -> list[dict[str, Any]]:
                 }
             ],
             "action": {"type": "delete"},
+            "dry_run": True,
+        }
+    )
+    docs.append(
+        {
+            "name": "Stop seeding torrents nobody wants",
+            "enabled": True,
+            "assetTypes": ["torrent"],
+            "trigger": {"type": "interval", "value": 0},
+            "logicOperator": "and",
+            "groups": [
+                {
+                    "logicOperator": "and",
+                    "conditions": [
+                        {"type": "PEERS", "operator": "lt", "value": 1, "for_minutes": 120},
+                        {
+                            "type": "AVG_UPLOAD_SPEED",
+                            "operator": "lt",
+                            "value": 0.05,
+                            "hours": 24,
+                        },
+                    ],
+                }
+            ],
+            "action": {"type": "stop_seeding"},
             "dry_run": True,
         }
     )

@@ -227,7 +227,9 @@ class Registry:
         self.remove_queued(account, item)
         return self.add_torrent(account, Blueprint(item.content, item.life, 0.0))
 
-    def bulk(self, accounts: int, per_account: int, prefix: str) -> list[str]:
+    def bulk(
+        self, accounts: int, per_account: int, prefix: str, knobs: Knobs | None = None
+    ) -> list[str]:
         """Create many accounts with a realistic mix; numbering continues per prefix."""
         keys: list[str] = []
         index = self._bulk_next.get(prefix, 0)
@@ -236,7 +238,7 @@ class Registry:
             index += 1
             if key in self.accounts:
                 continue
-            account = self.create_account(key, Knobs())
+            account = self.create_account(key, knobs or Knobs())
             profiles = account.rng.choices(_BULK_PROFILES, _BULK_WEIGHTS, k=per_account)
             for profile in profiles:
                 self.add_spec(account, TorrentSpec(profile=profile))

@@ -197,6 +197,7 @@ class Admin:
                     "id_returns_list": account.knobs.id_returns_list,
                     "legacy_dates": account.knobs.legacy_dates,
                     "active_as": account.knobs.active_as,
+                    "active_updated_at_now": account.knobs.active_updated_at_now,
                 },
                 "torrents": torrents,
                 "profiles": {str(t.id): t.profile.value for t in ordered},
@@ -231,11 +232,15 @@ class Admin:
             raise AdminError(400, "key_prefix must be a string")
         if accounts * per_account > MAX_BULK_TORRENTS:
             raise AdminError(400, f"at most {MAX_BULK_TORRENTS} torrents per bulk request")
+        try:
+            knobs = Knobs.parse(body.get("knobs"))
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
         keys: list[str] = []
         while len(keys) < accounts:
             # A large bulk takes seconds; building it in slices keeps the server answering.
             chunk = min(accounts - len(keys), max(1, _BULK_SLICE_TORRENTS // max(1, per_account)))
-            keys.extend(self.registry.bulk(chunk, per_account, prefix))
+            keys.extend(self.registry.bulk(chunk, per_account, prefix, knobs))
             await asyncio.sleep(0)
         return json_response({"api_keys": keys})
 

@@ -74,6 +74,9 @@ class Knobs:
     id_returns_list: bool = False
     legacy_dates: bool = False
     active_as: ActiveAs = "bool"
+    # TorBox moves an active item's updated_at on every list, whether or not its bytes moved;
+    # off, updated_at changes only when something about the torrent does.
+    active_updated_at_now: bool = False
 
     @classmethod
     def parse(cls, raw: object) -> Knobs:
@@ -82,17 +85,25 @@ class Knobs:
             return cls()
         if not isinstance(raw, dict):
             raise ValueError("knobs must be an object")
-        unknown = set(raw) - {"id_returns_list", "legacy_dates", "active_as"}
+        unknown = set(raw) - {
+            "id_returns_list",
+            "legacy_dates",
+            "active_as",
+            "active_updated_at_now",
+        }
         if unknown:
             raise ValueError(f"unknown knobs: {sorted(unknown)}")
         id_list = raw.get("id_returns_list", False)
         legacy = raw.get("legacy_dates", False)
         active_as = raw.get("active_as", "bool")
-        if not isinstance(id_list, bool) or not isinstance(legacy, bool):
-            raise ValueError("id_returns_list and legacy_dates must be booleans")
+        active_now = raw.get("active_updated_at_now", False)
+        if not all(isinstance(flag, bool) for flag in (id_list, legacy, active_now)):
+            raise ValueError(
+                "id_returns_list, legacy_dates and active_updated_at_now must be booleans"
+            )
         if active_as not in get_args(ActiveAs):
             raise ValueError(f"active_as must be one of {list(get_args(ActiveAs))}")
-        return cls(id_list, legacy, active_as)
+        return cls(id_list, legacy, active_as, active_now)
 
 
 def format_date(epoch: float, legacy: bool) -> str:
@@ -197,7 +208,8 @@ class Renderer:
         else:
             cached_at = "null"
             flag = "false"
-        if state.moving:
+        churn = self._knobs.active_updated_at_now and state.active
+        if state.moving or churn:
             updated, expires = self._now_date, self._expires_date
         else:
             updated_wall = self._updated_wall(torrent, state.changed_age)
@@ -220,7 +232,7 @@ class Renderer:
         )
         if torrent.overrides is not None:
             tail = self._overridden(tail, torrent.overrides)
-        if not state.moving:
+        if not (state.moving or churn):
             # Time alone cannot change these fields any more; actions clear the memo.
             torrent.settled_tail = tail
         return torrent.fragment + tail

@@ -134,7 +134,12 @@ async def test_account_state_shape(sim: Sim) -> None:
     state = await sim.state(account["api_key"])
     assert set(state) >= {"torrents", "queued", "requests"}
     assert state["torrents"][0]["active"] == 1
-    assert state["knobs"] == {"id_returns_list": False, "legacy_dates": False, "active_as": "int"}
+    assert state["knobs"] == {
+        "id_returns_list": False,
+        "legacy_dates": False,
+        "active_as": "int",
+        "active_updated_at_now": False,
+    }
     assert state["requests"] == []
     assert state["faults"] == []
 
@@ -155,8 +160,13 @@ async def test_bulk_keys_and_mix(sim: Sim) -> None:
     assert set(profiles) == {"downloading", "seeding", "finished_inactive", "dead_seed", "stalled"}
     moving = sum(p in ("downloading", "seeding") for p in profiles)
     assert 0.35 < moving / len(profiles) < 0.65
-    more = await sim.call("POST", "/_sim/bulk", json_body={"accounts": 1, "key_prefix": "b"})
+    more = await sim.call(
+        "POST",
+        "/_sim/bulk",
+        json_body={"accounts": 1, "key_prefix": "b", "knobs": {"active_updated_at_now": True}},
+    )
     assert more.json["api_keys"] == ["b-key-00000003-sim"]
+    assert (await sim.state("b-key-00000003-sim"))["knobs"]["active_updated_at_now"] is True
     assert (await sim.fresh(keys[1], limit="5")).status == 200
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from simulator.render import TORRENT_FIELDS as TORRENT_NAMES
@@ -123,6 +124,25 @@ async def test_active_as_int_and_string(sim: Sim) -> None:
     strs = {t["id"]: t["active"] for t in (await sim.fresh(as_str["api_key"])).json["data"]}
     assert [ints[i] for i in as_int["torrent_ids"]] == [1, 0]
     assert [strs[i] for i in as_str["torrent_ids"]] == ["true", "false"]
+
+
+async def test_active_updated_at_now_knob(sim: Sim) -> None:
+    """With active_updated_at_now, an active torrent whose bytes stand still is updated now."""
+    specs = [
+        {"profile": "dead_seed", "age_seconds": 86_400},
+        {"profile": "finished_inactive", "age_seconds": 86_400},
+    ]
+    churning = await sim.account(torrents=specs, knobs={"active_updated_at_now": True})
+    settled = await sim.account(torrents=specs)
+    for account, dead_seed_is_now in ((churning, True), (settled, False)):
+        listed = {t["id"]: t for t in (await sim.fresh(account["api_key"])).json["data"]}
+        dead, inactive = (listed[i] for i in account["torrent_ids"])
+        now = datetime.now(UTC)
+        for torrent, is_now in ((dead, dead_seed_is_now), (inactive, False)):
+            updated = datetime.fromisoformat(torrent["updated_at"].replace("Z", "+00:00"))
+            assert (abs((now - updated).total_seconds()) < 60) is is_now, torrent["updated_at"]
+    state = await sim.state(churning["api_key"])
+    assert state["knobs"]["active_updated_at_now"] is True
 
 
 async def test_empty_account_is_404_with_success_true(sim: Sim) -> None:
