@@ -27,6 +27,13 @@ class TorrentEvents(Answer):
     events: list[dict[str, Any]]
 
 
+class History(Answer):
+    """One torrent's transfer history: byte counters and speeds at each kept sample."""
+
+    samples: list[dict[str, Any]]
+    observed_since: str | None
+
+
 class Limits(Answer):
     """The torrent's own seeding limits (null when it has none)."""
 
@@ -71,6 +78,17 @@ async def torrent_events(h: Handlers, request: web.Request) -> web.Response:
         **h.b.opts(),
     )
     return answer(TorrentEvents(events=to_json(response)["events"]))
+
+
+async def torrent_history(h: Handlers, request: web.Request) -> web.Response:
+    """One torrent's transfer history."""
+    caller = await h.caller(request)
+    response = await h.b.userstore(caller.auth_id).GetTorrentHistory(
+        pb.GetTorrentHistoryRequest(auth_id=caller.auth_id, torrent_id=_torrent_id(request)),
+        **h.b.opts(),
+    )
+    body = to_json(response)
+    return answer(History(samples=body["samples"], observed_since=body["observed_since"]))
 
 
 async def get_limits(h: Handlers, request: web.Request) -> web.Response:
@@ -128,6 +146,15 @@ ROUTES: tuple[Route, ...] = (
         "One torrent's synthetic event history, newest first",
         query=EventsQuery,
         answer=TorrentEvents,
+        tag="torrents",
+    ),
+    Route(
+        "GET",
+        "/api/automation/torrents/{torrent_id}/history",
+        torrent_history,
+        "One torrent's transfer history, oldest first: byte counters at each kept sample (a "
+        "week, thinned by age) and the average speeds since the previous one",
+        answer=History,
         tag="torrents",
     ),
     Route(
