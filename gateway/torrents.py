@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from gateway import bodies
@@ -32,6 +33,25 @@ class History(Answer):
 
     samples: list[dict[str, Any]]
     observed_since: str | None
+
+
+class AccountState(BaseModel):
+    """What the backend knows of the caller's automation: polling and the rules' reach."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    last_poll_at: str | None
+    last_seen_at: str | None
+    torrent_count: int
+    has_enabled_rules: bool
+    created_at: str | None
+
+
+class Account(Answer):
+    """The caller's automation health."""
+
+    account: AccountState
 
 
 class Limits(Answer):
@@ -91,6 +111,27 @@ async def torrent_history(h: Handlers, request: web.Request) -> web.Response:
     return answer(History(samples=body["samples"], observed_since=body["observed_since"]))
 
 
+async def account(h: Handlers, request: web.Request) -> web.Response:
+    """The caller's automation health."""
+    caller = await h.caller(request)
+    response = await h.b.userstore(caller.auth_id).GetUser(
+        pb.GetUserRequest(auth_id=caller.auth_id), **h.b.opts()
+    )
+    user = to_json(response.user)
+    return answer(
+        Account(
+            account=AccountState(
+                status=str(user["status"]).removeprefix("USER_STATUS_").lower(),
+                last_poll_at=user["last_poll_at"],
+                last_seen_at=user["last_seen_at"],
+                torrent_count=user["torrent_count"],
+                has_enabled_rules=user["has_enabled_rules"],
+                created_at=user["created_at"],
+            )
+        )
+    )
+
+
 async def get_limits(h: Handlers, request: web.Request) -> web.Response:
     """The torrent's own seeding limits."""
     caller = await h.caller(request)
@@ -130,6 +171,14 @@ async def clear_limits(h: Handlers, request: web.Request) -> web.Response:
 _LIMITS = "/api/automation/torrents/{torrent_id}/limits"
 
 ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/api/automation/account",
+        account,
+        "The caller's automation health: key status, last poll, torrents, whether a rule is on",
+        answer=Account,
+        tag="torrents",
+    ),
     Route(
         "GET",
         "/api/automation/torrents",
