@@ -2,7 +2,7 @@
 import { api, ApiError, session, stream } from "./api.js";
 import { lineChart } from "./chart.js";
 import {
-  bytes, derived, duration, h, percent, ratio, speed, traceTable, when,
+  bytes, derived, duration, fill, h, percent, ratio, speed, traceTable, when,
 } from "./format.js";
 import { rulesView, ruleEditor } from "./rules.js";
 
@@ -52,7 +52,7 @@ function signInView(message) {
       error.textContent = signInError(e);
     }
   });
-  main.replaceChildren(form);
+  fill(main, form);
   input.focus();
 }
 
@@ -98,7 +98,7 @@ async function route() {
         signOut("Your key was refused; sign in again.");
         return;
       }
-      main.replaceChildren(h("p", { className: "error", role: "alert" }, errorText(e)));
+      fill(main, h("p", { className: "error", role: "alert" }, errorText(e)));
     }
     main.focus({ preventScroll: true });
     return;
@@ -143,7 +143,7 @@ function onEvent(event) {
 const tip = document.getElementById("tooltip");
 
 function showTip(anchor, content) {
-  tip.replaceChildren(content);
+  fill(tip, content);
   tip.hidden = false;
   const box = anchor.getBoundingClientRect();
   const width = tip.offsetWidth;
@@ -205,11 +205,11 @@ async function torrentsView() {
 
   function options() {
     const statuses = [...new Set(state.torrents.map((t) => t.status))].sort();
-    statusSel.replaceChildren(h("option", { value: "" }, "Every state"),
+    fill(statusSel, h("option", { value: "" }, "Every state"),
       statuses.map((s) => h("option", { value: s, selected: s === state.filter.status }, s)));
     const rules = new Map();
     for (const t of state.torrents) if (t.last_action) rules.set(String(t.last_action.rule_id), t.last_action.rule_name);
-    ruleSel.replaceChildren(h("option", { value: "" }, "Any rule or none"),
+    fill(ruleSel, h("option", { value: "" }, "Any rule or none"),
       [...rules].map(([id, name]) => h("option", { value: id, selected: id === state.filter.rule }, `matched by ${name}`)));
   }
 
@@ -232,7 +232,7 @@ async function torrentsView() {
       state.sort = [k, k === key ? -dir : 1];
       render();
     } }, label))));
-    table.replaceChildren(h("thead", {}, head), h("tbody", {}, rows.map(row)));
+    fill(table, h("thead", {}, head), h("tbody", {}, rows.map(row)));
     summary.textContent = `${rows.length} of ${state.torrents.length} torrents · last poll ${when(state.observedAt)}`;
   }
 
@@ -259,7 +259,7 @@ async function torrentsView() {
   statusSel.addEventListener("change", () => { state.filter.status = statusSel.value; render(); });
   ruleSel.addEventListener("change", () => { state.filter.rule = ruleSel.value; render(); });
   text.addEventListener("input", () => { state.filter.text = text.value; render(); });
-  main.replaceChildren(h("h1", {}, "Torrents"),
+  fill(main, h("h1", {}, "Torrents"),
     h("div", { className: "row" }, statusSel, ruleSel, text), summary, wrap);
   render();
   setRefresh(async () => {
@@ -307,7 +307,7 @@ async function torrentDetail(id) {
     ];
     const samples = history.samples;
     const time = (x) => new Date(x.observed_at).getTime();
-    main.replaceChildren(
+    fill(main,
       h("p", {}, h("a", { href: "#/torrents" }, "← Torrents")),
       h("h1", {}, t.name),
       h("div", { className: "card facts" }, facts.map(([k, v]) => h("div", {}, h("span", {}, k), v))),
@@ -349,7 +349,7 @@ async function archiveView() {
           await load();
         } catch (err) { toast(errorText(err)); e.target.disabled = false; }
       } }, "Restore"))));
-    main.replaceChildren(h("h1", {}, "Archive"),
+    fill(main, h("h1", {}, "Archive"),
       h("p", { className: "muted" }, "Torrents a rule archived: their magnet was kept before TorBox deleted them."),
       rows.length ? h("div", { className: "table-wrap" }, h("table", { className: "responsive" },
         h("thead", {}, h("tr", {}, ["Name", "Archived", "Tracker", ""].map((x) => h("th", { scope: "col" }, x)))),
@@ -379,7 +379,7 @@ async function healthView() {
       ["TorBox polling", scheduler ? (scheduler.breaker_state === "open" ? "paused (TorBox outage)" : "normal") : "unknown"],
       ["Dry run", scheduler ? (scheduler.dry_run ? "on: nothing is sent" : "off") : "unknown"],
     ];
-    main.replaceChildren(h("h1", {}, "Automation health"),
+    fill(main, h("h1", {}, "Automation health"),
       h("div", { className: "card facts", id: "health" }, facts.map(([k, v]) => h("div", {}, h("span", {}, k), v))),
       h("h2", {}, "Held, skipped or failed actions"),
       held.length ? h("ul", {}, held.map((t) => h("li", {}, h("strong", {}, t.name), ": ",

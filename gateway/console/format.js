@@ -107,3 +107,8 @@ export function traceTable(conditions) {
       h("th", {}, "threshold"), h("th", {}, "result"))),
     h("tbody", {}, conditions.map(traceRow)));
 }
+
+// replaceChildren that takes arrays and skips null, undefined and false (as h does).
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}

@@ -1,7 +1,7 @@
 // Rules: list with toggles, run now, logs, delete; an editor (form and raw JSON) with a preview.
 import { api } from "./api.js";
 import { errorText, setRefresh, toast } from "./app.js";
-import { h, traceTable, when } from "./format.js";
+import { fill, h, traceTable, when } from "./format.js";
 
 const main = document.getElementById("main");
 export const DESTRUCTIVE = new Set(["delete", "archive"]);
@@ -113,7 +113,7 @@ export async function rulesView() {
           h("button", { type: "button", onclick: () => showLogs(r, logBox) }, "Logs"),
           h("button", { type: "button", className: "danger", onclick: () => remove(r) }, "Delete"))));
     });
-    main.replaceChildren(
+    fill(main,
       h("h1", {}, "Rules"),
       h("div", { className: "row" }, h("a", { href: "#/rules/new", className: "shrink", id: "new-rule" }, "New rule")),
       rows.length ? h("div", { className: "table-wrap" }, h("table", { className: "responsive", id: "rules" },
@@ -133,14 +133,14 @@ export async function rulesView() {
     button.disabled = false;
   }
   async function showLogs(r, box) {
-    if (logs.has(r.id)) { logs.delete(r.id); box.replaceChildren(); return; }
+    if (logs.has(r.id)) { logs.delete(r.id); fill(box); return; }
     const body = await api("GET", `/api/automation/rules/${r.id}/logs?limit=20`);
     const list = body.logs.length ? h("ul", { className: "small" }, body.logs.map((l) => h("li", {},
       `${when(l.executed_at ?? l.executedAt)}: ${l.execution_type ?? l.executionType} · ${l.items_processed ?? l.itemsProcessed} items · `,
       l.success ? "ok" : `failed${l.error_message ? `: ${l.error_message}` : ""}`)))
       : h("p", { className: "muted small" }, "No runs logged.");
     logs.set(r.id, list);
-    box.replaceChildren(list);
+    fill(box, list);
   }
   async function remove(r) {
     if (!window.confirm(`Delete the rule "${r.name}" and its logs?`)) return;
@@ -287,12 +287,12 @@ export async function ruleEditor(id, presetIndex = null) {
   }
 
   function draw() {
-    tabs.replaceChildren(...["form", "json"].map((m) => h("button", {
+    fill(tabs, ...["form", "json"].map((m) => h("button", {
       type: "button", role: "tab", "aria-selected": String(m === mode), id: `tab-${m}`,
       onclick: () => setMode(m),
     }, m === "form" ? "Form" : "Raw JSON")));
     if (mode === "form") {
-      formBox.replaceChildren(...form());
+      fill(formBox, ...form());
       json.hidden = true;
       formBox.hidden = false;
     } else {
@@ -307,7 +307,7 @@ export async function ruleEditor(id, presetIndex = null) {
     error.textContent = "";
     try {
       const result = await preview(rule);
-      previewBox.replaceChildren(result.box);
+      fill(previewBox, result.box);
       return result;
     } catch (e) {
       error.textContent = errorText(e);
@@ -338,7 +338,7 @@ export async function ruleEditor(id, presetIndex = null) {
   }
 
   draw();
-  main.replaceChildren(
+  fill(main,
     h("p", {}, h("a", { href: "#/rules" }, "← Rules")),
     h("h1", {}, id === null ? "New rule" : `Edit: ${rule.name}`),
     tabs, h("div", { className: "card" }, formBox, json), error,
