@@ -1,4 +1,4 @@
-"""Browser fixtures: the system's Chromium driven by playwright, or a skip saying what is missing."""
+"""Browser fixtures: the system's Chromium driven by playwright, or a skip saying why."""
 
 from __future__ import annotations
 

@@ -45,7 +45,9 @@ def rule(name: str, conditions: list[dict[str, Any]], action: str) -> dict[str, 
 
 async def save_rules(stack: Stack, key: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Replace the user's rules over REST; returns them as saved."""
-    status, body, _ = await stack.gw("POST", "/api/automation/rules", key=key, json={"rules": rules})
+    status, body, _ = await stack.gw(
+        "POST", "/api/automation/rules", key=key, json={"rules": rules}
+    )
     assert status == 200, body
     saved: list[dict[str, Any]] = body["rules"]
     return saved
@@ -91,7 +93,8 @@ async def test_sign_in_status_tooltip_and_live_update(browser: Any, live_stack: 
     response = await page.goto(stack.gw_url + "/")
     assert response is not None
     csp = response.headers["content-security-policy"]
-    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert "default-src 'none'" in csp
+    assert "script-src 'self'" in csp
     await page.fill("#key", "not-a-real-key-0123456789")
     await page.click("button[type=submit]")
     await page.wait_for_selector("#signin-error:has-text('TorBox refused')")
@@ -174,7 +177,8 @@ async def test_rules_toggle_preview_and_save(browser: Any, live_stack: Stack) ->
     await toggle.uncheck()
     await page.locator("#toast:has-text('Ratio check disabled')").wait_for()
     status, body, _ = await stack.gw("GET", f"/api/automation/rules/{saved[0]['id']}", key=key)
-    assert status == 200 and body["rule"]["enabled"] is False
+    assert status == 200
+    assert body["rule"]["enabled"] is False
 
     # A preset one click away: archive stalled downloads, shortened, enabled.
     await page.click("#presets a:has-text('stalled')")
@@ -192,7 +196,8 @@ async def test_rules_toggle_preview_and_save(browser: Any, live_stack: Stack) ->
     # The raw JSON view shows the same rule; saving asks first, then saves.
     await page.click("#tab-json")
     document = await page.locator("#rule-json").input_value()
-    assert '"Archive stalled"' in document and '"archive"' in document
+    assert '"Archive stalled"' in document
+    assert '"archive"' in document
     await page.click("#save-rule")
     dialog = page.locator("#confirm")
     await dialog.locator("text=would archive 2 torrents").wait_for()
@@ -210,4 +215,3 @@ async def test_rules_toggle_preview_and_save(browser: Any, live_stack: Stack) ->
     assert rules["Archive stalled"]["action"]["type"] == "archive"
     assert rules["Ratio check"]["enabled"] is False
     await page.close()
-
