@@ -14,7 +14,7 @@ function s(tag, attrs = {}, ...children) {
 export function lineChart(title, series, format) {
   const W = 640; const H = 220; const L = 70; const R = 10; const T = 10; const B = 28;
   const all = series.flatMap((x) => x.points);
-  if (all.length < 2) {
+  if (Math.max(0, ...series.map((x) => x.points.length)) < 2) {
     return h("p", { className: "muted" }, `${title}: not enough history yet.`);
   }
   const t0 = Math.min(...all.map((p) => p[0])); const t1 = Math.max(...all.map((p) => p[0]));
