@@ -146,6 +146,8 @@ async def test_sign_in_status_tooltip_and_live_update(browser: Any, live_stack: 
     await page.click(f"tr[data-torrent='{acted_on[0]['torrent_id']}'] td.name a")
     await page.locator("#timeline li").first.wait_for()
     assert await page.locator("#charts > *").count() == 2
+    # A download's chart draws its bytes once two samples are kept (the view follows the stream).
+    await page.goto(f"{stack.gw_url}/#/torrents/{added['torrent_id']}")
     await page.locator("#charts svg path.down").first.wait_for(state="attached")
 
     assert hosts == {urlsplit(stack.gw_url).netloc}, hosts  # no CDN, no fonts, nothing else
