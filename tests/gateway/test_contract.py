@@ -30,6 +30,7 @@ UNREGISTERED_ROUTES = [
     ("GET", "/api/automation/torrents"),
     ("GET", "/api/automation/torrents/1/events"),
     ("GET", "/api/automation/torrents/1/history"),
+    ("GET", "/api/automation/account"),
     ("GET", "/api/automation/torrents/1/limits"),
     ("PUT", "/api/automation/torrents/1/limits"),
     ("DELETE", "/api/automation/torrents/1/limits"),
