@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway import (
     backend,
+    console,
     downloads,
     link_history,
     rules,
@@ -99,6 +100,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         handlers = Handlers(settings, b, limiter)
         app[HANDLERS] = handlers
         app.router.add_routes(routes(handlers))
+        app.router.add_routes(console.routes())
         yield
         await b.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from gateway import bodies
@@ -25,6 +26,32 @@ class TorrentEvents(Answer):
     """One torrent's synthetic event history, newest first."""
 
     events: list[dict[str, Any]]
+
+
+class History(Answer):
+    """One torrent's transfer history: byte counters and speeds at each kept sample."""
+
+    samples: list[dict[str, Any]]
+    observed_since: str | None
+
+
+class AccountState(BaseModel):
+    """What the backend knows of the caller's automation: polling and the rules' reach."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    last_poll_at: str | None
+    last_seen_at: str | None
+    torrent_count: int
+    has_enabled_rules: bool
+    created_at: str | None
+
+
+class Account(Answer):
+    """The caller's automation health."""
+
+    account: AccountState
 
 
 class Limits(Answer):
@@ -73,6 +100,38 @@ async def torrent_events(h: Handlers, request: web.Request) -> web.Response:
     return answer(TorrentEvents(events=to_json(response)["events"]))
 
 
+async def torrent_history(h: Handlers, request: web.Request) -> web.Response:
+    """One torrent's transfer history."""
+    caller = await h.caller(request)
+    response = await h.b.userstore(caller.auth_id).GetTorrentHistory(
+        pb.GetTorrentHistoryRequest(auth_id=caller.auth_id, torrent_id=_torrent_id(request)),
+        **h.b.opts(),
+    )
+    body = to_json(response)
+    return answer(History(samples=body["samples"], observed_since=body["observed_since"]))
+
+
+async def account(h: Handlers, request: web.Request) -> web.Response:
+    """The caller's automation health."""
+    caller = await h.caller(request)
+    response = await h.b.userstore(caller.auth_id).GetUser(
+        pb.GetUserRequest(auth_id=caller.auth_id), **h.b.opts()
+    )
+    user = to_json(response.user)
+    return answer(
+        Account(
+            account=AccountState(
+                status=str(user["status"]).removeprefix("USER_STATUS_").lower(),
+                last_poll_at=user["last_poll_at"],
+                last_seen_at=user["last_seen_at"],
+                torrent_count=user["torrent_count"],
+                has_enabled_rules=user["has_enabled_rules"],
+                created_at=user["created_at"],
+            )
+        )
+    )
+
+
 async def get_limits(h: Handlers, request: web.Request) -> web.Response:
     """The torrent's own seeding limits."""
     caller = await h.caller(request)
@@ -114,6 +173,14 @@ _LIMITS = "/api/automation/torrents/{torrent_id}/limits"
 ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
+        "/api/automation/account",
+        account,
+        "The caller's automation health: key status, last poll, torrents, whether a rule is on",
+        answer=Account,
+        tag="torrents",
+    ),
+    Route(
+        "GET",
         "/api/automation/torrents",
         torrents,
         "Per-torrent automation status: derived telemetry, last action and why, protection",
@@ -128,6 +195,15 @@ ROUTES: tuple[Route, ...] = (
         "One torrent's synthetic event history, newest first",
         query=EventsQuery,
         answer=TorrentEvents,
+        tag="torrents",
+    ),
+    Route(
+        "GET",
+        "/api/automation/torrents/{torrent_id}/history",
+        torrent_history,
+        "One torrent's transfer history, oldest first: byte counters at each kept sample (a "
+        "week, thinned by age) and the average speeds since the previous one",
+        answer=History,
         tag="torrents",
     ),
     Route(

@@ -9,6 +9,7 @@ from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from userstore_svc.core.models import Event, TorrentSnapshot
+from userstore_svc.core.speeds import Transfer
 from userstore_svc.downloads_service import Archived, ArchiveEntry, Limits
 from userstore_svc.ingest import ActionOut, OutcomeIn, PlanOut, SnapshotIn
 from userstore_svc.rules_service import LogRow, Preview
@@ -272,6 +273,17 @@ def event_pb(e: Event | EventRow) -> pb.Event:
         observed_at=e.observed_at,
         data_json=json.dumps(e.data, separators=(",", ":")),
     )
+
+
+def transfer_pb(sample: Transfer) -> pb.TransferSample:
+    """One kept sample of a torrent's byte counters, with the speeds since the previous one."""
+    t, downloaded, uploaded, down_speed, up_speed = sample
+    message = pb.TransferSample(observed_at=t, downloaded=int(downloaded), uploaded=int(uploaded))
+    if down_speed is not None:
+        message.download_speed = down_speed
+    if up_speed is not None:
+        message.upload_speed = up_speed
+    return message
 
 
 def rule_log_pb(row: LogRow) -> pb.RuleLog:

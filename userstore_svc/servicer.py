@@ -224,6 +224,17 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
         rows = await self.torrents.events(request.auth_id, request.torrent_id, request.limit)
         return pb.ListTorrentEventsResponse(events=[convert.event_pb(r) for r in rows])
 
+    async def GetTorrentHistory(
+        self, request: pb.GetTorrentHistoryRequest, context: Context
+    ) -> pb.GetTorrentHistoryResponse:
+        samples, observed_since = await self.torrents.history(request.auth_id, request.torrent_id)
+        response = pb.GetTorrentHistoryResponse(
+            samples=[convert.transfer_pb(sample) for sample in samples]
+        )
+        if observed_since is not None:
+            response.observed_since = observed_since
+        return response
+
     async def WatchEvents(
         self, request: pb.WatchEventsRequest, context: Context
     ) -> AsyncIterator[pb.WatchEventsResponse]:

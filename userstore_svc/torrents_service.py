@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import InvalidArgument
+from common.errors import InvalidArgument, NotFound
 from userstore_svc.core import speeds, telemetry
 from userstore_svc.core.models import TorrentState
 from userstore_svc.core.rules.plan import protected_keys
@@ -122,6 +122,22 @@ class TorrentService:
                 (key, limit),
             )
         return [EventRow(*row) for row in rows]
+
+    async def history(
+        self, auth_id: str, torrent_id: int
+    ) -> tuple[list[speeds.Transfer], float | None]:
+        """One torrent's kept byte counters (oldest first) and since when they are watched."""
+        self.registry.require(auth_id)
+        if torrent_id <= 0:
+            raise InvalidArgument("torrent_id must be a positive integer", field="torrent_id")
+        async with self.pool.use(auth_id) as handle:
+            rows = await handle.fetchall(
+                "SELECT samples, observed_since FROM torrents WHERE torrent_key=?", (torrent_id,)
+            )
+        if not rows:
+            raise NotFound("Torrent not found", code="TORRENT_NOT_FOUND", field="torrent_id")
+        blob, observed_since = rows[0]
+        return speeds.transfers(bytes(blob)), observed_since
 
 
 def reason_of(last_action: dict[str, Any] | None) -> list[Any]:

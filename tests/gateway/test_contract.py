@@ -29,6 +29,8 @@ UNREGISTERED_ROUTES = [
     ("GET", "/api/automation/events"),
     ("GET", "/api/automation/torrents"),
     ("GET", "/api/automation/torrents/1/events"),
+    ("GET", "/api/automation/torrents/1/history"),
+    ("GET", "/api/automation/account"),
     ("GET", "/api/automation/torrents/1/limits"),
     ("PUT", "/api/automation/torrents/1/limits"),
     ("DELETE", "/api/automation/torrents/1/limits"),
@@ -101,7 +103,9 @@ async def test_unknown_route_and_method(user: User) -> None:
     """An unknown path is 404 ENDPOINT_NOT_FOUND; a known path with a wrong method is 405."""
     body = assert_error(await user.call("GET", "/api/nope"), 404, code="ENDPOINT_NOT_FOUND")
     assert "path" not in body, "the caller's path is never echoed (a key may be in it)"
-    assert_error(await user.call("GET", "/"), 404, code="ENDPOINT_NOT_FOUND")
+    # / is the web console's page; a path beside it is not found like any other.
+    assert_error(await user.call("GET", "/console"), 404, code="ENDPOINT_NOT_FOUND")
+    assert_error(await user.call("POST", "/"), 405, code="METHOD_NOT_ALLOWED")
     reply = await user.call("PATCH", "/api/automation/rules")
     assert_error(reply, 405, code="METHOD_NOT_ALLOWED")
     assert "GET" in reply[2]["Allow"]

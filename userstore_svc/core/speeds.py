@@ -284,3 +284,34 @@ def last(blob: bytes) -> Sample:
     values = array("d")
     values.frombytes(blob[-24:])
     return (values[0], values[1], values[2])
+
+
+Transfer = tuple[float, float, float, float | None, float | None]
+
+
+def transfers(blob: bytes) -> list[Transfer]:
+    """Each kept sample with the average speeds since the previous one (None for the first).
+
+    ``(t, downloaded, uploaded, download_speed, upload_speed)``, oldest first; a counter that went
+    down (TorBox restarted a torrent) shows a speed of 0, never a negative one.
+    """
+    samples = decode(blob)
+    out: list[Transfer] = []
+    previous: Sample | None = None
+    for sample in samples:
+        t, down, up = sample
+        if previous is None or t <= previous[0]:
+            out.append((t, down, up, None, None))
+        else:
+            span = t - previous[0]
+            out.append(
+                (
+                    t,
+                    down,
+                    up,
+                    max(0.0, down - previous[1]) / span,
+                    max(0.0, up - previous[2]) / span,
+                )
+            )
+        previous = sample
+    return out

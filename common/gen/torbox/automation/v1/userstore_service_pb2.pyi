@@ -1071,6 +1071,97 @@ class ListTorrentEventsResponse(_message.Message):
 Global___ListTorrentEventsResponse: _TypeAlias = ListTorrentEventsResponse  # noqa: Y015
 
 @_typing.final
+class GetTorrentHistoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTH_ID_FIELD_NUMBER: _builtins.int
+    TORRENT_ID_FIELD_NUMBER: _builtins.int
+    auth_id: _builtins.str
+    torrent_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        auth_id: _builtins.str = ...,
+        torrent_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_id", b"auth_id", "torrent_id", b"torrent_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTorrentHistoryRequest: _TypeAlias = GetTorrentHistoryRequest  # noqa: Y015
+
+@_typing.final
+class TransferSample(_message.Message):
+    """The byte counters at one observation, and the average speeds since the previous sample."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBSERVED_AT_FIELD_NUMBER: _builtins.int
+    DOWNLOADED_FIELD_NUMBER: _builtins.int
+    UPLOADED_FIELD_NUMBER: _builtins.int
+    DOWNLOAD_SPEED_FIELD_NUMBER: _builtins.int
+    UPLOAD_SPEED_FIELD_NUMBER: _builtins.int
+    observed_at: _builtins.float
+    downloaded: _builtins.int
+    uploaded: _builtins.int
+    download_speed: _builtins.float
+    """Unset on the first sample (nothing to compare with)."""
+    upload_speed: _builtins.float
+    def __init__(
+        self,
+        *,
+        observed_at: _builtins.float = ...,
+        downloaded: _builtins.int = ...,
+        uploaded: _builtins.int = ...,
+        download_speed: _builtins.float | None = ...,
+        upload_speed: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_download_speed", b"_download_speed", "_upload_speed", b"_upload_speed", "download_speed", b"download_speed", "upload_speed", b"upload_speed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_download_speed", b"_download_speed", "_upload_speed", b"_upload_speed", "download_speed", b"download_speed", "downloaded", b"downloaded", "observed_at", b"observed_at", "upload_speed", b"upload_speed", "uploaded", b"uploaded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__download_speed: _TypeAlias = _typing.Literal["download_speed"]  # noqa: Y015
+    _WhichOneofArgType__download_speed: _TypeAlias = _typing.Literal["_download_speed", b"_download_speed"]  # noqa: Y015
+    _WhichOneofReturnType__upload_speed: _TypeAlias = _typing.Literal["upload_speed"]  # noqa: Y015
+    _WhichOneofArgType__upload_speed: _TypeAlias = _typing.Literal["_upload_speed", b"_upload_speed"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__download_speed) -> _WhichOneofReturnType__download_speed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__upload_speed) -> _WhichOneofReturnType__upload_speed | None: ...
+
+Global___TransferSample: _TypeAlias = TransferSample  # noqa: Y015
+
+@_typing.final
+class GetTorrentHistoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SAMPLES_FIELD_NUMBER: _builtins.int
+    OBSERVED_SINCE_FIELD_NUMBER: _builtins.int
+    observed_since: _builtins.float
+    """Since when the counters have been watched (unset for an item of TorBox's queue)."""
+    @_builtins.property
+    def samples(self) -> _containers.RepeatedCompositeFieldContainer[Global___TransferSample]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        samples: _abc.Iterable[Global___TransferSample] | None = ...,
+        observed_since: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_observed_since", b"_observed_since", "observed_since", b"observed_since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_observed_since", b"_observed_since", "observed_since", b"observed_since", "samples", b"samples"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__observed_since: _TypeAlias = _typing.Literal["observed_since"]  # noqa: Y015
+    _WhichOneofArgType__observed_since: _TypeAlias = _typing.Literal["_observed_since", b"_observed_since"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__observed_since) -> _WhichOneofReturnType__observed_since | None: ...
+
+Global___GetTorrentHistoryResponse: _TypeAlias = GetTorrentHistoryResponse  # noqa: Y015
+
+@_typing.final
 class WatchEventsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -81,6 +81,11 @@ class UserstoreServiceStub:
                 request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsRequest.SerializeToString,
                 response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsResponse.FromString,
                 _registered_method=True)
+        self.GetTorrentHistory = channel.unary_unary(
+                '/torbox.automation.v1.UserstoreService/GetTorrentHistory',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetTorrentHistoryRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetTorrentHistoryResponse.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/torbox.automation.v1.UserstoreService/WatchEvents',
                 request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.WatchEventsRequest.SerializeToString,
@@ -281,6 +286,13 @@ class UserstoreServiceServicer:
 
     def ListTorrentEvents(self, request, context):
         """One torrent's synthetic event history, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTorrentHistory(self, request, context):
+        """One torrent's transfer history: the byte counters we keep (a week, thinned by age).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -504,6 +516,11 @@ def add_UserstoreServiceServicer_to_server(servicer, server):
                     servicer.ListTorrentEvents,
                     request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsRequest.FromString,
                     response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsResponse.SerializeToString,
+            ),
+            'GetTorrentHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTorrentHistory,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetTorrentHistoryRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetTorrentHistoryResponse.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -886,6 +903,33 @@ class UserstoreService:
             '/torbox.automation.v1.UserstoreService/ListTorrentEvents',
             torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsRequest.SerializeToString,
             torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTorrentHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.UserstoreService/GetTorrentHistory',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetTorrentHistoryRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetTorrentHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,8 @@ class UserstoreServiceStub:
     """Per-torrent automation status: shadow state, derived telemetry, last action, protection."""
     ListTorrentEvents: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.ListTorrentEventsRequest, _userstore_service_pb2.ListTorrentEventsResponse]
     """One torrent's synthetic event history, newest first."""
+    GetTorrentHistory: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.GetTorrentHistoryRequest, _userstore_service_pb2.GetTorrentHistoryResponse]
+    """One torrent's transfer history: the byte counters we keep (a week, thinned by age)."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_userstore_service_pb2.WatchEventsRequest, _userstore_service_pb2.WatchEventsResponse]
     """Live synthetic events and "changed" notices for one user."""
     ListRules: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.ListRulesRequest, _userstore_service_pb2.ListRulesResponse]
@@ -117,6 +119,8 @@ class UserstoreServiceAsyncStub(UserstoreServiceStub):
     """Per-torrent automation status: shadow state, derived telemetry, last action, protection."""
     ListTorrentEvents: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.ListTorrentEventsRequest, _userstore_service_pb2.ListTorrentEventsResponse]  # type: ignore[assignment]
     """One torrent's synthetic event history, newest first."""
+    GetTorrentHistory: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.GetTorrentHistoryRequest, _userstore_service_pb2.GetTorrentHistoryResponse]  # type: ignore[assignment]
+    """One torrent's transfer history: the byte counters we keep (a week, thinned by age)."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_userstore_service_pb2.WatchEventsRequest, _userstore_service_pb2.WatchEventsResponse]  # type: ignore[assignment]
     """Live synthetic events and "changed" notices for one user."""
     ListRules: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.ListRulesRequest, _userstore_service_pb2.ListRulesResponse]  # type: ignore[assignment]
@@ -232,6 +236,14 @@ class UserstoreServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_userstore_service_pb2.ListTorrentEventsResponse, _abc.Awaitable[_userstore_service_pb2.ListTorrentEventsResponse]]:
         """One torrent's synthetic event history, newest first."""
+
+    @_abc_1.abstractmethod
+    def GetTorrentHistory(
+        self,
+        request: _userstore_service_pb2.GetTorrentHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_userstore_service_pb2.GetTorrentHistoryResponse, _abc.Awaitable[_userstore_service_pb2.GetTorrentHistoryResponse]]:
+        """One torrent's transfer history: the byte counters we keep (a week, thinned by age)."""
 
     @_abc_1.abstractmethod
     def WatchEvents(
