@@ -138,7 +138,6 @@ async def _mature_user(
     async with pool.use(auth_id) as handle:
         data = await user_db.load(handle)
         first_poll = data.last_observed_at
-        interval = data.poll_interval or PRODUCTION_INTERVAL
         current = [s.snap for s in data.states.values() if s.present]
     if first_poll is None:
         return 0
@@ -149,9 +148,8 @@ async def _mature_user(
         statements: list[tuple[str, Any]] = []
         data = await user_db.load(handle)
         for t in [*times, first_poll]:
-            snap = SnapshotIn(
-                f"mature-{t:.0f}", auth_id, t, True, _at(current, first_poll, t), interval
-            )
+            # A long interval: the first live poll after the day is not a gap (an outage).
+            snap = SnapshotIn(f"mature-{t:.0f}", auth_id, t, True, _at(current, first_poll, t), DAY)
             outcome = _apply(data, snap, config)
             statements.extend(outcome.statements)
             outcome.commit_to(data)

@@ -298,6 +298,13 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
             "polls",
             summarize([scenario["polls_failed"]]),
         )
+        if "polls_after_gap" in scenario:
+            add(
+                "stack",
+                f"{where}: polls after a gap (late: histories restart)",
+                "polls",
+                summarize([scenario["polls_after_gap"]]),
+            )
         add(
             "stack",
             f"{where}: scheduler ticks skipped (user still waiting)",

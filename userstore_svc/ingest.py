@@ -133,6 +133,9 @@ class Ingestor:
         self.config = config
         self.applied = 0
         self.replayed = 0
+        # Snapshots applied after a gap: the user was not polled in time (an outage, or a
+        # scheduler that cannot keep up), so histories and held conditions started again.
+        self.after_gap = 0
         self.torrents = 0
         self.offloaded = 0
         # One thread: heavy polls wait for each other, and at most one at a time competes with
@@ -164,6 +167,7 @@ class Ingestor:
             await handle.transaction(outcome.statements)
             outcome.commit_to(data)
         self.applied += 1
+        self.after_gap += outcome.after_gap
         self.torrents += len(snap.torrents)
         self.registry.note_poll(snap.auth_id, snap.observed_at, outcome.present_count)
         items: list[Item] = list(outcome.events)
@@ -294,6 +298,8 @@ class _Applied:
     new_data: dict[str, Any]
     # A tag action changed the user's download tags.
     tags_changed: bool = False
+    # The snapshot came more than twice the poll interval after the previous one.
+    after_gap: bool = False
 
     def commit_to(self, data: UserData) -> None:
         """Update the cached user data once the transaction committed."""
@@ -592,6 +598,7 @@ def _apply(
         present_count=present_count,
         changed_count=len(result.changed),
         tags_changed=bool(tag_adds or tag_removes),
+        after_gap=after_gap,
         new_data={
             "states": states,
             "last_observed_at": now,

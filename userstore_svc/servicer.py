@@ -466,6 +466,7 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
             users_active=active,
             snapshots_applied=self.ingestor.applied,
             snapshots_replayed=self.ingestor.replayed,
+            snapshots_after_gap=self.ingestor.after_gap,
             torrents_ingested=self.ingestor.torrents,
             uptime_seconds=self.clock() - self.started_at,
             pool_opens=self.pool.stats.opens,

@@ -2419,6 +2419,7 @@ class GetStatsResponse(_message.Message):
     STORAGE_ERROR_FIELD_NUMBER: _builtins.int
     STORAGE_FAILING_SINCE_FIELD_NUMBER: _builtins.int
     STORAGE_FAILURES_FIELD_NUMBER: _builtins.int
+    SNAPSHOTS_AFTER_GAP_FIELD_NUMBER: _builtins.int
     open_databases: _builtins.int
     max_open_databases: _builtins.int
     databases_in_use: _builtins.int
@@ -2440,6 +2441,11 @@ class GetStatsResponse(_message.Message):
     """When writes started failing (seconds since the epoch); absent while they work."""
     storage_failures: _builtins.int
     """Writes refused by a disk error since the process started."""
+    snapshots_after_gap: _builtins.int
+    """Snapshots applied more than twice the poll interval after the user's previous one: the user
+    was not polled in time (an outage, or a scheduler that cannot keep up), so speed histories
+    and held conditions started again. Rising steadily, it says the poller is overloaded.
+    """
     def __init__(
         self,
         *,
@@ -2458,10 +2464,11 @@ class GetStatsResponse(_message.Message):
         storage_error: _builtins.str = ...,
         storage_failing_since: _builtins.float | None = ...,
         storage_failures: _builtins.int = ...,
+        snapshots_after_gap: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_storage_failing_since", b"_storage_failing_since", "storage_failing_since", b"storage_failing_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_storage_failing_since", b"_storage_failing_since", "databases_in_use", b"databases_in_use", "max_open_databases", b"max_open_databases", "open_databases", b"open_databases", "pool_evictions", b"pool_evictions", "pool_opens", b"pool_opens", "snapshots_applied", b"snapshots_applied", "snapshots_replayed", b"snapshots_replayed", "storage_error", b"storage_error", "storage_failing_since", b"storage_failing_since", "storage_failures", b"storage_failures", "torrents_ingested", b"torrents_ingested", "uptime_seconds", b"uptime_seconds", "users_active", b"users_active", "users_registered", b"users_registered", "watch_streams", b"watch_streams"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_storage_failing_since", b"_storage_failing_since", "databases_in_use", b"databases_in_use", "max_open_databases", b"max_open_databases", "open_databases", b"open_databases", "pool_evictions", b"pool_evictions", "pool_opens", b"pool_opens", "snapshots_after_gap", b"snapshots_after_gap", "snapshots_applied", b"snapshots_applied", "snapshots_replayed", b"snapshots_replayed", "storage_error", b"storage_error", "storage_failing_since", b"storage_failing_since", "storage_failures", b"storage_failures", "torrents_ingested", b"torrents_ingested", "uptime_seconds", b"uptime_seconds", "users_active", b"users_active", "users_registered", b"users_registered", "watch_streams", b"watch_streams"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__storage_failing_since: _TypeAlias = _typing.Literal["storage_failing_since"]  # noqa: Y015
     _WhichOneofArgType__storage_failing_since: _TypeAlias = _typing.Literal["_storage_failing_since", b"_storage_failing_since"]  # noqa: Y015
