@@ -281,7 +281,24 @@ async function protect(t, on) {
 
 // One torrent ---------------------------------------------------------------------------------------
 
+// Parts of a view that a refresh replaces only when their data changed, in place, so the reader
+// keeps their scroll position (and focus) while the event stream redraws.
+function partial() {
+  const parts = new Map();
+  return (name, data, build) => {
+    const key = JSON.stringify(data);
+    const old = parts.get(name);
+    if (old && old.key === key) return old.el;
+    const el = build() ?? h("div", { hidden: true });
+    if (old) old.el.replaceWith(el);
+    parts.set(name, { key, el });
+    return el;
+  };
+}
+
 async function torrentDetail(id) {
+  const part = partial();
+  let drawn = false;
   async function load() {
     const [list, events, history] = await Promise.all([
       api("GET", "/api/automation/torrents?include_removed=true"),
@@ -307,26 +324,30 @@ async function torrentDetail(id) {
     ];
     const samples = history.samples;
     const time = (x) => new Date(x.observed_at).getTime();
-    fill(main,
-      h("p", {}, h("a", { href: "#/torrents" }, "← Torrents")),
-      h("h1", {}, t.name),
-      h("div", { className: "card facts" }, facts.map(([k, v]) => h("div", {}, h("span", {}, k), v))),
-      t.last_action ? h("section", {}, h("h2", {}, "Last automation action"), h("div", { className: "card" }, actionTip(t.last_action))) : null,
-      h("h2", {}, "Transfer history"),
-      h("div", { className: "card grid2", id: "charts" },
-        lineChart("Bytes transferred", [
-          { label: "downloaded", className: "down", points: samples.map((x) => [time(x), x.downloaded]) },
-          { label: "uploaded", className: "up", points: samples.map((x) => [time(x), x.uploaded]) },
-        ], bytes),
-        lineChart("Speed (average between samples)", [
-          { label: "download", className: "down", points: samples.filter((x) => x.download_speed !== null).map((x) => [time(x), x.download_speed]) },
-          { label: "upload", className: "up", points: samples.filter((x) => x.upload_speed !== null).map((x) => [time(x), x.upload_speed]) },
-        ], speed)),
-      h("h2", {}, "Event timeline"),
-      events.events.length ? h("ol", { className: "timeline card", id: "timeline" }, events.events.map((e) => h("li", {},
+    const title = part("title", t.name, () => h("h1", {}, t.name));
+    const factsCard = part("facts", facts, () => h("div", { className: "card facts", id: "facts" },
+      facts.map(([k, v]) => h("div", {}, h("span", {}, k), v))));
+    const action = part("action", t.last_action, () => (t.last_action
+      ? h("section", {}, h("h2", {}, "Last automation action"), h("div", { className: "card" }, actionTip(t.last_action)))
+      : null));
+    const charts = part("charts", samples, () => h("div", { className: "card grid2", id: "charts" },
+      lineChart("Bytes transferred", [
+        { label: "downloaded", className: "down", points: samples.map((x) => [time(x), x.downloaded]) },
+        { label: "uploaded", className: "up", points: samples.map((x) => [time(x), x.uploaded]) },
+      ], bytes),
+      lineChart("Speed (average between samples)", [
+        { label: "download", className: "down", points: samples.filter((x) => x.download_speed !== null).map((x) => [time(x), x.download_speed]) },
+        { label: "upload", className: "up", points: samples.filter((x) => x.upload_speed !== null).map((x) => [time(x), x.upload_speed]) },
+      ], speed)));
+    const timeline = part("timeline", events.events, () => (events.events.length
+      ? h("ol", { className: "timeline card", id: "timeline" }, events.events.map((e) => h("li", {},
         h("strong", {}, e.type), " ", h("span", { className: "muted small" }, when(e.observed_at)),
         e.data && Object.keys(e.data).length ? h("div", {}, h("code", {}, JSON.stringify(e.data))) : null)))
-        : h("p", { className: "muted" }, "No events yet."));
+      : h("p", { className: "muted" }, "No events yet.")));
+    if (drawn) return;
+    drawn = true;
+    fill(main, h("p", {}, h("a", { href: "#/torrents" }, "← Torrents")), title, factsCard, action,
+      h("h2", {}, "Transfer history"), charts, h("h2", {}, "Event timeline"), timeline);
   }
   await load();
   setRefresh(load);
@@ -393,7 +414,7 @@ function heldEvent(e, names) {
     h("p", {}, h("strong", {}, `${held.length} action${held.length === 1 ? "" : "s"} held`), " ",
       h("span", { className: "muted small" }, when(e.observed_at))),
     h("p", { className: "reason" }, `Why: ${(e.data && e.data.reason) || "no reason recorded"}`),
-    held.length ? h("ul", {}, held.map((x) => h("li", {},
+    held.length ? h("ul", { className: "held-list" }, held.map((x) => h("li", {},
       `${x.rule_name} → ${x.action} `, h("span", { className: "badge held" }, "held"),
       ` ${names.get(x.torrent_id) ?? `torrent #${x.torrent_id}`}`))) : null);
 }
@@ -411,7 +432,9 @@ async function healthView() {
     ]);
     const a = account.account;
     latest = a;
-    const names = new Map(torrents.torrents.filter((t) => !t.queued).map((t) => [t.torrent_id, t.name]));
+    // A held item names a torrent or a queued item by id; a torrent wins a shared number.
+    const names = new Map([...torrents.torrents].sort((x, y) => Number(y.queued) - Number(x.queued))
+      .map((t) => [t.torrent_id, t.name]));
     const holds = events.events.filter((e) => e.type === "AUTOMATION_HELD");
     const held = torrents.torrents.filter((t) => t.present !== false && t.last_action
       && ["held", "skipped", "failed"].includes(t.last_action.status));
