@@ -12,7 +12,7 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN := common/gen
 PY_DIRS := $(wildcard common gateway scheduler_svc userstore_svc simulator tests bench docker)
 
-.PHONY: help install run demo test test-fast lint fmt docs proto proto-check bench bench-full clean deploy-check
+.PHONY: help install run demo test test-fast lint fmt docs screenshots proto proto-check bench bench-full clean deploy-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -51,6 +51,9 @@ fmt: install $(BUF)  ## apply ruff and buf formatting
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 	$(BUF) format -w
+
+screenshots: install  ## retake the console's screenshots in docs/ (needs Chromium; about a minute)
+	$(PY) -m tests.console.screenshots
 
 proto: install  ## regenerate the Python stubs from proto/ into common/gen
 	rm -rf $(GEN)/torbox

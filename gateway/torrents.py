@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
+import grpc
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
+from torbox.automation.v1 import scheduler_service_pb2 as spb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from gateway import bodies
@@ -35,8 +38,33 @@ class History(Answer):
     observed_since: str | None
 
 
+class Polling(BaseModel):
+    """The scheduler's view of the caller's polling (it owns time): the next poll, key health.
+
+    ``next_poll_at`` is null when no poll is scheduled (a key not synced yet, stopped after
+    refusals, or removed); ``key_health`` is healthy, degraded, failing, auth_failed, or
+    unknown before the key's first fetch.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    scheduled: bool
+    next_poll_at: str | None
+    interval_seconds: float | None
+    key_health: str
+    consecutive_failures: int
+    last_error_code: str | None
+    last_success_at: str | None
+    last_failure_at: str | None
+    # True while TorBox is down for most users: due polls are skipped until it answers again.
+    paused: bool
+
+
 class AccountState(BaseModel):
-    """What the backend knows of the caller's automation: polling and the rules' reach."""
+    """What the backend knows of the caller's automation: polling and the rules' reach.
+
+    ``polling`` is null when the scheduler did not answer in time (unknown, not "no poll").
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -46,12 +74,19 @@ class AccountState(BaseModel):
     torrent_count: int
     has_enabled_rules: bool
     created_at: str | None
+    polling: Polling | None
 
 
 class Account(Answer):
     """The caller's automation health."""
 
     account: AccountState
+
+
+class AccountEvents(Answer):
+    """The caller's account-level events (AUTOMATION_HELD: actions held and why), newest first."""
+
+    events: list[dict[str, Any]]
 
 
 class Limits(Answer):
@@ -70,6 +105,10 @@ class EventsQuery(Query):
     """How many events to return."""
 
     limit: Annotated[int, whole(1, 1000)] = 100
+
+
+# The scheduler answers from memory; a slow one leaves the polling unknown, not the page waiting.
+POLLING_TIMEOUT = 3.0
 
 
 def _torrent_id(request: web.Request) -> int:
@@ -111,11 +150,36 @@ async def torrent_history(h: Handlers, request: web.Request) -> web.Response:
     return answer(History(samples=body["samples"], observed_since=body["observed_since"]))
 
 
+async def _polling(h: Handlers, auth_id: str) -> Polling | None:
+    """The scheduler's view of the user's polling; None when it does not answer in time."""
+    try:
+        response = await h.b.scheduler(auth_id).GetUserPolling(
+            spb.GetUserPollingRequest(auth_id=auth_id), **h.b.opts(POLLING_TIMEOUT)
+        )
+    except grpc.aio.AioRpcError:
+        return None
+    body = to_json(response)
+    return Polling(
+        scheduled=body["scheduled"],
+        next_poll_at=body["next_poll_at"],
+        interval_seconds=body["poll_interval_seconds"],
+        key_health=body["key_health"],
+        consecutive_failures=body["consecutive_failures"],
+        last_error_code=body["last_error_code"],
+        last_success_at=body["last_success_at"],
+        last_failure_at=body["last_failure_at"],
+        paused=body["polling_paused"],
+    )
+
+
 async def account(h: Handlers, request: web.Request) -> web.Response:
     """The caller's automation health."""
     caller = await h.caller(request)
-    response = await h.b.userstore(caller.auth_id).GetUser(
-        pb.GetUserRequest(auth_id=caller.auth_id), **h.b.opts()
+    response, polling = await asyncio.gather(
+        h.b.userstore(caller.auth_id).GetUser(
+            pb.GetUserRequest(auth_id=caller.auth_id), **h.b.opts()
+        ),
+        _polling(h, caller.auth_id),
     )
     user = to_json(response.user)
     return answer(
@@ -127,9 +191,20 @@ async def account(h: Handlers, request: web.Request) -> web.Response:
                 torrent_count=user["torrent_count"],
                 has_enabled_rules=user["has_enabled_rules"],
                 created_at=user["created_at"],
+                polling=polling,
             )
         )
     )
+
+
+async def account_events(h: Handlers, request: web.Request) -> web.Response:
+    """The caller's account-level events."""
+    caller = await h.caller(request)
+    limit = query(request, EventsQuery).limit
+    response = await h.b.userstore(caller.auth_id).ListAccountEvents(
+        pb.ListAccountEventsRequest(auth_id=caller.auth_id, limit=limit), **h.b.opts()
+    )
+    return answer(AccountEvents(events=to_json(response)["events"]))
 
 
 async def get_limits(h: Handlers, request: web.Request) -> web.Response:
@@ -175,8 +250,19 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/automation/account",
         account,
-        "The caller's automation health: key status, last poll, torrents, whether a rule is on",
+        "The caller's automation health: key status and health, last and next poll, torrents, "
+        "whether a rule is on",
         answer=Account,
+        tag="torrents",
+    ),
+    Route(
+        "GET",
+        "/api/automation/account/events",
+        account_events,
+        "The caller's account-level events, newest first: AUTOMATION_HELD says which actions a "
+        "safety cap held and why",
+        query=EventsQuery,
+        answer=AccountEvents,
         tag="torrents",
     ),
     Route(

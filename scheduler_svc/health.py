@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 HOUR = 3600.0
 HEALTHY, DEGRADED, FAILING = "healthy", "degraded", "failing"
+# A key never fetched with yet (or a user this replica does not know) has no health to report.
+UNKNOWN, AUTH_FAILED_STATE = "unknown", "auth_failed"
 
 
 @dataclass(slots=True)
@@ -69,6 +71,11 @@ class KeyHealth:
         """The key was validated again (ensure-db) or replaced: auth failures start over."""
         self.consecutive_auth_failures = 0
         self.consecutive_failures = 0
+
+    @property
+    def tried(self) -> bool:
+        """Whether any fetch with this key has succeeded or failed yet."""
+        return self.last_success_at is not None or self.last_failure_at is not None
 
     def state(self, now: float) -> str:
         """healthy, degraded (some failures) or failing (3+ in a row)."""

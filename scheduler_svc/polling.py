@@ -32,7 +32,7 @@ from common.logs import request_id
 from scheduler_svc.config import SchedulerSettings
 from scheduler_svc.directory import AUTH_FAILED, Change, Directory, UserEntry
 from scheduler_svc.executor import ActionExecutor
-from scheduler_svc.health import HealthTotals, OutageBreaker
+from scheduler_svc.health import AUTH_FAILED_STATE, UNKNOWN, HealthTotals, OutageBreaker
 from scheduler_svc.keys import KeyDecryptError
 from scheduler_svc.streams import IngestStream
 from scheduler_svc.torbox.client import TorBoxClient
@@ -60,6 +60,25 @@ class PollResult:
     plan: pb.Plan | None = None
     outcomes: list[tpb.ActionOutcome] = field(default_factory=list)
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserPolling:
+    """When this replica polls one user next, and how that user's key is doing.
+
+    Unknown stays unknown: no job means no next poll (None, never 0), and a key not yet tried
+    (or a user this replica does not know) has the health "unknown".
+    """
+
+    scheduled: bool
+    next_poll_at: float | None
+    interval_seconds: float | None
+    key_health: str
+    consecutive_failures: int
+    last_error_code: str | None
+    last_success_at: float | None
+    last_failure_at: float | None
+    paused: bool
 
 
 @dataclass(slots=True)
@@ -414,6 +433,32 @@ class Poller:
             hint = max(plan.next_poll_in_seconds, self.settings.min_poll_interval_seconds)
             if hint < self.interval_for(entry):
                 self._poll_soon(entry.auth_id, hint)
+
+    def user_polling(self, auth_id: str) -> UserPolling:
+        """One user's next poll and key health, as this replica knows them now."""
+        entry = self.directory.users.get(auth_id)
+        job = self._scheduler.get_job(auth_id)
+        next_run = job.next_run_time if job is not None else None
+        if entry is None:
+            health = UNKNOWN
+        elif entry.status == AUTH_FAILED:
+            health = AUTH_FAILED_STATE
+        elif not entry.health.tried:
+            health = UNKNOWN
+        else:
+            health = entry.health.state(time.time())
+        record = entry.health if entry is not None else None
+        return UserPolling(
+            scheduled=job is not None,
+            next_poll_at=next_run.timestamp() if next_run is not None else None,
+            interval_seconds=self._intervals.get(auth_id) if job is not None else None,
+            key_health=health,
+            consecutive_failures=record.consecutive_failures if record else 0,
+            last_error_code=record.last_error_code if record else None,
+            last_success_at=record.last_success_at if record else None,
+            last_failure_at=record.last_failure_at if record else None,
+            paused=self.breaker.open,
+        )
 
     def health_totals(self) -> HealthTotals:
         """Key health over this replica's users: states, 24 h requests and failures, timings."""

@@ -9,6 +9,8 @@ import grpc
 from torbox.automation.v1 import scheduler_service_pb2 as pb
 from torbox.automation.v1 import scheduler_service_pb2_grpc as pb_grpc
 
+from common.auth import is_valid_auth_id
+from common.errors import InvalidArgument
 from scheduler_svc.accounts import Accounts
 from scheduler_svc.executor import ActionExecutor
 from scheduler_svc.health import OutageBreaker
@@ -130,6 +132,29 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             ("key_avg_response_seconds", totals.avg_response_seconds),
             ("key_last_success_at", totals.last_success_at),
             ("key_last_failure_at", totals.last_failure_at),
+        ):
+            if value is not None:
+                setattr(response, name, value)
+        return response
+
+    async def GetUserPolling(
+        self, request: pb.GetUserPollingRequest, context: Context
+    ) -> pb.GetUserPollingResponse:
+        if not is_valid_auth_id(request.auth_id):
+            raise InvalidArgument("auth_id must be 64 lowercase hex digits", field="auth_id")
+        polling = self.poller.user_polling(request.auth_id)
+        response = pb.GetUserPollingResponse(
+            scheduled=polling.scheduled,
+            key_health=polling.key_health,
+            consecutive_failures=polling.consecutive_failures,
+            polling_paused=polling.paused,
+        )
+        for name, value in (
+            ("next_poll_at", polling.next_poll_at),
+            ("poll_interval_seconds", polling.interval_seconds),
+            ("last_error_code", polling.last_error_code),
+            ("last_success_at", polling.last_success_at),
+            ("last_failure_at", polling.last_failure_at),
         ):
             if value is not None:
                 setattr(response, name, value)

@@ -224,6 +224,12 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
         rows = await self.torrents.events(request.auth_id, request.torrent_id, request.limit)
         return pb.ListTorrentEventsResponse(events=[convert.event_pb(r) for r in rows])
 
+    async def ListAccountEvents(
+        self, request: pb.ListAccountEventsRequest, context: Context
+    ) -> pb.ListAccountEventsResponse:
+        rows = await self.torrents.account_events(request.auth_id, request.limit)
+        return pb.ListAccountEventsResponse(events=[convert.event_pb(r) for r in rows])
+
     async def GetTorrentHistory(
         self, request: pb.GetTorrentHistoryRequest, context: Context
     ) -> pb.GetTorrentHistoryResponse:

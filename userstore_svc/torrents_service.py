@@ -123,6 +123,18 @@ class TorrentService:
             )
         return [EventRow(*row) for row in rows]
 
+    async def account_events(self, auth_id: str, limit: int) -> list[EventRow]:
+        """The user's account-level events (stored under torrent key 0), newest first."""
+        self.registry.require(auth_id)
+        limit = max(1, min(limit or 100, 1000))
+        async with self.pool.use(auth_id) as handle:
+            rows = await handle.fetchall(
+                "SELECT id, torrent_key, type, observed_at, data FROM events WHERE torrent_key=0 "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        return [EventRow(*row) for row in rows]
+
     async def history(
         self, auth_id: str, torrent_id: int
     ) -> tuple[list[speeds.Transfer], float | None]:

@@ -281,7 +281,24 @@ async function protect(t, on) {
 
 // One torrent ---------------------------------------------------------------------------------------
 
+// Parts of a view that a refresh replaces only when their data changed, in place, so the reader
+// keeps their scroll position (and focus) while the event stream redraws.
+function partial() {
+  const parts = new Map();
+  return (name, data, build) => {
+    const key = JSON.stringify(data);
+    const old = parts.get(name);
+    if (old && old.key === key) return old.el;
+    const el = build() ?? h("div", { hidden: true });
+    if (old) old.el.replaceWith(el);
+    parts.set(name, { key, el });
+    return el;
+  };
+}
+
 async function torrentDetail(id) {
+  const part = partial();
+  let drawn = false;
   async function load() {
     const [list, events, history] = await Promise.all([
       api("GET", "/api/automation/torrents?include_removed=true"),
@@ -307,26 +324,30 @@ async function torrentDetail(id) {
     ];
     const samples = history.samples;
     const time = (x) => new Date(x.observed_at).getTime();
-    fill(main,
-      h("p", {}, h("a", { href: "#/torrents" }, "← Torrents")),
-      h("h1", {}, t.name),
-      h("div", { className: "card facts" }, facts.map(([k, v]) => h("div", {}, h("span", {}, k), v))),
-      t.last_action ? h("section", {}, h("h2", {}, "Last automation action"), h("div", { className: "card" }, actionTip(t.last_action))) : null,
-      h("h2", {}, "Transfer history"),
-      h("div", { className: "card grid2", id: "charts" },
-        lineChart("Bytes transferred", [
-          { label: "downloaded", className: "down", points: samples.map((x) => [time(x), x.downloaded]) },
-          { label: "uploaded", className: "up", points: samples.map((x) => [time(x), x.uploaded]) },
-        ], bytes),
-        lineChart("Speed (average between samples)", [
-          { label: "download", className: "down", points: samples.filter((x) => x.download_speed !== null).map((x) => [time(x), x.download_speed]) },
-          { label: "upload", className: "up", points: samples.filter((x) => x.upload_speed !== null).map((x) => [time(x), x.upload_speed]) },
-        ], speed)),
-      h("h2", {}, "Event timeline"),
-      events.events.length ? h("ol", { className: "timeline card", id: "timeline" }, events.events.map((e) => h("li", {},
+    const title = part("title", t.name, () => h("h1", {}, t.name));
+    const factsCard = part("facts", facts, () => h("div", { className: "card facts", id: "facts" },
+      facts.map(([k, v]) => h("div", {}, h("span", {}, k), v))));
+    const action = part("action", t.last_action, () => (t.last_action
+      ? h("section", {}, h("h2", {}, "Last automation action"), h("div", { className: "card" }, actionTip(t.last_action)))
+      : null));
+    const charts = part("charts", samples, () => h("div", { className: "card grid2", id: "charts" },
+      lineChart("Bytes transferred", [
+        { label: "downloaded", className: "down", points: samples.map((x) => [time(x), x.downloaded]) },
+        { label: "uploaded", className: "up", points: samples.map((x) => [time(x), x.uploaded]) },
+      ], bytes),
+      lineChart("Speed (average between samples)", [
+        { label: "download", className: "down", points: samples.filter((x) => x.download_speed !== null).map((x) => [time(x), x.download_speed]) },
+        { label: "upload", className: "up", points: samples.filter((x) => x.upload_speed !== null).map((x) => [time(x), x.upload_speed]) },
+      ], speed)));
+    const timeline = part("timeline", events.events, () => (events.events.length
+      ? h("ol", { className: "timeline card", id: "timeline" }, events.events.map((e) => h("li", {},
         h("strong", {}, e.type), " ", h("span", { className: "muted small" }, when(e.observed_at)),
         e.data && Object.keys(e.data).length ? h("div", {}, h("code", {}, JSON.stringify(e.data))) : null)))
-        : h("p", { className: "muted" }, "No events yet."));
+      : h("p", { className: "muted" }, "No events yet.")));
+    if (drawn) return;
+    drawn = true;
+    fill(main, h("p", {}, h("a", { href: "#/torrents" }, "← Torrents")), title, factsCard, action,
+      h("h2", {}, "Transfer history"), charts, h("h2", {}, "Event timeline"), timeline);
   }
   await load();
   setRefresh(load);
@@ -361,34 +382,96 @@ async function archiveView() {
 
 // Health -------------------------------------------------------------------------------------------
 
+// The key as the scheduler sees it; unknown stays unknown (no answer, or no fetch yet).
+function keyHealth(a) {
+  const p = a.polling;
+  if (a.status !== "active") return `${a.status}: not polled`;
+  if (!p) return "active · health unknown (the scheduler did not answer)";
+  if (p.key_health === "unknown") return "active · health unknown: no fetch with this key yet";
+  const failures = p.consecutive_failures
+    ? ` · ${p.consecutive_failures} failed fetch${p.consecutive_failures === 1 ? "" : "es"} in a row`
+      + (p.last_error_code ? ` (${p.last_error_code})` : "")
+    : "";
+  return `active · ${p.key_health}${failures}`;
+}
+
+// When the scheduler (it owns time) will poll next; never invented when it does not say.
+function nextPoll(a) {
+  const p = a.polling;
+  if (!p) return "unknown: the scheduler did not answer";
+  if (!p.scheduled || !p.next_poll_at) {
+    return a.status === "active" ? "unknown: not scheduled yet" : `none: the key is ${a.status}`;
+  }
+  const at = new Date(p.next_poll_at);
+  const text = at.getTime() <= Date.now() ? `due now (${at.toLocaleString()})` : when(p.next_poll_at);
+  const every = p.interval_seconds ? ` · every ${duration(p.interval_seconds)}` : "";
+  return `${text}${every}${p.paused ? " · paused while TorBox is down" : ""}`;
+}
+
+function heldEvent(e, names) {
+  const held = (e.data && e.data.held) || [];
+  return h("li", {},
+    h("p", {}, h("strong", {}, `${held.length} action${held.length === 1 ? "" : "s"} held`), " ",
+      h("span", { className: "muted small" }, when(e.observed_at))),
+    h("p", { className: "reason" }, `Why: ${(e.data && e.data.reason) || "no reason recorded"}`),
+    held.length ? h("ul", { className: "held-list" }, held.map((x) => h("li", {},
+      `${x.rule_name} → ${x.action} `, h("span", { className: "badge held" }, "held"),
+      ` ${names.get(x.torrent_id) ?? `torrent #${x.torrent_id}`}`))) : null);
+}
+
+let healthTicker = null;
+
 async function healthView() {
+  let latest = null;
   async function load() {
-    const [account, status, torrents] = await Promise.all([
+    const [account, events, status, torrents] = await Promise.all([
       api("GET", "/api/automation/account"),
+      api("GET", "/api/automation/account/events?limit=20"),
       api("GET", "/api/backend/status").catch(() => null),
-      api("GET", "/api/automation/torrents"),
+      api("GET", "/api/automation/torrents?include_removed=true"),
     ]);
     const a = account.account;
-    const held = torrents.torrents.filter((t) => t.last_action && ["held", "skipped", "failed"].includes(t.last_action.status));
+    latest = a;
+    // A held item names a torrent or a queued item by id; a torrent wins a shared number.
+    const names = new Map([...torrents.torrents].sort((x, y) => Number(y.queued) - Number(x.queued))
+      .map((t) => [t.torrent_id, t.name]));
+    const holds = events.events.filter((e) => e.type === "AUTOMATION_HELD");
+    const held = torrents.torrents.filter((t) => t.present !== false && t.last_action
+      && ["held", "skipped", "failed"].includes(t.last_action.status));
     const scheduler = status && status.scheduler;
     const facts = [
-      ["Key", a.status === "active" ? "active: polled" : `${a.status}: not polled`],
-      ["Last poll", when(a.last_poll_at)], ["Torrents", String(a.torrent_count)],
+      ["Key", keyHealth(a), "key-health"],
+      ["Last poll", when(a.last_poll_at), "last-poll"],
+      ["Next poll", nextPoll(a), "next-poll"],
+      ["Torrents", String(a.torrent_count)],
       ["Enabled rules", a.has_enabled_rules ? "yes" : "none"],
       ["Last seen here", when(a.last_seen_at)],
       ["TorBox polling", scheduler ? (scheduler.breaker_state === "open" ? "paused (TorBox outage)" : "normal") : "unknown"],
       ["Dry run", scheduler ? (scheduler.dry_run ? "on: nothing is sent" : "off") : "unknown"],
     ];
     fill(main, h("h1", {}, "Automation health"),
-      h("div", { className: "card facts", id: "health" }, facts.map(([k, v]) => h("div", {}, h("span", {}, k), v))),
-      h("h2", {}, "Held, skipped or failed actions"),
-      held.length ? h("ul", {}, held.map((t) => h("li", {}, h("strong", {}, t.name), ": ",
+      h("div", { className: "card facts", id: "health" },
+        facts.map(([k, v, id]) => h("div", { id }, h("span", {}, k), v))),
+      h("h2", {}, "Held actions and why"),
+      h("p", { className: "muted small" },
+        "A safety cap holds every destructive action of a poll that would act on too many torrents, or on a list TorBox has not confirmed."),
+      holds.length ? h("ol", { className: "timeline card", id: "holds" }, holds.map((e) => heldEvent(e, names)))
+        : h("p", { className: "muted", id: "holds-none" }, "No action was held."),
+      h("h2", {}, "Torrents whose last action did not go through"),
+      held.length ? h("ul", { id: "not-sent" }, held.map((t) => h("li", {}, h("strong", {}, t.name), ": ",
         `${t.last_action.rule_name} → ${t.last_action.action}: ${t.last_action.status}`,
         t.last_action.error_message ? ` (${t.last_action.error_message})` : "")))
         : h("p", { className: "muted" }, "None: every last action went through."));
   }
   await load();
   setRefresh(load);
+  // "in 40 s" counts down between the redraws the event stream causes.
+  clearInterval(healthTicker);
+  healthTicker = setInterval(() => {
+    const el = document.getElementById("next-poll");
+    if (!el) { clearInterval(healthTicker); return; }
+    fill(el, h("span", {}, "Next poll"), nextPoll(latest));
+  }, 1000);
 }
 
 document.getElementById("signout").addEventListener("click", () => signOut());

@@ -49,16 +49,15 @@ async function preview(rule) {
   return { box, acting: acting.length };
 }
 
-// Ask before a destructive rule acts: show what it would do now, resolve true on confirm.
-async function confirmDestructive(rule, verb) {
-  const { box } = await preview(rule);
+// The console's one confirmation dialog (a modal <dialog>, not the browser's confirm()):
+// resolves true when the user confirms, false on Cancel or Escape.
+function ask(title, body, okLabel) {
   const dialog = h("dialog", { "aria-labelledby": "confirm-title", id: "confirm" },
-    h("h2", { id: "confirm-title" }, `${verb} "${rule.name}"?`),
-    h("p", {}, `This rule ${rule.action.type}s torrents; here is what it would do right now.`),
-    box,
+    h("h2", { id: "confirm-title" }, title),
+    body,
     h("div", { className: "row" },
       h("button", { type: "button", value: "cancel", id: "confirm-cancel", onclick: () => dialog.close("cancel") }, "Cancel"),
-      h("button", { type: "button", className: "danger", id: "confirm-ok", onclick: () => dialog.close("ok") }, `Confirm and ${verb.toLowerCase()}`)));
+      h("button", { type: "button", className: "danger", id: "confirm-ok", onclick: () => dialog.close("ok") }, okLabel)));
   document.body.append(dialog);
   dialog.showModal();
   return new Promise((resolve) => {
@@ -67,6 +66,15 @@ async function confirmDestructive(rule, verb) {
       resolve(dialog.returnValue === "ok");
     });
   });
+}
+
+// Ask before a destructive rule acts: show what it would do now, resolve true on confirm.
+async function confirmDestructive(rule, verb) {
+  const { box } = await preview(rule);
+  return ask(`${verb} "${rule.name}"?`, [
+    h("p", {}, `This rule ${rule.action.type}s torrents; here is what it would do right now.`),
+    box,
+  ], `Confirm and ${verb.toLowerCase()}`);
 }
 
 // The list ------------------------------------------------------------------------------------------
@@ -143,7 +151,9 @@ export async function rulesView() {
     fill(box, list);
   }
   async function remove(r) {
-    if (!window.confirm(`Delete the rule "${r.name}" and its logs?`)) return;
+    const sure = await ask(`Delete "${r.name}"?`,
+      h("p", {}, "The rule and its logs are deleted; this cannot be undone."), "Delete the rule");
+    if (!sure) return;
     try {
       await api("DELETE", `/api/automation/rules/${r.id}`);
       toast(`${r.name} deleted`);

@@ -15,7 +15,7 @@ from tests.e2e.stack import Stack
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def _missing() -> str | None:
+def missing() -> str | None:
     if not Path(CHROMIUM).exists():
         return (
             "Chromium is not installed (`apt-get install -y chromium`; .ci/run installs it): "
@@ -31,7 +31,7 @@ def _missing() -> str | None:
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """A headless Chromium (the system's, no download)."""
-    reason = _missing()
+    reason = missing()
     if reason is not None:
         pytest.skip(reason)
     from playwright.async_api import async_playwright
@@ -47,8 +47,8 @@ async def browser() -> AsyncIterator[Any]:
 @pytest.fixture
 async def live_stack(tmp_path: Path) -> AsyncIterator[Stack]:
     """The real services on a simulator whose clock runs (torrents move, stall and seed)."""
-    if _missing() is not None:
-        pytest.skip(_missing() or "")
+    if missing() is not None:
+        pytest.skip(missing() or "")
     running = await Stack(tmp_path, sim_args=REAL_TIME, env={"STALL_AFTER_MINUTES": "0.05"}).start()
     try:
         yield running

@@ -22,6 +22,7 @@ TIMEOUT = 20_000  # ms: what the browser waits for an element at most
 
 
 STALLED = {"type": "DOWNLOAD_STALLED_TIME", "operator": "gt", "value": 0.01}
+EVERYTHING = {"type": "NAME", "operator": "matches", "value": "."}
 
 
 def shown(value: Any) -> str:
@@ -149,6 +150,18 @@ async def test_sign_in_status_tooltip_and_live_update(browser: Any, live_stack: 
     # A download's chart draws its bytes once two samples are kept (the view follows the stream).
     await page.goto(f"{stack.gw_url}/#/torrents/{added['torrent_id']}")
     await page.locator("#charts svg path.down").first.wait_for(state="attached")
+    # Live redraws replace only what changed, in place: the reader keeps their place.
+    await page.set_viewport_size({"width": 1280, "height": 400})
+    await page.evaluate("document.getElementById('charts').scrollIntoView()")
+    place = await page.evaluate("window.scrollY")
+    assert place > 0
+    await page.evaluate(
+        "document.querySelector('main h1').dataset.kept = 'yes';"
+        "document.getElementById('facts').dataset.old = 'yes'"
+    )
+    await page.wait_for_function("() => !document.getElementById('facts').dataset.old")
+    assert await page.evaluate("window.scrollY") == place
+    assert await page.evaluate("document.querySelector('main h1').dataset.kept") == "yes"
 
     assert hosts == {urlsplit(stack.gw_url).netloc}, hosts  # no CDN, no fonts, nothing else
     await page.close()
@@ -216,4 +229,63 @@ async def test_rules_toggle_preview_and_save(browser: Any, live_stack: Stack) ->
     assert rules["Archive stalled"]["enabled"] is True
     assert rules["Archive stalled"]["action"]["type"] == "archive"
     assert rules["Ratio check"]["enabled"] is False
+
+    # Deleting asks in the console's own dialog (never the browser's confirm()).
+    native: list[str] = []
+    page.on("dialog", lambda d: native.append(d.message))
+    ratio_row = page.locator(f"tr[data-rule='{rules['Ratio check']['id']}']")
+    await ratio_row.locator("button:has-text('Delete')").click()
+    await dialog.locator("text=cannot be undone").wait_for()
+    await page.click("#confirm-cancel")
+    await dialog.wait_for(state="detached")
+    status, body, _ = await stack.gw("GET", "/api/automation/rules", key=key)
+    assert {r["name"] for r in body["rules"]} == {"Ratio check", "Archive stalled"}
+    await ratio_row.locator("button:has-text('Delete')").click()
+    await page.click("#confirm-ok")
+    await page.locator("#toast:has-text('Ratio check deleted')").wait_for()
+    status, body, _ = await stack.gw("GET", "/api/automation/rules", key=key)
+    assert [r["name"] for r in body["rules"]] == ["Archive stalled"]
+    assert native == []
+    await page.close()
+
+
+async def test_health_shows_next_poll_and_held_actions_with_why(
+    browser: Any, live_stack: Stack
+) -> None:
+    """The health view: key health, the scheduler's next poll, and a held delete with its why."""
+    stack = live_stack
+    account = await stack.account(mix={"seeding": 4})
+    key = account["api_key"]
+    await stack.register(key)
+    await save_rules(stack, key, [rule("Delete everything", [EVERYTHING], "delete")])
+
+    async def held() -> list[dict[str, Any]] | None:
+        status, body, _ = await stack.gw("GET", "/api/automation/account/events", key=key)
+        assert status == 200, body
+        return [e for e in body["events"] if e["type"] == "AUTOMATION_HELD"] or None
+
+    reason = (await eventually(held, timeout=30, what="an AUTOMATION_HELD event"))[0]["data"][
+        "reason"
+    ]
+    page, _ = await signed_in(browser, stack, key)
+    await page.click("a[data-nav=health]")
+    await page.locator("#health").wait_for()
+
+    next_poll = page.locator("#next-poll")
+    await next_poll.wait_for()
+    text = await next_poll.inner_text()
+    assert "unknown" not in text, text
+    assert "in " in text or "due now" in text, text
+    assert "every 1 s" in text, text
+    assert "healthy" in await page.locator("#key-health").inner_text()
+
+    holds = page.locator("#holds")
+    await holds.locator("li").first.wait_for()
+    shown_text = await holds.inner_text()
+    assert f"Why: {reason}" in shown_text, shown_text
+    assert "Delete everything → delete" in shown_text
+    names = {t["name"] for t in (await torrents(stack, key))["torrents"]}
+    assert any(name in shown_text for name in names), (shown_text, names)
+    # Held, so nothing was deleted: every torrent is still listed.
+    assert len(names) == 4
     await page.close()

@@ -31,6 +31,7 @@ UNREGISTERED_ROUTES = [
     ("GET", "/api/automation/torrents/1/events"),
     ("GET", "/api/automation/torrents/1/history"),
     ("GET", "/api/automation/account"),
+    ("GET", "/api/automation/account/events"),
     ("GET", "/api/automation/torrents/1/limits"),
     ("PUT", "/api/automation/torrents/1/limits"),
     ("DELETE", "/api/automation/torrents/1/limits"),
@@ -643,6 +644,70 @@ async def test_torrent_events(user: User) -> None:
         await user.call("GET", f"/api/automation/torrents/{torrent_id}/events?limit=5000"),
         400,
         field="limit",
+    )
+
+
+async def test_account_polling_from_the_scheduler(user: User) -> None:
+    """GET account: the scheduler's view of the caller's polling (next poll, key health)."""
+    await polled(user)
+
+    async def healthy() -> dict[str, Any] | None:
+        account: dict[str, Any] = (await user.ok("GET", "/api/automation/account"))["account"]
+        polling = account["polling"]
+        return account if polling and polling["key_health"] == "healthy" else None
+
+    account = await eventually(healthy, timeout=30, what="a healthy key")
+    assert account["status"] == "active"
+    assert_iso(account["last_poll_at"])
+    polling = account["polling"]
+    assert polling["scheduled"] is True
+    assert_iso(polling["next_poll_at"])
+    assert_iso(polling["last_success_at"])
+    assert polling["interval_seconds"] > 0
+    assert polling["consecutive_failures"] == 0
+    assert polling["last_error_code"] is None
+    assert polling["last_failure_at"] is None
+    assert polling["paused"] is False
+    assert user.key not in str(account)
+
+
+async def test_account_events_say_which_actions_were_held_and_why(make_user: MakeUser) -> None:
+    """A delete rule matching every torrent is held by the share cap; the account's events
+    (torrent id 0) say so over REST, and nothing is deleted."""
+    user = await make_user(mix={"seeding": 4})
+    await polled(user)
+    assert (await user.ok("GET", "/api/automation/account/events"))["events"] == []
+    everything = rule(
+        "Delete everything",
+        enabled=True,
+        trigger={"type": "interval", "value": 0},
+        groups=[
+            {
+                "logicOperator": "and",
+                "conditions": [{"type": "NAME", "operator": "matches", "value": "."}],
+            }
+        ],
+        action={"type": "delete"},
+    )
+    await user.ok("POST", "/api/automation/rules", json={"rules": [everything]})
+
+    async def held() -> list[dict[str, Any]] | None:
+        body = await user.ok("GET", "/api/automation/account/events?limit=5")
+        return body["events"] or None
+
+    events = await eventually(held, timeout=30, what="an AUTOMATION_HELD event")
+    assert len(events) <= 5
+    event = events[0]
+    assert event["type"] == "AUTOMATION_HELD"
+    assert event["torrent_id"] == 0
+    assert_iso(event["observed_at"])
+    assert "4 torrents matched destructive rules" in event["data"]["reason"]
+    assert {h["torrent_id"] for h in event["data"]["held"]} == set(user.torrent_ids)
+    assert {h["action"] for h in event["data"]["held"]} == {"delete"}
+    torrents = await user.ok("GET", "/api/automation/torrents")
+    assert {t["torrent_id"] for t in torrents["torrents"]} == set(user.torrent_ids)
+    assert_error(
+        await user.call("GET", "/api/automation/account/events?limit=0"), 400, field="limit"
     )
 
 

@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+import grpc
 import pytest
 from torbox.automation.v1 import scheduler_service_pb2 as spb
 from torbox.automation.v1 import userstore_service_pb2 as upb
@@ -419,3 +420,57 @@ async def _control_ops(sim: SimServer, key: str, *, expected: int) -> bool:
     log = (await sim.state(key))["requests"]
     done = {r["id"] for r in log if r["operation"] == "reannounce" and r["status"] == 200}
     return len(done) >= expected
+
+
+async def test_user_polling_says_when_the_next_poll_is_and_leaves_unknown_unknown(
+    sim: SimServer, make_scheduler: SchedulerFactory
+) -> None:
+    """GetUserPolling: a stranger's next poll and key health are unknown (never 0); a polled
+    user has a next poll and a healthy key; a user stopped after refusals has no next poll."""
+    scheduler = await make_scheduler()
+
+    async def polling(key: str) -> spb.GetUserPollingResponse:
+        response: spb.GetUserPollingResponse = await scheduler.stub.GetUserPolling(
+            spb.GetUserPollingRequest(auth_id=auth_id_for(key)), timeout=10
+        )
+        return response
+
+    stranger = await polling("never-registered-key")
+    assert not stranger.scheduled
+    assert not stranger.HasField("next_poll_at")
+    assert not stranger.HasField("poll_interval_seconds")
+    assert stranger.key_health == "unknown"
+
+    account = await registered(sim, scheduler, mix={"seeding": 2})
+    key = account["api_key"]
+    known = await eventually(
+        lambda: _healthy(polling, key), timeout=30, what="a healthy, scheduled user"
+    )
+    assert known.HasField("next_poll_at")
+    assert known.poll_interval_seconds == 1.0
+    assert known.HasField("last_success_at")
+    assert not known.HasField("last_error_code")
+    assert not known.polling_paused
+
+    await sim.fault(key, "revoked", endpoint="mylist", count=3)
+
+    async def stopped() -> spb.GetUserPollingResponse | None:
+        answer = await polling(key)
+        return answer if answer.key_health == "auth_failed" else None
+
+    gone = await eventually(stopped, timeout=30, what="the user stopped after refusals")
+    assert not gone.scheduled
+    assert not gone.HasField("next_poll_at")
+    assert gone.consecutive_failures == 3
+    assert gone.HasField("last_error_code")
+
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await scheduler.stub.GetUserPolling(
+            spb.GetUserPollingRequest(auth_id="not-an-auth-id"), timeout=10
+        )
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def _healthy(polling: Any, key: str) -> spb.GetUserPollingResponse | None:
+    answer: spb.GetUserPollingResponse = await polling(key)
+    return answer if answer.scheduled and answer.key_health == "healthy" else None

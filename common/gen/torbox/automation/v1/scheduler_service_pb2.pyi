@@ -347,6 +347,95 @@ class GetStatusResponse(_message.Message):
 Global___GetStatusResponse: _TypeAlias = GetStatusResponse  # noqa: Y015
 
 @_typing.final
+class GetUserPollingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTH_ID_FIELD_NUMBER: _builtins.int
+    auth_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        auth_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_id", b"auth_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUserPollingRequest: _TypeAlias = GetUserPollingRequest  # noqa: Y015
+
+@_typing.final
+class GetUserPollingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULED_FIELD_NUMBER: _builtins.int
+    NEXT_POLL_AT_FIELD_NUMBER: _builtins.int
+    POLL_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    KEY_HEALTH_FIELD_NUMBER: _builtins.int
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_CODE_FIELD_NUMBER: _builtins.int
+    LAST_SUCCESS_AT_FIELD_NUMBER: _builtins.int
+    LAST_FAILURE_AT_FIELD_NUMBER: _builtins.int
+    POLLING_PAUSED_FIELD_NUMBER: _builtins.int
+    scheduled: _builtins.bool
+    """Whether this replica has a poll job for the user (false: not synced yet, stopped or removed)."""
+    next_poll_at: _builtins.float
+    """When the next poll is due (epoch seconds); unset when no poll is scheduled."""
+    poll_interval_seconds: _builtins.float
+    """The user's regular poll interval; unset when no poll is scheduled."""
+    key_health: _builtins.str
+    """"healthy", "degraded", "failing" or "auth_failed"; "unknown" before the key's first fetch
+    or for a user this replica does not know.
+    """
+    consecutive_failures: _builtins.int
+    last_error_code: _builtins.str
+    """The error code of the latest failed fetch; unset when none failed."""
+    last_success_at: _builtins.float
+    last_failure_at: _builtins.float
+    polling_paused: _builtins.bool
+    """True while the outage breaker pauses every poll (a due poll is then skipped)."""
+    def __init__(
+        self,
+        *,
+        scheduled: _builtins.bool = ...,
+        next_poll_at: _builtins.float | None = ...,
+        poll_interval_seconds: _builtins.float | None = ...,
+        key_health: _builtins.str = ...,
+        consecutive_failures: _builtins.int = ...,
+        last_error_code: _builtins.str | None = ...,
+        last_success_at: _builtins.float | None = ...,
+        last_failure_at: _builtins.float | None = ...,
+        polling_paused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_error_code", b"_last_error_code", "_last_failure_at", b"_last_failure_at", "_last_success_at", b"_last_success_at", "_next_poll_at", b"_next_poll_at", "_poll_interval_seconds", b"_poll_interval_seconds", "last_error_code", b"last_error_code", "last_failure_at", b"last_failure_at", "last_success_at", b"last_success_at", "next_poll_at", b"next_poll_at", "poll_interval_seconds", b"poll_interval_seconds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_error_code", b"_last_error_code", "_last_failure_at", b"_last_failure_at", "_last_success_at", b"_last_success_at", "_next_poll_at", b"_next_poll_at", "_poll_interval_seconds", b"_poll_interval_seconds", "consecutive_failures", b"consecutive_failures", "key_health", b"key_health", "last_error_code", b"last_error_code", "last_failure_at", b"last_failure_at", "last_success_at", b"last_success_at", "next_poll_at", b"next_poll_at", "poll_interval_seconds", b"poll_interval_seconds", "polling_paused", b"polling_paused", "scheduled", b"scheduled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__last_error_code: _TypeAlias = _typing.Literal["last_error_code"]  # noqa: Y015
+    _WhichOneofArgType__last_error_code: _TypeAlias = _typing.Literal["_last_error_code", b"_last_error_code"]  # noqa: Y015
+    _WhichOneofReturnType__last_failure_at: _TypeAlias = _typing.Literal["last_failure_at"]  # noqa: Y015
+    _WhichOneofArgType__last_failure_at: _TypeAlias = _typing.Literal["_last_failure_at", b"_last_failure_at"]  # noqa: Y015
+    _WhichOneofReturnType__last_success_at: _TypeAlias = _typing.Literal["last_success_at"]  # noqa: Y015
+    _WhichOneofArgType__last_success_at: _TypeAlias = _typing.Literal["_last_success_at", b"_last_success_at"]  # noqa: Y015
+    _WhichOneofReturnType__next_poll_at: _TypeAlias = _typing.Literal["next_poll_at"]  # noqa: Y015
+    _WhichOneofArgType__next_poll_at: _TypeAlias = _typing.Literal["_next_poll_at", b"_next_poll_at"]  # noqa: Y015
+    _WhichOneofReturnType__poll_interval_seconds: _TypeAlias = _typing.Literal["poll_interval_seconds"]  # noqa: Y015
+    _WhichOneofArgType__poll_interval_seconds: _TypeAlias = _typing.Literal["_poll_interval_seconds", b"_poll_interval_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_error_code) -> _WhichOneofReturnType__last_error_code | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_failure_at) -> _WhichOneofReturnType__last_failure_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_success_at) -> _WhichOneofReturnType__last_success_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__next_poll_at) -> _WhichOneofReturnType__next_poll_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__poll_interval_seconds) -> _WhichOneofReturnType__poll_interval_seconds | None: ...
+
+Global___GetUserPollingResponse: _TypeAlias = GetUserPollingResponse  # noqa: Y015
+
+@_typing.final
 class SealUploadSecretRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -60,6 +60,11 @@ class SchedulerServiceStub:
                 request_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.GetUserPolling = channel.unary_unary(
+                '/torbox.automation.v1.SchedulerService/GetUserPolling',
+                request_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetUserPollingRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetUserPollingResponse.FromString,
+                _registered_method=True)
         self.SealUploadSecret = channel.unary_unary(
                 '/torbox.automation.v1.SchedulerService/SealUploadSecret',
                 request_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.SealUploadSecretRequest.SerializeToString,
@@ -107,6 +112,13 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUserPolling(self, request, context):
+        """One user's polling as the replica that polls them sees it: the next poll and the key's health.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SealUploadSecret(self, request, context):
         """Seals an upload's web-download password with the key only the scheduler holds (the
         userstore stores the ciphertext; the worker opens it when it sends the create).
@@ -142,6 +154,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusRequest.FromString,
                     response_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'GetUserPolling': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUserPolling,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetUserPollingRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetUserPollingResponse.SerializeToString,
             ),
             'SealUploadSecret': grpc.unary_unary_rpc_method_handler(
                     servicer.SealUploadSecret,
@@ -285,6 +302,33 @@ class SchedulerService:
             '/torbox.automation.v1.SchedulerService/GetStatus',
             torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusRequest.SerializeToString,
             torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUserPolling(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.SchedulerService/GetUserPolling',
+            torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetUserPollingRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_scheduler__service__pb2.GetUserPollingResponse.FromString,
             options,
             channel_credentials,
             insecure,

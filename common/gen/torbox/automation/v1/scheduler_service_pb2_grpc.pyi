@@ -45,6 +45,8 @@ class SchedulerServiceStub:
     """
     GetStatus: _grpc.UnaryUnaryMultiCallable[_scheduler_service_pb2.GetStatusRequest, _scheduler_service_pb2.GetStatusResponse]
     """Scheduler figures and key health totals for /api/backend/status."""
+    GetUserPolling: _grpc.UnaryUnaryMultiCallable[_scheduler_service_pb2.GetUserPollingRequest, _scheduler_service_pb2.GetUserPollingResponse]
+    """One user's polling as the replica that polls them sees it: the next poll and the key's health."""
     SealUploadSecret: _grpc.UnaryUnaryMultiCallable[_scheduler_service_pb2.SealUploadSecretRequest, _scheduler_service_pb2.SealUploadSecretResponse]
     """Seals an upload's web-download password with the key only the scheduler holds (the
     userstore stores the ciphertext; the worker opens it when it sends the create).
@@ -67,6 +69,8 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     """
     GetStatus: _aio.UnaryUnaryMultiCallable[_scheduler_service_pb2.GetStatusRequest, _scheduler_service_pb2.GetStatusResponse]  # type: ignore[assignment]
     """Scheduler figures and key health totals for /api/backend/status."""
+    GetUserPolling: _aio.UnaryUnaryMultiCallable[_scheduler_service_pb2.GetUserPollingRequest, _scheduler_service_pb2.GetUserPollingResponse]  # type: ignore[assignment]
+    """One user's polling as the replica that polls them sees it: the next poll and the key's health."""
     SealUploadSecret: _aio.UnaryUnaryMultiCallable[_scheduler_service_pb2.SealUploadSecretRequest, _scheduler_service_pb2.SealUploadSecretResponse]  # type: ignore[assignment]
     """Seals an upload's web-download password with the key only the scheduler holds (the
     userstore stores the ciphertext; the worker opens it when it sends the create).
@@ -116,6 +120,14 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_service_pb2.GetStatusResponse, _abc.Awaitable[_scheduler_service_pb2.GetStatusResponse]]:
         """Scheduler figures and key health totals for /api/backend/status."""
+
+    @_abc_1.abstractmethod
+    def GetUserPolling(
+        self,
+        request: _scheduler_service_pb2.GetUserPollingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_service_pb2.GetUserPollingResponse, _abc.Awaitable[_scheduler_service_pb2.GetUserPollingResponse]]:
+        """One user's polling as the replica that polls them sees it: the next poll and the key's health."""
 
     @_abc_1.abstractmethod
     def SealUploadSecret(

@@ -1071,6 +1071,48 @@ class ListTorrentEventsResponse(_message.Message):
 Global___ListTorrentEventsResponse: _TypeAlias = ListTorrentEventsResponse  # noqa: Y015
 
 @_typing.final
+class ListAccountEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTH_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    auth_id: _builtins.str
+    limit: _builtins.int
+    def __init__(
+        self,
+        *,
+        auth_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_id", b"auth_id", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccountEventsRequest: _TypeAlias = ListAccountEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListAccountEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___Event] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccountEventsResponse: _TypeAlias = ListAccountEventsResponse  # noqa: Y015
+
+@_typing.final
 class GetTorrentHistoryRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

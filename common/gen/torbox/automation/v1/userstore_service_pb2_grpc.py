@@ -81,6 +81,11 @@ class UserstoreServiceStub:
                 request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsRequest.SerializeToString,
                 response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsResponse.FromString,
                 _registered_method=True)
+        self.ListAccountEvents = channel.unary_unary(
+                '/torbox.automation.v1.UserstoreService/ListAccountEvents',
+                request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListAccountEventsRequest.SerializeToString,
+                response_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListAccountEventsResponse.FromString,
+                _registered_method=True)
         self.GetTorrentHistory = channel.unary_unary(
                 '/torbox.automation.v1.UserstoreService/GetTorrentHistory',
                 request_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.GetTorrentHistoryRequest.SerializeToString,
@@ -286,6 +291,13 @@ class UserstoreServiceServicer:
 
     def ListTorrentEvents(self, request, context):
         """One torrent's synthetic event history, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccountEvents(self, request, context):
+        """The user's account-level events (torrent id 0, such as AUTOMATION_HELD), newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -516,6 +528,11 @@ def add_UserstoreServiceServicer_to_server(servicer, server):
                     servicer.ListTorrentEvents,
                     request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsRequest.FromString,
                     response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsResponse.SerializeToString,
+            ),
+            'ListAccountEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccountEvents,
+                    request_deserializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListAccountEventsRequest.FromString,
+                    response_serializer=torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListAccountEventsResponse.SerializeToString,
             ),
             'GetTorrentHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTorrentHistory,
@@ -903,6 +920,33 @@ class UserstoreService:
             '/torbox.automation.v1.UserstoreService/ListTorrentEvents',
             torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsRequest.SerializeToString,
             torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListTorrentEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccountEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/torbox.automation.v1.UserstoreService/ListAccountEvents',
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListAccountEventsRequest.SerializeToString,
+            torbox_dot_automation_dot_v1_dot_userstore__service__pb2.ListAccountEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

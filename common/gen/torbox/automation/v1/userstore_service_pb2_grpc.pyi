@@ -53,6 +53,8 @@ class UserstoreServiceStub:
     """Per-torrent automation status: shadow state, derived telemetry, last action, protection."""
     ListTorrentEvents: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.ListTorrentEventsRequest, _userstore_service_pb2.ListTorrentEventsResponse]
     """One torrent's synthetic event history, newest first."""
+    ListAccountEvents: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.ListAccountEventsRequest, _userstore_service_pb2.ListAccountEventsResponse]
+    """The user's account-level events (torrent id 0, such as AUTOMATION_HELD), newest first."""
     GetTorrentHistory: _grpc.UnaryUnaryMultiCallable[_userstore_service_pb2.GetTorrentHistoryRequest, _userstore_service_pb2.GetTorrentHistoryResponse]
     """One torrent's transfer history: the byte counters we keep (a week, thinned by age)."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_userstore_service_pb2.WatchEventsRequest, _userstore_service_pb2.WatchEventsResponse]
@@ -119,6 +121,8 @@ class UserstoreServiceAsyncStub(UserstoreServiceStub):
     """Per-torrent automation status: shadow state, derived telemetry, last action, protection."""
     ListTorrentEvents: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.ListTorrentEventsRequest, _userstore_service_pb2.ListTorrentEventsResponse]  # type: ignore[assignment]
     """One torrent's synthetic event history, newest first."""
+    ListAccountEvents: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.ListAccountEventsRequest, _userstore_service_pb2.ListAccountEventsResponse]  # type: ignore[assignment]
+    """The user's account-level events (torrent id 0, such as AUTOMATION_HELD), newest first."""
     GetTorrentHistory: _aio.UnaryUnaryMultiCallable[_userstore_service_pb2.GetTorrentHistoryRequest, _userstore_service_pb2.GetTorrentHistoryResponse]  # type: ignore[assignment]
     """One torrent's transfer history: the byte counters we keep (a week, thinned by age)."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_userstore_service_pb2.WatchEventsRequest, _userstore_service_pb2.WatchEventsResponse]  # type: ignore[assignment]
@@ -236,6 +240,14 @@ class UserstoreServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_userstore_service_pb2.ListTorrentEventsResponse, _abc.Awaitable[_userstore_service_pb2.ListTorrentEventsResponse]]:
         """One torrent's synthetic event history, newest first."""
+
+    @_abc_1.abstractmethod
+    def ListAccountEvents(
+        self,
+        request: _userstore_service_pb2.ListAccountEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_userstore_service_pb2.ListAccountEventsResponse, _abc.Awaitable[_userstore_service_pb2.ListAccountEventsResponse]]:
+        """The user's account-level events (torrent id 0, such as AUTOMATION_HELD), newest first."""
 
     @_abc_1.abstractmethod
     def GetTorrentHistory(
