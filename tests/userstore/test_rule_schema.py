@@ -318,7 +318,6 @@ def test_what_tbms_editor_writes_is_accepted_and_round_trips() -> None:
         )
         rule = parse_rule(original)
         assert rule.asset_types == ("torrent", "usenet", "webdl")
-        assert rule.unsupported_asset_types == ("usenet", "webdl")
         written = rule_doc(rule)
         assert written["action"] == action
         assert parse_rule(written) == rule
