@@ -244,7 +244,8 @@ def torrent_status_pb(view: TorrentView) -> pb.TorrentStatus:
         status=s.status,
         stall_count=s.stall_count,
         protected=view.protected,
-        asset_type=ASSET_TYPES[snap.kind],
+        # Left unspecified for a torrent: the torrents answer keeps the shape it always had.
+        asset_type=ASSET_TYPES[snap.kind] if snap.kind != TORRENT else tpb.ASSET_TYPE_UNSPECIFIED,
     )
     optional = {
         "last_total_downloaded": snap.total_downloaded,

@@ -323,4 +323,3 @@ def test_what_tbms_editor_writes_is_accepted_and_round_trips() -> None:
         assert parse_rule(written) == rule
     hours = cond(type="AVG_UPLOAD_SPEED", operator="lt", value=1, hours="168")
     assert parse_rule(hours).root.groups[0].conditions[0].hours == 168
-    assert parse_rule(doc()).unsupported_asset_types == ()
