@@ -2,7 +2,9 @@
 
 Conventions: a double field named ``*_at`` or ``*_since`` is a time; an unset optional field is
 null; a string field named ``*_json`` holds JSON and is decoded under the name without the
-suffix; names stay snake_case unless `camel` is asked for.
+suffix; names stay snake_case unless `camel` is asked for. An asset type is "torrent", "usenet"
+or "webdl"; left unspecified (a torrent, in every answer shaped before usenet and web downloads
+were polled) it is omitted, so those answers keep their shape.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def to_json(message: Message, *, camel: bool = False) -> dict[str, Any]:
         name = field.name
         repeated = field.is_repeated
         value = getattr(message, name)
+        enum = field.enum_type if field.type == FieldDescriptor.TYPE_ENUM else None
+        if enum is not None and enum.name == "AssetType":
+            if not repeated and value:
+                out[_camel(name) if camel else name] = _asset_type(field, value)
+            continue
         if repeated:
             converted: Any = [_scalar(field, item, camel) for item in value]
         elif field.has_presence and not message.HasField(name):
@@ -69,6 +76,12 @@ def to_json(message: Message, *, camel: bool = False) -> dict[str, Any]:
             converted = [json.loads(v) for v in converted] if repeated else _decode(converted)
         out[_camel(name) if camel else name] = converted
     return out
+
+
+def _asset_type(field: Any, value: int) -> str:
+    """ASSET_TYPE_USENET as "usenet" (the names TBM's rules use)."""
+    name: str = field.enum_type.values_by_number[value].name
+    return name.removeprefix("ASSET_TYPE_").lower()
 
 
 def _decode(text: str | None) -> Any:

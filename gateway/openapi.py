@@ -58,11 +58,6 @@ _RULE = {
                 "tagIds": {"type": "array", "items": {"type": "integer", "minimum": 1}},
             },
         },
-        "unsupported_asset_types": {
-            "type": "array",
-            "items": {"type": "string"},
-            "readOnly": True,
-        },
         "cooldown_minutes": {"type": ["number", "null"]},
         "dry_run": {"type": "boolean"},
         "max_actions_per_run": {"type": ["integer", "null"]},

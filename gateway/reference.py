@@ -71,8 +71,9 @@ Next.js server call, in TBM's shapes, plus our own per-torrent automation routes
   when sent), so it never answers 503. See `docs/uploads.md`.
 - Not provided yet, answered 503 `FEATURE_NOT_PROVIDED` (TBM's frontend reads it as "feature
   disabled"): Stremio addons, TMDB, admin.
-- Rules may name usenet and web-download asset types; until those are polled only the torrent
-  part acts, and the rule says so.
+- Usenet and web downloads are polled only for users whose enabled rules name them; their
+  automation status is `GET /api/automation/torrents?type=usenet|webdl|all` (without `type`:
+  torrents only, TBM's shape).
 - `BACKEND_SERVICE_SECRET` is not checked on the internal key routes yet.
 
 ## Routes

@@ -30,10 +30,10 @@ class Rules(Answer):
 
 
 class SavedRules(Rules):
-    """The rules after a replace-all save, and what of them does not act yet."""
+    """The rules after a replace-all save."""
 
     message: str = "Rules saved successfully"
-    # Saved as written, but only the torrent part acts for now (docs/rules.md).
+    # Empty: every asset type a rule names is acted on (kept for clients that read it).
     warnings: list[str]
 
 
@@ -103,17 +103,9 @@ async def save_rules(h: Handlers, request: web.Request) -> web.Response:
         **h.b.opts(),
     )
     rules = [json.loads(r) for r in response.rules_json]
-    return answer(SavedRules(rules=rules, warnings=_not_acted_on(rules)))
-
-
-def _not_acted_on(rules: list[dict[str, Any]]) -> list[str]:
-    """A sentence per rule whose usenet or web-download part does not act yet."""
-    return [
-        f"Rule {r['id']} ({r['name']}): {', '.join(r['unsupported_asset_types'])} "
-        "downloads are not acted on yet; only its torrent part runs"
-        for r in rules
-        if r.get("unsupported_asset_types")
-    ]
+    # Every asset type a rule may name is acted on: nothing to warn about (the field stays for
+    # clients that read it).
+    return answer(SavedRules(rules=rules, warnings=[]))
 
 
 async def get_rule(h: Handlers, request: web.Request) -> web.Response:

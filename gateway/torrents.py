@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import grpc
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 from torbox.automation.v1 import scheduler_service_pb2 as spb
+from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from gateway import bodies
@@ -95,16 +96,31 @@ class Limits(Answer):
     limits: dict[str, Any] | None
 
 
+AssetTypeName = Literal["torrent", "usenet", "webdl"]
+_ASSET_TYPES = {
+    "torrent": tpb.ASSET_TYPE_TORRENT,
+    "usenet": tpb.ASSET_TYPE_USENET,
+    "webdl": tpb.ASSET_TYPE_WEBDL,
+}
+
+
 class TorrentsQuery(Query):
-    """Whether torrents no longer on the account are listed too."""
+    """Whether items no longer on the account are listed too, and which types.
+
+    `type` is ours (TBM's frontend never sends it): without it only torrents are listed, in
+    the shape TBM knows; `usenet`, `webdl` or `all` list those types, each item with its
+    `asset_type` (absent on a torrent).
+    """
 
     include_removed: Annotated[bool, flag()] = False
+    type: Literal["torrent", "usenet", "webdl", "all"] = "torrent"
 
 
 class EventsQuery(Query):
-    """How many events to return."""
+    """How many events to return, and the type the id belongs to (a torrent by default)."""
 
     limit: Annotated[int, whole(1, 1000)] = 100
+    type: AssetTypeName = "torrent"
 
 
 # The scheduler answers from memory; a slow one leaves the polling unknown, not the page waiting.
@@ -118,9 +134,12 @@ def _torrent_id(request: web.Request) -> int:
 async def torrents(h: Handlers, request: web.Request) -> web.Response:
     """Per-torrent automation status."""
     caller = await h.caller(request)
-    include_removed = query(request, TorrentsQuery).include_removed
+    wanted = query(request, TorrentsQuery)
+    types = list(_ASSET_TYPES.values()) if wanted.type == "all" else [_ASSET_TYPES[wanted.type]]
     response = await h.b.userstore(caller.auth_id).ListTorrents(
-        pb.ListTorrentsRequest(auth_id=caller.auth_id, include_removed=include_removed),
+        pb.ListTorrentsRequest(
+            auth_id=caller.auth_id, include_removed=wanted.include_removed, asset_types=types
+        ),
         **h.b.opts(),
     )
     body = to_json(response)
@@ -131,9 +150,14 @@ async def torrent_events(h: Handlers, request: web.Request) -> web.Response:
     """One torrent's event history."""
     caller = await h.caller(request)
     torrent_id = _torrent_id(request)
-    limit = query(request, EventsQuery).limit
+    wanted = query(request, EventsQuery)
     response = await h.b.userstore(caller.auth_id).ListTorrentEvents(
-        pb.ListTorrentEventsRequest(auth_id=caller.auth_id, torrent_id=torrent_id, limit=limit),
+        pb.ListTorrentEventsRequest(
+            auth_id=caller.auth_id,
+            torrent_id=torrent_id,
+            limit=wanted.limit,
+            asset_type=_ASSET_TYPES[wanted.type],
+        ),
         **h.b.opts(),
     )
     return answer(TorrentEvents(events=to_json(response)["events"]))
@@ -269,7 +293,8 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/automation/torrents",
         torrents,
-        "Per-torrent automation status: derived telemetry, last action and why, protection",
+        "Per-torrent automation status: derived telemetry, last action and why, protection; "
+        "?type=usenet|webdl|all lists usenet and web downloads (ours: TBM never sends it)",
         query=TorrentsQuery,
         answer=Torrents,
         tag="torrents",

@@ -42,6 +42,9 @@ class UserEntry:
     api_key: str | None = None
     # How many torrents (not queued items) the last successful fetch listed; None before one.
     last_listed: int | None = None
+    # The other types (usenet, webdl) the user's enabled rules need listed, as the last plan
+    # said: only these lists are fetched, so a user with torrent rules pays for no other.
+    kinds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

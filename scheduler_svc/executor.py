@@ -31,6 +31,13 @@ _CONTROL = {
 # Airlock actions are edit calls: the value each one sets.
 _AIRLOCK = {tpb.ACTION_TYPE_ADD_AIRLOCK: True, tpb.ACTION_TYPE_REMOVE_AIRLOCK: False}
 GONE_CODES = frozenset({"ITEM_NOT_FOUND"})
+# An item's type, as the control calls name it (unspecified is a torrent).
+KIND_NAMES = {
+    tpb.ASSET_TYPE_UNSPECIFIED: "torrent",
+    tpb.ASSET_TYPE_TORRENT: "torrent",
+    tpb.ASSET_TYPE_USENET: "usenet",
+    tpb.ASSET_TYPE_WEBDL: "webdl",
+}
 HALTED_CODE = "TORBOX_OUTAGE"
 
 Report = Callable[[tpb.ActionOutcome], Awaitable[None]]
@@ -128,6 +135,12 @@ class ActionExecutor:
     async def _send(self, key_id: str, api_key: str, action: tpb.PlannedAction) -> str | None:
         """Perform one action; returns a fetched magnet for archives that needed one."""
         kind = action.type
+        asset = KIND_NAMES.get(action.asset_type)
+        if asset is None:
+            raise TorBoxApiError("UNKNOWN_ASSET_TYPE", f"asset type {action.asset_type}")
+        if asset != "torrent":
+            await self._send_download(key_id, api_key, action, asset)
+            return None
         operation = _CONTROL.get(kind)
         if operation is not None:
             await self.client.control_torrent(key_id, api_key, action.torrent_id, operation)
@@ -157,3 +170,24 @@ class ActionExecutor:
                 await self.client.control_torrent(key_id, api_key, action.torrent_id, "delete")
             return magnet
         raise TorBoxApiError("UNKNOWN_ACTION", f"action type {kind} is not supported")
+
+    async def _send_download(
+        self, key_id: str, api_key: str, action: tpb.PlannedAction, asset: str
+    ) -> None:
+        """Delete, force start or (un)airlock a usenet or web download (TBM's calls per type)."""
+        kind, item_id = action.type, action.torrent_id
+        airlocked = _AIRLOCK.get(kind)
+        if airlocked is not None:
+            if action.queued:
+                raise TorBoxApiError("QUEUED", "Cannot update airlock for queued downloads")
+            await self.client.set_airlock(key_id, api_key, item_id, airlocked, asset)
+        elif kind == tpb.ACTION_TYPE_FORCE_START:
+            await self.client.control_queued(key_id, api_key, item_id, "start", asset)
+        elif kind == tpb.ACTION_TYPE_DELETE and action.queued:
+            await self.client.control_queued(key_id, api_key, item_id, "delete", asset)
+        elif kind == tpb.ACTION_TYPE_DELETE:
+            await self.client.control_download(key_id, api_key, asset, item_id, "delete")
+        else:
+            # stop_seeding, archive, pause, resume, reannounce: torrents only (the rule schema
+            # refuses them for other types; a plan naming one is not sent).
+            raise TorBoxApiError("UNSUPPORTED", f"action type {kind} is for torrents only")

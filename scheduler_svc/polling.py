@@ -51,6 +51,10 @@ MAX_JITTER_SECONDS = 30.0
 # Users whose poll was skipped while their shard was down are polled within this after reconnect.
 CATCH_UP_SPREAD_SECONDS = 5.0
 OUTAGE_CODE = "TORBOX_OUTAGE"
+# The types polled beside torrents when a user's rules need them, in TBM's order.
+OTHER_KINDS = ("usenet", "webdl")
+_ASSET_TYPES = {"usenet": tpb.ASSET_TYPE_USENET, "webdl": tpb.ASSET_TYPE_WEBDL}
+_KIND_NAMES = {value: key for key, value in _ASSET_TYPES.items()}
 
 
 @dataclass(slots=True)
@@ -327,9 +331,12 @@ class Poller:
         except TorBoxError as error:
             await self._fetch_failed(entry, error)
             return PollResult(error=error.code)
+        entry.last_listed = sum(1 for t in torrents if not t.queued)
+        # A manual run may evaluate a rule of any type: every list is read for it.
+        kinds = frozenset(OTHER_KINDS) if run_rule_id is not None else entry.kinds
+        listed = await self._fetch_others(entry, api_key, kinds, torrents)
         observed_at = time.time()
         entry.health.success(observed_at, time.monotonic() - started)
-        entry.last_listed = sum(1 for t in torrents if not t.queued)
         self.breaker.record(unreachable=False, now=observed_at)
         snapshot = pb.Snapshot(
             poll_id=uuid.uuid4().hex,
@@ -338,6 +345,7 @@ class Poller:
             complete=True,
             torrents=torrents,
             poll_interval_seconds=self.interval_for(entry),
+            listed_types=[tpb.ASSET_TYPE_TORRENT, *(_ASSET_TYPES[k] for k in listed)],
         )
         if run_rule_id is not None:
             snapshot.run_rule_id = run_rule_id
@@ -352,7 +360,7 @@ class Poller:
         outcomes: list[tpb.ActionOutcome] = []
         if plan.actions:
             outcomes = await self._execute(entry, api_key, plan, stream)
-        self._after_plan(entry, plan)
+        self._after_plan(entry, plan, listed)
         return PollResult(plan=plan, outcomes=outcomes)
 
     async def _fetch(self, entry: UserEntry, api_key: str) -> list[tpb.Torrent]:
@@ -364,6 +372,26 @@ class Poller:
             log.info("empty list where torrents were listed before: fetching again")
             torrents = await self.client.list_all(entry.auth_id, api_key)
         return torrents
+
+    async def _fetch_others(
+        self, entry: UserEntry, api_key: str, kinds: frozenset[str], into: list[tpb.Torrent]
+    ) -> list[str]:
+        """Add the usenet and web-download lists the user's rules need; the types listed whole.
+
+        A type whose list fails is left out of the snapshot: the userstore then neither sees
+        nor misses its items and no rule acts on them this poll (fail closed for that type).
+        """
+        listed: list[str] = []
+        for kind in OTHER_KINDS:
+            if kind not in kinds:
+                continue
+            try:
+                into.extend(await self.client.list_downloads(entry.auth_id, api_key, kind))
+            except TorBoxError as error:
+                log.warning("list failed", extra={"asset_type": kind, "code": error.code})
+                continue
+            listed.append(kind)
+        return listed
 
     async def _execute(
         self, entry: UserEntry, api_key: str, plan: pb.Plan, stream: IngestStream
@@ -425,10 +453,15 @@ class Poller:
         except Exception as error:
             log.warning("could not record the stop in the registry", extra={"error": str(error)})
 
-    def _after_plan(self, entry: UserEntry, plan: pb.Plan) -> None:
+    def _after_plan(self, entry: UserEntry, plan: pb.Plan, listed: list[str]) -> None:
         if plan.has_enabled_rules != entry.has_enabled_rules:
             entry.has_enabled_rules = plan.has_enabled_rules
             self.apply_changes([Change("updated", entry)], startup=False)
+        kinds = frozenset(_KIND_NAMES[t] for t in plan.asset_types if t in _KIND_NAMES)
+        if not (kinds - entry.kinds).issubset(listed):
+            # A rule now needs a list this poll did not read: read it soon, not an interval on.
+            self._poll_soon(entry.auth_id, self.settings.min_poll_interval_seconds)
+        entry.kinds = kinds
         if plan.HasField("next_poll_in_seconds"):
             hint = max(plan.next_poll_in_seconds, self.settings.min_poll_interval_seconds)
             if hint < self.interval_for(entry):

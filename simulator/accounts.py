@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 from simulator.clock import SimClock
@@ -70,6 +71,8 @@ class Account:
         # Info-hash -> id, over torrents and queued items alike, to refuse duplicates.
         self.hashes: dict[str, int] = {}
         self.requests: list[dict[str, object]] = []
+        # TorBox calls answered for this key, by endpoint (getqueued by its type).
+        self.calls: Counter[str] = Counter()
         self.faults = FaultQueue()
         self.limiter = RateLimiter(limit)
         self.budget = Budget(0, 3600.0)

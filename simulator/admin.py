@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from simulator.accounts import Account, Registry
+from simulator.creates import PROFILES, Download
 from simulator.faults import ENDPOINT_GROUPS, LIST_SHAPING, Fault, FaultKind
 from simulator.model import Profile
 from simulator.render import Knobs
@@ -32,6 +33,10 @@ _ANY_SHAPING_FIELD = frozenset().union(*_SHAPING_FIELDS.values())
 _FAULT_FIELDS = (
     frozenset({"api_key", "kind", "endpoint", "count", "seconds", "retry_after", "delay"})
     | _ANY_SHAPING_FIELD
+)
+
+_DOWNLOAD_FIELDS = frozenset(
+    {"type", "profile", "name", "size", "rate", "progress", "created_ago", "original_url"}
 )
 
 AdminHandler = Callable[[web.Request], Awaitable[web.Response]]
@@ -55,6 +60,7 @@ def setup(app: web.Application, registry: Registry) -> None:
         ("DELETE", "/_sim/accounts/{api_key}", admin.delete_account),
         ("POST", "/_sim/accounts/{api_key}/torrents", admin.add_torrent),
         ("PATCH", "/_sim/accounts/{api_key}/torrents/{torrent_id}", admin.patch_torrent),
+        ("POST", "/_sim/accounts/{api_key}/downloads", admin.add_download),
         ("POST", "/_sim/bulk", admin.bulk),
         ("POST", "/_sim/faults", admin.add_fault),
         ("DELETE", "/_sim/faults/{api_key}", admin.clear_faults),
@@ -108,6 +114,47 @@ def _seconds(body: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def _download(body: dict[str, Any], registry: Registry, account: Account, now: float) -> Download:
+    """A download from an add_download body (raises AdminError naming the bad field)."""
+    unknown = set(body) - _DOWNLOAD_FIELDS
+    if unknown:
+        raise AdminError(400, f"unknown fields: {sorted(unknown)}")
+    kind = body.get("type")
+    if kind not in ("usenet", "webdl"):
+        raise AdminError(400, "type must be usenet or webdl")
+    profile = body.get("profile", "downloading")
+    if profile not in PROFILES:
+        raise AdminError(400, f"profile must be one of {', '.join(PROFILES)}")
+    name = body.get("name", f"{kind} download")
+    url = body.get("original_url")
+    if not isinstance(name, str) or not name or (url is not None and not isinstance(url, str)):
+        raise AdminError(400, "name and original_url must be strings")
+    progress = _seconds(body, "progress") or 0.0
+    if progress > 1.0:
+        raise AdminError(400, "progress is a fraction from 0 to 1")
+    queued = profile == "queued"
+    size: int | None = None if queued and kind == "usenet" else 1_000_000_000
+    if "size" in body:
+        size = _count(body, "size", 0, 1)
+    download_id = registry.next_download_id
+    registry.next_download_id += 1
+    return Download(
+        id=download_id,
+        name=name,
+        hash=f"{download_id:032x}",
+        auth_id=account.identity.auth_id,
+        created_at=time.time() - (_seconds(body, "created_ago") or 0.0),
+        queued=queued,
+        kind=kind,
+        profile=profile,
+        size=size,
+        rate=_count(body, "rate", 10_000_000, 1),
+        start_progress=progress,
+        born=now,
+        original_url=url,
+    )
+
+
 class Admin:
     """Handlers for the admin routes; no auth, JSON in and out."""
 
@@ -157,6 +204,22 @@ class Admin:
         key = "torrent_id" if isinstance(added, Torrent) else "queued_id"
         return json_response({key: added.id})
 
+    async def add_download(self, request: web.Request) -> web.Response:
+        """POST /_sim/accounts/{api_key}/downloads: one usenet or web download.
+
+        Body: type ("usenet" or "webdl"), profile (queued, downloading, stalled, failed,
+        completed; downloading by default), name, size (bytes; a queued usenet item has none
+        unless given), rate (bytes a simulated second), progress (the starting fraction),
+        created_ago (wall seconds before now), original_url. A queued one is in the queue
+        (getqueued?type=...), not in mylist.
+        """
+        account = self._account(request.match_info["api_key"])
+        body = await _body(request)
+        item = _download(body, self.registry, account, self.sim_clock.now())
+        account.downloads.add(item)
+        key = "queued_id" if item.queued else "id"
+        return json_response({key: item.id, "type": item.kind})
+
     async def patch_torrent(self, request: web.Request) -> web.Response:
         """PATCH /_sim/accounts/{api_key}/torrents/{torrent_id}: change a torrent's overrides.
 
@@ -190,6 +253,7 @@ class Admin:
         torrents = json.loads("[" + ",".join(renderer.torrent(t) for t in ordered) + "]")
         auth_id = account.identity.auth_id
         now = time.monotonic()
+        sim_now = self.sim_clock.now()
         return json_response(
             {
                 "api_key": account.api_key,
@@ -204,13 +268,14 @@ class Admin:
                 "overrides": {str(t.id): t.overrides.describe() for t in ordered if t.overrides},
                 "queued": [renderer.queued(item, auth_id) for item in account.ordered_queue()],
                 "usenet": [
-                    {**d.render(), "password": d.password}
+                    {**d.render(sim_now), "queued": d.queued, "password": d.password}
                     for d in account.downloads.items["usenet"].values()
                 ],
                 "webdl": [
-                    {**d.render(), "password": d.password}
+                    {**d.render(sim_now), "queued": d.queued, "password": d.password}
                     for d in account.downloads.items["webdl"].values()
                 ],
+                "calls": dict(account.calls),
                 "requests": account.requests,
                 "faults": [fault.describe(now) for fault in account.faults.pending(now)],
             }

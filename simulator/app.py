@@ -53,6 +53,9 @@ LIST_FAULT = web.RequestKey("list_fault", Fault)
 API = "/v1/api"
 PAGE_LIMIT = 1000
 TORRENT_OPERATIONS = frozenset({"reannounce", "delete", "resume", "pause", "stop_seeding"})
+_ID_FIELDS = ("torrent_id", "queued_id", "usenet_id", "webdl_id")
+DOWNLOAD_OPERATIONS = frozenset({"delete", "pause", "resume"})
+CONTROL_PATHS = {"usenet": "usenet/controlusenetdownload", "webdl": "webdl/controlwebdownload"}
 QUEUED_OPERATIONS = frozenset({"start", "delete"})
 CONTROL_ENDPOINTS = frozenset(
     {
@@ -62,6 +65,8 @@ CONTROL_ENDPOINTS = frozenset(
         "torrents/createtorrent",
         "usenet/createusenetdownload",
         "webdl/createwebdownload",
+        "usenet/controlusenetdownload",
+        "webdl/controlwebdownload",
     }
 )
 _NO_TORRENTS = "No torrents found for this user."
@@ -91,6 +96,8 @@ def create_app(config: SimConfig) -> web.Application:
         ("POST", "webdl/createwebdownload", api.create_webdl),
         ("GET", "usenet/mylist", api.usenet_list),
         ("GET", "webdl/mylist", api.webdl_list),
+        ("POST", "usenet/controlusenetdownload", api.control_usenet),
+        ("POST", "webdl/controlwebdownload", api.control_webdl),
     )
     for method, endpoint, handler in routes:
         app.router.add_route(method, f"{API}/{endpoint}", api.guard(endpoint, handler))
@@ -99,6 +106,19 @@ def create_app(config: SimConfig) -> web.Application:
     # Last, so it only catches what no route above matched (FastAPI answers 404 before auth).
     app.router.add_route("*", "/{tail:.*}", api.unknown_path)
     return app
+
+
+def _call_name(endpoint: str, request: web.Request) -> str:
+    """The endpoint, with the queue's type for getqueued (each type is a list of its own)."""
+    if endpoint == "queued/getqueued":
+        return f"{endpoint}?type={request.query.get('type', 'torrent')}"
+    return endpoint
+
+
+def _link(form: Any) -> str | None:
+    """The link a create came from (TorBox's original_url); None for an uploaded file."""
+    link = form.get("link")
+    return link if isinstance(link, str) and link else None
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -132,6 +152,9 @@ class TorBoxApi:
             key = _bearer(request)
             response = await self._answer(request, endpoint, key, handler)
             self.registry.stats.count(endpoint, key, response.status)
+            account = self.registry.lookup(key) if key is not None else None
+            if account is not None:
+                account.calls[_call_name(endpoint, request)] += 1
             return response
 
         return guarded
@@ -245,7 +268,7 @@ class TorBoxApi:
                 body = None
             if isinstance(body, dict):
                 operation = body.get("operation")
-                target = body.get("torrent_id", body.get("queued_id"))
+                target = next((body[k] for k in _ID_FIELDS if k in body), None)
                 every = body.get("all", False)
         self._log(account, endpoint, operation, target, every, response.status, result)
 
@@ -258,19 +281,21 @@ class TorBoxApi:
         every: object,
         status: int,
         result: str,
+        kind: str | None = None,
     ) -> None:
-        account.requests.append(
-            {
-                "time": format_date(time.time(), False),
-                "sim_seconds": round(self.clock.now(), 3),
-                "endpoint": endpoint,
-                "operation": operation,
-                "id": target,
-                "all": every,
-                "status": status,
-                "result": result,
-            }
-        )
+        entry: dict[str, object] = {
+            "time": format_date(time.time(), False),
+            "sim_seconds": round(self.clock.now(), 3),
+            "endpoint": endpoint,
+            "operation": operation,
+            "id": target,
+            "all": every,
+            "status": status,
+            "result": result,
+        }
+        if kind is not None:
+            entry["type"] = kind  # a usenet or web download (queue controls name the type)
+        account.requests.append(entry)
 
     # --- user -----------------------------------------------------------------------------
 
@@ -643,10 +668,14 @@ class TorBoxApi:
             created_at=time.time(),
             queued=to_bool(form.get("as_queued", "false"), ("body", "as_queued")),
             password=password if isinstance(password := form.get("password"), str) else None,
+            kind=kind,
+            born=self.clock.now(),
+            original_url=_link(form),
         )
         self.registry.next_download_id += 1
-        account.downloads.items[kind][item.id] = item
-        account.downloads.by_hash[digest] = item.id
+        if item.queued:
+            item.size = None  # TorBox knows a queued download's size only once it starts
+        account.downloads.add(item)
         answer = creates.created(kind, item, cached)
         answer.headers.update(spent)
         self._log(account, endpoint, "create", item.id, False, 200, "ok")
@@ -654,15 +683,72 @@ class TorBoxApi:
 
     async def usenet_list(self, request: web.Request, account: Account) -> web.Response:
         """GET /usenet/mylist: the account's usenet downloads, newest first."""
-        return self._download_list(account, "usenet")
+        return self._download_list(request, account, "usenet")
 
     async def webdl_list(self, request: web.Request, account: Account) -> web.Response:
         """GET /webdl/mylist: the account's web downloads, newest first."""
-        return self._download_list(account, "webdl")
+        return self._download_list(request, account, "webdl")
 
-    def _download_list(self, account: Account, kind: str) -> web.Response:
-        items = sorted(account.downloads.items[kind].values(), key=lambda d: -d.id)
-        return envelope([d.render() for d in items], detail="Downloads retrieved successfully.")
+    def _download_list(self, request: web.Request, account: Account, kind: str) -> web.Response:
+        """Paged like mylist; queued items are in the queue, not here; ?id= gives one object."""
+        query = request.query
+        query_bool(query, "bypass_cache", False)
+        wanted = query_int(query, "id", None)
+        offset = max(0, query_int(query, "offset", 0) or 0)
+        limit = min(max(1, query_int(query, "limit", PAGE_LIMIT) or PAGE_LIMIT), PAGE_LIMIT)
+        now = self.clock.now()
+        items = [d for d in account.downloads.ordered(kind) if not d.queued]
+        if wanted is not None:
+            match = next((d for d in items if d.id == wanted), None)
+            if match is None:
+                return not_found_quirk("No downloads found for this user.")
+            return envelope(match.render(now), detail="Download retrieved successfully.")
+        page = [d.render(now) for d in items[offset : offset + limit]]
+        return envelope(page, detail="Downloads retrieved successfully.")
+
+    async def control_usenet(self, request: web.Request, account: Account) -> web.Response:
+        """POST /usenet/controlusenetdownload: delete (or pause, resume) usenet downloads."""
+        return await self._control_download(request, account, "usenet")
+
+    async def control_webdl(self, request: web.Request, account: Account) -> web.Response:
+        """POST /webdl/controlwebdownload: delete (or pause, resume) web downloads."""
+        return await self._control_download(request, account, "webdl")
+
+    async def _control_download(
+        self, request: web.Request, account: Account, kind: str
+    ) -> web.Response:
+        endpoint = CONTROL_PATHS[kind]
+        id_field = "usenet_id" if kind == "usenet" else "webdl_id"
+        body = await json_object(request)
+        operation = body_str(body, "operation")
+        target = body_int(body, id_field)
+        every = body_bool(body, "all", False)
+
+        def done(response: web.Response, result: str) -> web.Response:
+            self._log(account, endpoint, operation, target, every, response.status, result, kind)
+            return response
+
+        if operation not in DOWNLOAD_OPERATIONS:
+            return done(
+                failure(400, "INVALID_OPTION", "Operation must be 'delete', 'pause' or 'resume'."),
+                "INVALID_OPTION",
+            )
+        items = account.downloads.items[kind]
+        listed = [d for d in items.values() if not d.queued]
+        if every:
+            chosen = listed
+        else:
+            item = items.get(target) if target is not None else None
+            if item is None or item.queued:
+                return done(
+                    failure(404, "ITEM_NOT_FOUND", "The download could not be found."),
+                    "ITEM_NOT_FOUND",
+                )
+            chosen = [item]
+        if operation == "delete":
+            for item in chosen:
+                account.downloads.remove(item)
+        return done(envelope(None, detail="Download controlled successfully."), "ok")
 
     # --- exportdata -----------------------------------------------------------------------
 
@@ -700,7 +786,9 @@ class TorBoxApi:
         kind = query.get("type", "torrent")
         if kind not in ("torrent", "usenet", "webdl"):
             return failure(400, "INVALID_OPTION", "Type must be 'torrent', 'usenet' or 'webdl'.")
-        items = account.ordered_queue() if kind == "torrent" else []
+        if kind != "torrent":
+            return self._queued_downloads(account, kind, wanted, offset, limit)
+        items = account.ordered_queue()
         renderer = account.renderer(self.clock)
         auth_id = account.identity.auth_id
         if wanted is not None:
@@ -714,6 +802,19 @@ class TorBoxApi:
         # An empty queue is a 200 with an empty list (TBM's tests expect it), not the 404 quirk.
         return envelope(page, detail="Queued items retrieved successfully.")
 
+    def _queued_downloads(
+        self, account: Account, kind: str, wanted: int | None, offset: int, limit: int
+    ) -> web.Response:
+        """getqueued for usenet or webdl: the queued downloads of that type, newest first."""
+        items = [d for d in account.downloads.ordered(kind) if d.queued]
+        if wanted is not None:
+            match = next((d for d in items if d.id == wanted), None)
+            if match is None:
+                return not_found_quirk("No queued items found.")
+            return envelope(match.render_queued(), detail="Queued item retrieved successfully.")
+        page = [d.render_queued() for d in items[offset : offset + limit]]
+        return envelope(page, detail="Queued items retrieved successfully.")
+
     async def control_queued(self, request: web.Request, account: Account) -> web.Response:
         """POST /queued/controlqueued: start (into mylist) or delete queued items."""
         endpoint = "queued/controlqueued"
@@ -721,6 +822,9 @@ class TorBoxApi:
         operation = body_str(body, "operation")
         queued_id = body_int(body, "queued_id")
         every = body_bool(body, "all", False)
+        kind = body.get("type", "torrent")
+        if kind in ("usenet", "webdl") and operation in QUEUED_OPERATIONS and not every:
+            return self._control_queued_download(account, kind, operation, queued_id)
 
         def done(response: web.Response, result: str) -> web.Response:
             self._log(account, endpoint, operation, queued_id, every, response.status, result)
@@ -756,6 +860,26 @@ class TorBoxApi:
             return done(envelope(None, detail="Queued item started successfully."), "ok")
         self.registry.remove_queued(account, item)
         return done(envelope(None, detail="Queued item deleted successfully."), "ok")
+
+    def _control_queued_download(
+        self, account: Account, kind: str, operation: str | None, queued_id: int | None
+    ) -> web.Response:
+        """controlqueued with type usenet or webdl: start moves it to mylist under a new id."""
+        endpoint = "queued/controlqueued"
+        item = account.downloads.items[kind].get(queued_id) if queued_id is not None else None
+        if item is None or not item.queued:
+            response = failure(404, "ITEM_NOT_FOUND", "The queued item could not be found.")
+            self._log(account, endpoint, operation, queued_id, False, 404, "ITEM_NOT_FOUND", kind)
+            return response
+        if operation == "start":
+            account.downloads.start(item, self.registry.next_download_id, self.clock.now())
+            self.registry.next_download_id += 1
+            detail = "Queued item started successfully."
+        else:
+            account.downloads.remove(item)
+            detail = "Queued item deleted successfully."
+        self._log(account, endpoint, operation, queued_id, False, 200, "ok", kind)
+        return envelope(None, detail=detail)
 
     # --- leftovers ------------------------------------------------------------------------
 

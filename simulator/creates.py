@@ -14,7 +14,7 @@ import hashlib
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -67,9 +67,23 @@ def over_budget(budget: Budget, kind: str, with_headers: bool) -> web.Response:
     return response
 
 
+# How a usenet or web download behaves over simulated time; the names are part of the admin API.
+PROFILES = ("queued", "downloading", "stalled", "failed", "completed")
+# qBittorrent's "unknown" ETA, which TorBox reports for a download that is not moving.
+INFINITE_ETA = 8_640_000
+_FAILED_ERRORS = {"usenet": "Missing articles", "webdl": "Hoster unavailable"}
+_MONTH = 30 * 86_400
+
+
 @dataclass(slots=True)
 class Download:
-    """A usenet or web download as its mylist shows it."""
+    """A usenet or web download and its life on the simulated clock.
+
+    ``downloading`` grows its progress at ``rate`` bytes a simulated second from ``born`` and is
+    ``completed`` once whole; ``stalled`` keeps TorBox's "downloading" state with its progress
+    frozen (what a usenet user calls stalled); ``failed`` and ``completed`` stay as they are.
+    A ``queued`` item is in the queue (getqueued), not in mylist; TorBox gives its size later.
+    """
 
     id: int
     name: str
@@ -79,18 +93,83 @@ class Download:
     queued: bool
     # What the create's password field carried (the admin view shows it, mylist never does).
     password: str | None = None
+    kind: str = "usenet"
+    profile: str = "downloading"
+    # Bytes; None while TorBox does not know it (a queued usenet item has none).
+    size: int | None = 1_000_000_000
+    rate: int = 10_000_000
+    start_progress: float = 0.0
+    # Simulated time of the download's start (progress grows from here).
+    born: float = 0.0
+    original_url: str | None = None
+    server: int = 1
 
-    def render(self) -> dict[str, Any]:
-        """The mylist item (the fields a client reads)."""
+    def progress(self, now: float) -> float:
+        """The fraction done at simulated time `now`."""
+        if self.profile == "completed":
+            return 1.0
+        if self.profile != "downloading" or not self.size:
+            return self.start_progress
+        grown = self.start_progress + max(0.0, now - self.born) * self.rate / self.size
+        return min(1.0, grown)
+
+    def render(self, now: float = 0.0) -> dict[str, Any]:
+        """The mylist item: TorBox's field set for usenet and web downloads."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at))
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at + _MONTH))
+        progress = self.progress(now)
+        profile = "completed" if progress >= 1.0 else self.profile
+        if self.queued:
+            profile = "queued"
+        moving = profile == "downloading"
+        done = profile == "completed"
+        speed = self.rate if moving else 0
+        left = 0 if self.size is None else int(self.size * (1.0 - progress))
+        return {
+            "id": self.id,
+            "auth_id": self.auth_id,
+            "server": self.server,
+            "hash": self.hash,
+            "name": self.name,
+            "size": self.size or 0,
+            "active": profile in ("downloading", "stalled", "queued"),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "download_state": {"failed": "failed", "completed": "completed"}.get(
+                profile, "queued" if profile == "queued" else "downloading"
+            ),
+            "progress": round(progress, 6),
+            "download_speed": speed,
+            "upload_speed": 0,
+            "eta": (left // speed if speed else (0 if done else INFINITE_ETA)),
+            "torrent_file": False,
+            "expires_at": expires,
+            "download_present": done,
+            "download_finished": done,
+            "files": [] if not done else [{"id": 0, "name": self.name, "size": self.size}],
+            "inactive_check": 0,
+            "availability": 0,
+            "cached": done,
+            "cached_at": stamp if done else None,
+            "allow_zipped": True,
+            "tags": [],
+            "airlocked": False,
+            "original_url": self.original_url,
+            "error": _FAILED_ERRORS.get(self.kind) if profile == "failed" else None,
+        }
+
+    def render_queued(self) -> dict[str, Any]:
+        """The getqueued item: the queue's small shape (no size, no progress, no flags)."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at))
         return {
             "id": self.id,
-            "name": self.name,
-            "hash": self.hash,
             "auth_id": self.auth_id,
             "created_at": stamp,
-            "download_state": "queued" if self.queued else "downloading",
-            "active": not self.queued,
+            "magnet": None,
+            "torrent_file": None,
+            "hash": self.hash,
+            "name": self.name,
+            "type": self.kind,
         }
 
 
@@ -102,6 +181,32 @@ class Downloads:
         default_factory=lambda: {"usenet": {}, "webdl": {}}
     )
     by_hash: dict[str, int] = field(default_factory=dict)
+
+    def ordered(self, kind: str) -> list[Download]:
+        """One type's downloads, newest first (as TorBox pages them)."""
+        return sorted(self.items[kind].values(), key=lambda d: (d.created_at, d.id), reverse=True)
+
+    def add(self, item: Download) -> None:
+        """Keep a new download under its type and identity."""
+        self.items[item.kind][item.id] = item
+        self.by_hash[item.hash] = item.id
+
+    def remove(self, item: Download) -> None:
+        """Forget a download (a delete)."""
+        self.items[item.kind].pop(item.id, None)
+        if self.by_hash.get(item.hash) == item.id:
+            del self.by_hash[item.hash]
+
+    def start(self, item: Download, new_id: int, now: float) -> Download:
+        """A queued download started: it leaves the queue and downloads under a new id."""
+        self.remove(item)
+        started = replace(item, id=new_id, queued=False, born=now)
+        if started.profile == "queued":
+            started.profile = "downloading"
+        if started.size is None:
+            started.size = 1_000_000_000  # TorBox learns the size once the download starts
+        self.add(started)
+        return started
 
 
 def identity(content: bytes) -> str:

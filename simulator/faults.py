@@ -42,7 +42,16 @@ LIST_SHAPING = frozenset({FaultKind.HIDE_TORRENTS, FaultKind.PARTIAL_LIST})
 ENDPOINT_GROUPS: dict[str, frozenset[str] | None] = {
     "any": None,
     "mylist": frozenset({MYLIST}),
-    "control": frozenset({"torrents/controltorrent", "queued/controlqueued"}),
+    "control": frozenset(
+        {
+            "torrents/controltorrent",
+            "queued/controlqueued",
+            "usenet/controlusenetdownload",
+            "webdl/controlwebdownload",
+        }
+    ),
+    "usenet_list": frozenset({"usenet/mylist"}),
+    "webdl_list": frozenset({"webdl/mylist"}),
     "create": frozenset(
         {"torrents/createtorrent", "usenet/createusenetdownload", "webdl/createwebdownload"}
     ),

@@ -8,7 +8,7 @@ from typing import Any
 from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
-from userstore_svc.core.models import Event, TorrentSnapshot
+from userstore_svc.core.models import TORRENT, USENET, WEBDL, Event, TorrentSnapshot, split_key
 from userstore_svc.core.speeds import Transfer
 from userstore_svc.downloads_service import Archived, ArchiveEntry, Limits
 from userstore_svc.ingest import ActionOut, OutcomeIn, PlanOut, SnapshotIn
@@ -34,6 +34,23 @@ USER_STATUSES = {
     MOVING: pb.USER_STATUS_MOVING,
 }
 STATUS_NAMES = {value: key for key, value in USER_STATUSES.items()}
+# An unspecified type is a torrent (messages from before usenet and web downloads were polled).
+KIND_NAMES = {
+    tpb.ASSET_TYPE_UNSPECIFIED: TORRENT,
+    tpb.ASSET_TYPE_TORRENT: TORRENT,
+    tpb.ASSET_TYPE_USENET: USENET,
+    tpb.ASSET_TYPE_WEBDL: WEBDL,
+}
+ASSET_TYPES = {
+    TORRENT: tpb.ASSET_TYPE_TORRENT,
+    USENET: tpb.ASSET_TYPE_USENET,
+    WEBDL: tpb.ASSET_TYPE_WEBDL,
+}
+
+
+def kinds_in(types: Any) -> frozenset[str]:
+    """Asset types of a repeated field as kind names (unknown values are left out)."""
+    return frozenset(KIND_NAMES[t] for t in types if t in KIND_NAMES)
 
 
 def _opt(message: Any, name: str) -> Any:
@@ -77,6 +94,7 @@ def torrent_snapshot(t: tpb.Torrent) -> TorrentSnapshot:
         t.airlocked if has("airlocked") else None,
         t.allow_zipped if has("allow_zipped") else None,
         t.original_url if has("original_url") else None,
+        KIND_NAMES.get(t.asset_type, TORRENT),
     )
 
 
@@ -90,6 +108,7 @@ def snapshot_in(s: pb.Snapshot) -> SnapshotIn:
         torrents=[torrent_snapshot(t) for t in s.torrents],
         poll_interval=s.poll_interval_seconds,
         run_rule_id=s.run_rule_id if s.HasField("run_rule_id") else None,
+        listed_kinds=kinds_in(s.listed_types) or frozenset({TORRENT}),
     )
 
 
@@ -117,6 +136,7 @@ def _action_pb(a: ActionOut) -> tpb.PlannedAction:
         rule_id=a.rule_id,
         rule_name=a.rule_name,
         needs_magnet=a.needs_magnet,
+        asset_type=ASSET_TYPES[a.kind],
     )
 
 
@@ -128,6 +148,7 @@ def plan_pb(p: PlanOut) -> pb.Plan:
         applied=p.applied,
         actions=[_action_pb(a) for a in p.actions],
         has_enabled_rules=p.has_enabled_rules,
+        asset_types=[ASSET_TYPES[k] for k in sorted(p.kinds)],
     )
     if p.next_poll_in is not None:
         message.next_poll_in_seconds = p.next_poll_in
@@ -224,6 +245,8 @@ def torrent_status_pb(view: TorrentView) -> pb.TorrentStatus:
         status=s.status,
         stall_count=s.stall_count,
         protected=view.protected,
+        # Left unspecified for a torrent: the torrents answer keeps the shape it always had.
+        asset_type=ASSET_TYPES[snap.kind] if snap.kind != TORRENT else tpb.ASSET_TYPE_UNSPECIFIED,
     )
     optional = {
         "last_total_downloaded": snap.total_downloaded,
@@ -258,20 +281,24 @@ def torrent_status_pb(view: TorrentView) -> pb.TorrentStatus:
 
 
 def event_pb(e: Event | EventRow) -> pb.Event:
-    """A synthetic event (fresh or stored) as a message."""
+    """A synthetic event (fresh or stored) as a message: the item's TorBox id and type."""
+    kind, item_id, _queued = split_key(e.torrent_key)
+    asset_type = ASSET_TYPES[kind] if kind != TORRENT else tpb.ASSET_TYPE_UNSPECIFIED
     if isinstance(e, EventRow):
         return pb.Event(
             id=e.id,
-            torrent_id=abs(e.torrent_key),
+            torrent_id=item_id,
             type=e.type,
             observed_at=e.observed_at,
             data_json=e.data_json,
+            asset_type=asset_type,
         )
     return pb.Event(
-        torrent_id=abs(e.torrent_key),
+        torrent_id=item_id,
         type=e.type,
         observed_at=e.observed_at,
         data_json=json.dumps(e.data, separators=(",", ":")),
+        asset_type=asset_type,
     )
 
 

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from userstore_svc.core.actions import NOT_EXECUTED, Reconciled, reconcile
-from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
+from userstore_svc.core.models import (
+    TORRENT,
+    Event,
+    PipelineConfig,
+    TorrentSnapshot,
+    TorrentState,
+)
 from userstore_svc.core.pipeline import PollInput, run_poll
 from userstore_svc.core.rules.model import DESTRUCTIVE_ACTIONS, TAG_ACTIONS
 from userstore_svc.core.rules.plan import (
@@ -31,7 +37,7 @@ from userstore_svc.store import rule_tags, user_db
 from userstore_svc.store.pool import DatabasePool, offload
 from userstore_svc.store.registry import Registry
 from userstore_svc.store.rule_tags import TagData
-from userstore_svc.store.user_db import PendingAction, UserData
+from userstore_svc.store.user_db import PendingAction, StoredRule, UserData
 
 # Keep event history and logs bounded: pruned every this many polls of a user.
 PRUNE_EVERY_POLLS = 100
@@ -66,6 +72,8 @@ class SnapshotIn:
     torrents: Sequence[TorrentSnapshot]
     poll_interval: float
     run_rule_id: int | None = None
+    # The types whose lists were fetched whole (items of other types are left as they were).
+    listed_kinds: frozenset[str] = frozenset({TORRENT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,7 @@ class ActionOut:
     rule_id: int
     rule_name: str
     needs_magnet: bool
+    kind: str = TORRENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,8 @@ class PlanOut:
     next_poll_in: float | None
     has_enabled_rules: bool
     run_summary: RunSummaryOut | None = None
+    # The types the enabled rules need listed (torrents always).
+    kinds: frozenset[str] = frozenset({TORRENT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +161,9 @@ class Ingestor:
             enabled = any(r.rule.enabled for r in data.rules)
             if data.last_observed_at is not None and snap.observed_at <= data.last_observed_at:
                 self.replayed += 1
-                return PlanOut(snap.poll_id, snap.auth_id, False, [], None, enabled)
+                return PlanOut(
+                    snap.poll_id, snap.auth_id, False, [], None, enabled, kinds=wanted_kinds(data)
+                )
             tags = None
             if any(
                 r.rule.uses_tags for r in data.rules if r.rule.enabled or r.id == snap.run_rule_id
@@ -273,6 +286,19 @@ class Ingestor:
         return len(settled)
 
 
+def wanted_kinds(data: UserData) -> frozenset[str]:
+    """The asset types the user's enabled rules need listed (torrents always)."""
+    return _kinds_of(data.rules)
+
+
+def _kinds_of(rules: Sequence[StoredRule]) -> frozenset[str]:
+    kinds = {TORRENT}
+    for stored in rules:
+        if stored.rule.enabled:
+            kinds.update(stored.rule.asset_types)
+    return frozenset(kinds)
+
+
 def poll_work(data: UserData, snap: SnapshotIn) -> int:
     """The (condition x item) pairs this snapshot's rules may test: its evaluation cost.
 
@@ -327,6 +353,7 @@ def _apply(
             baseline=baseline,
             pending_missing=data.pending_missing,
             previous_at=data.last_observed_at,
+            listed_kinds=snap.listed_kinds,
         ),
         config.pipeline,
     )
@@ -353,6 +380,8 @@ def _apply(
             pending=frozenset(),
             safety=config.safety,
             hold_reason=result.hold_reason,
+            held_kinds=result.held_kinds,
+            listed_kinds=snap.listed_kinds,
             run_rule_id=manual,
             reset_holds=after_gap,
             deferred=_current_deferred(data),
@@ -485,6 +514,7 @@ def _apply(
                 rule_id=intent.rule_id,
                 rule_name=intent.rule_name,
                 needs_magnet=intent.action == "archive" and not s.magnet,
+                kind=s.kind,
             )
         )
     statements.append(
@@ -590,6 +620,7 @@ def _apply(
         next_poll_in=plan_out.next_poll_in,
         has_enabled_rules=any(r.rule.enabled for r in rules),
         run_summary=summary,
+        kinds=_kinds_of(rules),
     )
     return _Applied(
         statements=statements,

@@ -49,8 +49,6 @@ def rule_json(stored: StoredRule) -> dict[str, Any]:
     return {
         "id": stored.id,
         **rule_doc(stored.rule),
-        # Asset types saved and kept but not acted on yet (usenet, webdl): see docs/rules.md.
-        "unsupported_asset_types": list(stored.rule.unsupported_asset_types),
         "last_evaluated_at": iso(stored.last_evaluated_at),
         "last_executed_at": iso(stored.last_executed_at),
         "execution_count": stored.execution_count,
@@ -445,8 +443,6 @@ async def _log_what_saving_would_do(handle: Handle, rule_ids: list[int], now: fl
             f"{len(would)} of {len(present)} downloads{': ' + examples if would else ''}; "
             f"{first}"
         )
-        if rule.unsupported_asset_types:
-            message += f"; {', '.join(rule.unsupported_asset_types)} downloads are not acted on yet"
         rows.append((stored.id, stored.rule.name, message))
     if not rows:
         return

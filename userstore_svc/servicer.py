@@ -14,6 +14,7 @@ from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 
 from common.errors import AutomationError, InvalidArgument
 from userstore_svc import convert
+from userstore_svc.core.models import TORRENT
 from userstore_svc.downloads_service import DownloadService
 from userstore_svc.hub import Changed, EventHub
 from userstore_svc.ingest import Ingestor
@@ -210,8 +211,9 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
     async def ListTorrents(
         self, request: pb.ListTorrentsRequest, context: Context
     ) -> pb.ListTorrentsResponse:
+        kinds = convert.kinds_in(request.asset_types) or frozenset({TORRENT})
         views, observed = await self.torrents.list_torrents(
-            request.auth_id, request.include_removed
+            request.auth_id, request.include_removed, kinds
         )
         response = pb.ListTorrentsResponse(torrents=[convert.torrent_status_pb(v) for v in views])
         if observed is not None:
@@ -221,7 +223,10 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
     async def ListTorrentEvents(
         self, request: pb.ListTorrentEventsRequest, context: Context
     ) -> pb.ListTorrentEventsResponse:
-        rows = await self.torrents.events(request.auth_id, request.torrent_id, request.limit)
+        kind = convert.KIND_NAMES.get(request.asset_type, TORRENT)
+        rows = await self.torrents.events(
+            request.auth_id, request.torrent_id, request.limit, kind=kind
+        )
         return pb.ListTorrentEventsResponse(events=[convert.event_pb(r) for r in rows])
 
     async def ListAccountEvents(

@@ -8,7 +8,7 @@ from typing import Any
 
 from common.errors import InvalidArgument, NotFound
 from userstore_svc.core import speeds, telemetry
-from userstore_svc.core.models import TorrentState
+from userstore_svc.core.models import KIND_SPAN, TORRENT, TorrentState, item_key
 from userstore_svc.core.rules.plan import protected_keys
 from userstore_svc.rules_service import ACTION_COLUMNS, action_dict
 from userstore_svc.store import user_db
@@ -73,9 +73,9 @@ class TorrentService:
         self.registry = registry
 
     async def list_torrents(
-        self, auth_id: str, include_removed: bool
+        self, auth_id: str, include_removed: bool, kinds: frozenset[str] = frozenset({TORRENT})
     ) -> tuple[list[TorrentView], float | None]:
-        """Every torrent (present ones, and removed ones on request) with its status."""
+        """Every item of these types (present ones, and removed ones on request) with its status."""
         self.registry.require(auth_id)
         async with self.pool.use(auth_id) as handle:
             data = await user_db.load(handle)
@@ -91,9 +91,10 @@ class TorrentService:
             views = []
             for key in sorted(data.states):
                 state = data.states[key]
-                if not state.present and not include_removed:
+                if (not state.present and not include_removed) or state.snap.kind not in kinds:
                     continue
-                limit = data.limits.get(state.snap.id) if not state.snap.queued else None
+                torrent = state.snap.kind == TORRENT and not state.snap.queued
+                limit = data.limits.get(state.snap.id) if torrent else None
                 views.append(
                     TorrentView(
                         state=state,
@@ -107,13 +108,13 @@ class TorrentService:
         return views, now
 
     async def events(
-        self, auth_id: str, torrent_id: int, limit: int, queued: bool = False
+        self, auth_id: str, torrent_id: int, limit: int, queued: bool = False, kind: str = TORRENT
     ) -> list[EventRow]:
-        """One torrent's synthetic events, newest first."""
+        """One item's synthetic events, newest first (a torrent unless `kind` says otherwise)."""
         self.registry.require(auth_id)
-        if torrent_id <= 0:
+        if torrent_id <= 0 or torrent_id >= KIND_SPAN:
             raise InvalidArgument("torrent_id must be a positive integer", field="torrent_id")
-        key = -torrent_id if queued else torrent_id
+        key = item_key(kind, torrent_id, queued)
         limit = max(1, min(limit or 100, 1000))
         async with self.pool.use(auth_id) as handle:
             rows = await handle.fetchall(

@@ -38,6 +38,17 @@ PAGE_SIZE = 1000
 MAX_PAGES = 100  # 100,000 torrents: far beyond any real account, a guard against a loop
 AUTH_CODES = frozenset({"NO_AUTH", "BAD_TOKEN"})
 CONTROL_OPERATIONS = frozenset({"stop_seeding", "pause", "resume", "delete", "reannounce"})
+# Per type of download: its list (path, rate-limit endpoint), control call and edit call.
+_LISTS = {"usenet": ("usenet/mylist", "usenet_list"), "webdl": ("webdl/mylist", "webdl_list")}
+_CONTROLS = {
+    "usenet": ("usenet/controlusenetdownload", "usenet_id"),
+    "webdl": ("webdl/controlwebdownload", "webdl_id"),
+}
+_EDITS = {
+    "torrent": ("torrents/edittorrent", "torrent_id"),
+    "usenet": ("usenet/editusenetdownload", "usenet_id"),
+    "webdl": ("webdl/editwebdownload", "webdl_id"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +117,33 @@ class TorBoxClient:
         )
         return [*torrents.values(), *queued.values()]
 
+    async def list_downloads(self, key_id: str, api_key: str, kind: str) -> list[tpb.Torrent]:
+        """Every usenet or web download (all pages, fresh) and every queued one, or an exception.
+
+        All or nothing like the torrent list: a failed page fails the whole type.
+        """
+        items, ended = await self._pages(
+            key_id,
+            api_key,
+            f"{kind}/mylist",
+            f"{kind}_list",
+            {},
+            lambda item: parse.download(item, kind),
+        )
+        if not ended:
+            raise TorBoxUnavailable("TOO_MANY_PAGES", f"{kind}/mylist never ended")
+        queued, ended = await self._pages(
+            key_id,
+            api_key,
+            "queued/getqueued",
+            "queued",
+            {"type": kind},
+            lambda item: parse.queued_download(item, kind),
+        )
+        if not ended:
+            raise TorBoxUnavailable("TOO_MANY_PAGES", f"the {kind} queue never ended")
+        return [*items.values(), *queued.values()]
+
     async def _pages(
         self,
         key_id: str,
@@ -146,16 +184,17 @@ class TorBoxClient:
         return None if item is None else parse.torrent(item)
 
     async def _raw_torrent(
-        self, key_id: str, api_key: str, torrent_id: int
+        self, key_id: str, api_key: str, torrent_id: int, kind: str = "torrent"
     ) -> dict[str, Any] | None:
-        """One torrent's JSON as TorBox sent it, fresh, or None when TorBox does not list it."""
+        """One item's JSON as TorBox sent it, fresh, or None when TorBox does not list it."""
+        path, endpoint = ("torrents/mylist", "mylist") if kind == "torrent" else _LISTS[kind]
         try:
             data = await self._call(
                 "GET",
-                "torrents/mylist",
+                path,
                 key_id,
                 api_key,
-                endpoint="mylist",
+                endpoint=endpoint,
                 params={"bypass_cache": "true", "id": torrent_id},
             )
         except TorBoxApiError as error:
@@ -170,7 +209,7 @@ class TorBoxClient:
         return None
 
     async def set_airlock(
-        self, key_id: str, api_key: str, torrent_id: int, airlocked: bool
+        self, key_id: str, api_key: str, torrent_id: int, airlocked: bool, kind: str = "torrent"
     ) -> None:
         """Set or clear one torrent's Airlock flag with TorBox's edit call.
 
@@ -178,20 +217,21 @@ class TorBoxClient:
         (TBM sends all four, as the endpoint may replace what it is given): they are read fresh
         first and sent back as they are, so the edit changes the flag alone.
         """
-        item = await self._raw_torrent(key_id, api_key, torrent_id)
+        item = await self._raw_torrent(key_id, api_key, torrent_id, kind)
         if item is None:
             raise TorBoxApiError("ITEM_NOT_FOUND", "Download not found")
         name = item.get("name")
         tags = item.get("tags")
         hashes = item.get("alternative_hashes")
+        path, id_field = _EDITS[kind]
         await self._call(
             "PUT",
-            "torrents/edittorrent",
+            path,
             key_id,
             api_key,
             endpoint="edit",
             json_body={
-                "torrent_id": torrent_id,
+                id_field: torrent_id,
                 "name": name.strip()
                 if isinstance(name, str) and name.strip()
                 else f"Download {torrent_id}",
@@ -216,10 +256,24 @@ class TorBoxClient:
             json_body={"torrent_id": torrent_id, "operation": operation, "all": False},
         )
 
-    async def control_queued(
-        self, key_id: str, api_key: str, queued_id: int, operation: str
+    async def control_download(
+        self, key_id: str, api_key: str, kind: str, item_id: int, operation: str
     ) -> None:
-        """start or delete one queued item."""
+        """delete (or pause, resume) one usenet or web download."""
+        path, id_field = _CONTROLS[kind]
+        await self._call(
+            "POST",
+            path,
+            key_id,
+            api_key,
+            endpoint="control",
+            json_body={id_field: item_id, "operation": operation, "all": False},
+        )
+
+    async def control_queued(
+        self, key_id: str, api_key: str, queued_id: int, operation: str, kind: str = "torrent"
+    ) -> None:
+        """start or delete one queued item of a type."""
         await self._call(
             "POST",
             "queued/controlqueued",
@@ -229,7 +283,7 @@ class TorBoxClient:
             json_body={
                 "queued_id": queued_id,
                 "operation": operation,
-                "type": "torrent",
+                "type": kind,
                 "all": False,
             },
         )

@@ -101,14 +101,43 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
+# Ids at or past this would leave their type's key space in the userstore (8 digits in 2026).
+MAX_ID = 1 << 40
+_ASSET_TYPES = {
+    "torrent": tpb.ASSET_TYPE_TORRENT,
+    "usenet": tpb.ASSET_TYPE_USENET,
+    "webdl": tpb.ASSET_TYPE_WEBDL,
+}
+
+
 def _id(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, int) and 0 < value < MAX_ID:
         return value
-    if isinstance(value, str) and value.isdigit() and int(value) > 0:
+    if isinstance(value, str) and value.isdigit() and 0 < int(value) < MAX_ID:
         return int(value)
     return None
+
+
+def download(item: Any, kind: str) -> tpb.Torrent | None:
+    """One usenet or web download (mylist of its type) as a Torrent message of that type.
+
+    Same fields and quirks as a torrent; the ones a download does not have (seeds, ratio, ...)
+    are simply absent and stay unknown.
+    """
+    message = torrent(item)
+    if message is not None:
+        message.asset_type = _ASSET_TYPES[kind]
+    return message
+
+
+def queued_download(item: Any, kind: str) -> tpb.Torrent | None:
+    """One getqueued item of a usenet or web-download queue (its id is the queued id)."""
+    message = queued(item)
+    if message is not None:
+        message.asset_type = _ASSET_TYPES[kind]
+    return message
 
 
 def torrent(item: Any) -> tpb.Torrent | None:

@@ -85,11 +85,7 @@ async def test_tag_rule_tags_emits_tags_changed_and_airlock_reaches_torbox(stack
             },
         )
         assert status == 200, body
-        assert body["rules"][0]["unsupported_asset_types"] == ["usenet"]
-        assert body["warnings"] == [
-            f"Rule {body['rules'][0]['id']} (Tag high): usenet downloads are not acted on "
-            "yet; only its torrent part runs"
-        ]
+        assert body["warnings"] == []
 
         tag_rule = body["rules"][0]["id"]
 

@@ -11,6 +11,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+# TorBox's asset types, each its own id space (and a queue of its own).
+TORRENT = "torrent"
+USENET = "usenet"
+WEBDL = "webdl"
+KINDS = (TORRENT, USENET, WEBDL)
+# Row keys keep the types apart: a torrent's key is its TorBox id (as before usenet and web
+# downloads were polled), another type's key adds its offset; queued items negate the key.
+# TorBox ids are far below 2**40 (8 digits in 2026); a larger one is refused at parse time.
+KIND_SPAN = 1 << 40
+_KIND_OFFSETS = {TORRENT: 0, USENET: KIND_SPAN, WEBDL: 2 * KIND_SPAN}
+_KIND_BY_INDEX = (TORRENT, USENET, WEBDL)
+
+
+def item_key(kind: str, item_id: int, queued: bool) -> int:
+    """The row key of TorBox's item `item_id` of this type (queued or listed)."""
+    key = _KIND_OFFSETS[kind] + item_id
+    return -key if queued else key
+
+
+def split_key(key: int) -> tuple[str, int, bool]:
+    """A row key back as (type, TorBox id, queued)."""
+    index, item_id = divmod(abs(key), KIND_SPAN)
+    return _KIND_BY_INDEX[index] if index < 3 else TORRENT, item_id, key < 0
+
 
 class TorrentSnapshot(NamedTuple):
     """One torrent (or queued item) as TorBox reported it in one poll; times in epoch seconds.
@@ -54,11 +78,15 @@ class TorrentSnapshot(NamedTuple):
     allow_zipped: bool | None = None
     # TorBox sends it for usenet and web downloads; a torrent has none (unknown, never "").
     original_url: str | None = None
+    # Which of TorBox's lists the item came from: torrent, usenet or webdl.
+    kind: str = TORRENT
 
     @property
     def key(self) -> int:
-        """The row key: TorBox ids for torrents, negated ids for queued items (own id space)."""
-        return -self.id if self.queued else self.id
+        """The row key: TorBox ids (negated for queued items); other types offset (item_key)."""
+        if self.kind == TORRENT:
+            return -self.id if self.queued else self.id
+        return item_key(self.kind, self.id, self.queued)
 
 
 SNAPSHOT_FIELDS: tuple[str, ...] = TorrentSnapshot._fields

@@ -14,11 +14,23 @@ emits no first-time events.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from userstore_svc.core import telemetry
-from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
+from userstore_svc.core.models import (
+    TORRENT,
+    Event,
+    PipelineConfig,
+    TorrentSnapshot,
+    TorrentState,
+    split_key,
+)
+
+_TORRENTS_ONLY = frozenset({TORRENT})
+# How hold reasons name each type's items.
+_NOUNS = {TORRENT: "torrents", "usenet": "usenet downloads", "webdl": "web downloads"}
 
 # Torrents missing from recent polls: key -> (complete polls it was missing from, mass episode).
 Missing = Mapping[int, tuple[int, bool]]
@@ -39,6 +51,9 @@ class PollInput:
     pending_missing: Missing = field(default_factory=dict)
     # When the previous poll applied was observed: a poll not newer than it is a replay.
     previous_at: float | None = None
+    # The types whose lists this poll fetched whole; items of other types are neither seen nor
+    # missing (their states stand as they were).
+    listed_kinds: frozenset[str] = _TORRENTS_ONLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +68,8 @@ class PollResult:
     suspicious: bool
     # Why destructive actions must not be sent after this poll; None when they may be.
     hold_reason: str | None
+    # The types the hold is for; None is every type (an incomplete poll).
+    held_kinds: frozenset[str] | None = None
 
 
 def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineConfig) -> PollResult:
@@ -60,14 +77,19 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
     now = poll.observed_at
     if poll.previous_at is not None and now <= poll.previous_at:
         # A replay: no time passed, nothing can have appeared, moved or gone.
-        return PollResult(dict(known), [], [], [], dict(poll.pending_missing), False, None)
+        return PollResult(dict(known), [], [], [], dict(poll.pending_missing), False, None, None)
     states: dict[int, TorrentState] = dict(known)
     changed: list[TorrentState] = []
     events: list[Event] = []
     seen: set[int] = set()
     hashes: dict[str, int] | None = None
 
+    listed = poll.listed_kinds
     for snap in poll.torrents:
+        if snap.kind != TORRENT:
+            if snap.kind not in listed:
+                continue  # not fetched whole this poll: it says nothing
+            snap = telemetry.with_counters(snap)
         key = snap.key
         if key in seen:
             continue  # TorBox listed it twice (page boundaries shift): the first copy wins.
@@ -93,9 +115,17 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
             changed.append(state)
         events.extend(new_events)
 
-    present_before = [key for key, state in known.items() if state.present]
+    if listed == _TORRENTS_ONLY:
+        present_before = [
+            key for key, state in known.items() if state.present and state.snap.kind == TORRENT
+        ]
+    else:
+        present_before = [
+            key for key, state in known.items() if state.present and state.snap.kind in listed
+        ]
     missing = [key for key in present_before if key not in seen]
-    suspicious = _is_suspicious(len(present_before), len(missing), len(seen), cfg)
+    suspicious_kinds = _suspicious_kinds(known, present_before, missing, seen, cfg)
+    suspicious = bool(suspicious_kinds)
     pending: dict[int, tuple[int, bool]] = {}
     removed: list[int] = []
     to_flag: list[int] = []
@@ -108,7 +138,7 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
         wait = max(cfg.mass_confirm_seconds, 1.5 * poll.max_gap)
         for key in missing:
             count, mass = poll.pending_missing.get(key, (0, False))
-            count, mass = count + 1, mass or suspicious
+            count, mass = count + 1, mass or known[key].snap.kind in suspicious_kinds
             since = known[key].missing_since or now
             if mass:
                 confirmed = count >= cfg.mass_confirm_polls and now - since >= wait - 1e-6
@@ -120,6 +150,13 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
                 to_flag.append(key)
                 pending[key] = (count, mass)
 
+    if listed != _TORRENTS_ONLY or poll.pending_missing:
+        # Items of a type not listed now keep waiting for their confirmation.
+        pending.update(
+            (k, v)
+            for k, v in poll.pending_missing.items()
+            if k not in pending and k not in seen and split_key(k)[0] not in listed
+        )
     for key in sorted(to_flag):
         state = telemetry.mark_missing(known[key], now)
         if state is not known[key]:
@@ -132,6 +169,7 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
         events.append(event)
         removed.append(key)
 
+    reason, held = _hold_reason(poll, pending, known, present_before, seen)
     return PollResult(
         states=states,
         changed=changed,
@@ -139,7 +177,28 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
         removed=removed,
         pending_missing=pending,
         suspicious=suspicious or not poll.complete,
-        hold_reason=_hold_reason(poll, pending, len(seen), len(present_before)),
+        hold_reason=reason,
+        held_kinds=held,
+    )
+
+
+def _suspicious_kinds(
+    known: Mapping[int, TorrentState],
+    present_before: Sequence[int],
+    missing: Sequence[int],
+    seen: set[int],
+    cfg: PipelineConfig,
+) -> frozenset[str]:
+    """The types whose list collapsed (each type's list is judged on its own)."""
+    if not missing:
+        return frozenset()
+    known_by = Counter(known[k].snap.kind for k in present_before)
+    missing_by = Counter(known[k].snap.kind for k in missing)
+    listed_by = Counter(split_key(k)[0] for k in seen)
+    return frozenset(
+        kind
+        for kind, count in missing_by.items()
+        if _is_suspicious(known_by[kind], count, listed_by[kind], cfg)
     )
 
 
@@ -153,15 +212,24 @@ def _is_suspicious(known: int, missing: int, listed: int, cfg: PipelineConfig) -
 
 
 def _hold_reason(
-    poll: PollInput, pending: Mapping[int, tuple[int, bool]], listed: int, known: int
-) -> str | None:
-    """Why destructive actions must wait after this poll, or None."""
+    poll: PollInput,
+    pending: Mapping[int, tuple[int, bool]],
+    known: Mapping[int, TorrentState],
+    present_before: Sequence[int],
+    seen: set[int],
+) -> tuple[str | None, frozenset[str] | None]:
+    """Why destructive actions must wait after this poll, and for which types (None: all)."""
     if not poll.complete:
-        return "incomplete snapshot (a page failed); waiting for a complete one"
-    unconfirmed = sum(1 for _count, mass in pending.values() if mass)
+        return "incomplete snapshot (a page failed); waiting for a complete one", None
+    unconfirmed = Counter(known[key].snap.kind for key, (_c, mass) in pending.items() if mass)
     if not unconfirmed:
-        return None
-    return (
-        f"snapshot listed {listed} torrents where {known} were known; {unconfirmed} that "
-        "vanished at once wait for several polls over several minutes to confirm it"
-    )
+        return None, None
+    known_by = Counter(known[k].snap.kind for k in present_before)
+    listed_by = Counter(split_key(k)[0] for k in seen)
+    reasons = [
+        f"snapshot listed {listed_by[kind]} {_NOUNS.get(kind, kind)} where {known_by[kind]} "
+        f"were known; {unconfirmed[kind]} that vanished at once wait for several polls over "
+        "several minutes to confirm it"
+        for kind in sorted(unconfirmed)
+    ]
+    return "; ".join(reasons), frozenset(unconfirmed)

@@ -15,6 +15,10 @@ Conventions (each one is tested):
   without a gap (``whole_life``); otherwise they are lower bounds (see rules/fields.py).
 - A torrent seen before (it returns after being marked removed, or comes back under a new id
   with a known hash) keeps its history and emits no first-time events.
+- Usenet and web downloads go through the same steps. TorBox sends them no byte counters, so
+  :func:`with_counters` derives the downloaded bytes from progress x size (unknown when either
+  is: a queued usenet item has neither) and takes their upload as 0 (they never upload): their
+  activity, stalls, downloading time and progress history then follow from their progress.
 """
 
 from __future__ import annotations
@@ -52,6 +56,17 @@ def status_of(snap: TorrentSnapshot) -> str:
     return status
 
 
+def with_counters(snap: TorrentSnapshot) -> TorrentSnapshot:
+    """A usenet or web download with the byte counters its progress implies (see the module)."""
+    downloaded = snap.total_downloaded
+    if downloaded is None and snap.progress is not None and snap.size is not None:
+        downloaded = round(snap.progress * snap.size)
+    uploaded = 0 if snap.total_uploaded is None else snap.total_uploaded
+    if downloaded == snap.total_downloaded and uploaded == snap.total_uploaded:
+        return snap
+    return snap._replace(total_downloaded=downloaded, total_uploaded=uploaded)
+
+
 def _first_events(snap: TorrentSnapshot, status: str, now: float) -> list[Event]:
     """The events of a torrent that has just arrived."""
     key = snap.key
@@ -62,6 +77,8 @@ def _first_events(snap: TorrentSnapshot, status: str, now: float) -> list[Event]
         events.append(Event("TORRENT_SEEDING_STARTED", key, now, {"ratio": snap.ratio}))
     if snap.download_finished is True:
         events.append(Event("TORRENT_COMPLETED", key, now, {"size": snap.size}))
+    if status == "failed":
+        events.append(Event("TORRENT_FAILED", key, now, {"state": snap.download_state}))
     if status == "stalled":
         events.append(
             Event(
@@ -231,6 +248,10 @@ def _transition_events(
                     "TORRENT_SEEDING_STARTED", key, now, {"from": prev_status, "ratio": snap.ratio}
                 )
             )
+    if status == "failed" and prev_status != "failed" and known_before:
+        events.append(
+            Event("TORRENT_FAILED", key, now, {"from": prev_status, "state": snap.download_state})
+        )
     if snap.download_finished is True and old.download_finished is False:
         events.append(
             Event(

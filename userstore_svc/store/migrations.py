@@ -432,6 +432,14 @@ USER_MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX upload_attempts_upload ON upload_attempts(upload_id);
         """,
     ),
+    Migration(
+        9,
+        "usenet and web downloads beside torrents: the item's type (its own id space)",
+        """
+        -- torrent_key keeps a torrent's TorBox id, other types' keys carry an offset (models.py).
+        ALTER TABLE torrents ADD COLUMN kind TEXT NOT NULL DEFAULT 'torrent';
+        """,
+    ),
 )
 
 REGISTRY_MIGRATIONS: tuple[Migration, ...] = (

@@ -62,6 +62,7 @@ _SNAPSHOT_COLUMNS = (
     "airlocked",
     "allow_zipped",
     "original_url",
+    "kind",
 )
 assert len(_SNAPSHOT_COLUMNS) == len(SNAPSHOT_FIELDS)
 TORRENT_COLUMN_LIST = ", ".join(("torrent_key", *_SNAPSHOT_COLUMNS, *STATE_FIELDS))

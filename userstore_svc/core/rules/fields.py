@@ -256,6 +256,28 @@ ALL_ASSET_FIELDS = frozenset(
     }
 )
 
+# Our derived conditions that usenet and web downloads have too: their activity, stalls, times and
+# progress history follow from their progress (telemetry.with_counters). TBM allows the first
+# three on torrents only, having no history for the other types.
+DERIVED_DOWNLOAD_FIELDS = frozenset(
+    {
+        "DOWNLOAD_STALLED_TIME",
+        "LAST_DOWNLOAD_ACTIVITY_AT",
+        "AVG_DOWNLOAD_SPEED",
+        "DOWNLOADING_TIME",
+        "ACTIVE_TIME",
+        "STALL_COUNT",
+        "PROGRESS_CHANGE",
+        "MAX_DOWNLOAD_SPEED",
+    }
+)
+# The conditions each asset type has; a rule over several types may use their intersection.
+FIELDS_BY_TYPE: dict[str, frozenset[str]] = {
+    "torrent": frozenset(FIELDS),
+    "usenet": ALL_ASSET_FIELDS | DERIVED_DOWNLOAD_FIELDS,
+    "webdl": ALL_ASSET_FIELDS | DERIVED_DOWNLOAD_FIELDS,
+}
+
 NUMBER_OPERATORS = ("gt", "lt", "gte", "lte", "eq")
 STRING_OPERATORS = (
     "contains",

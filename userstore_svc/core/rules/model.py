@@ -30,9 +30,6 @@ ACTIONS = (
     "add_airlock",
     "remove_airlock",
 )
-# The asset types whose items this backend polls and acts on today (usenet and web downloads are
-# accepted in rules, but only a rule's torrent part acts until they are polled).
-ACTED_ASSET_TYPES = frozenset({"torrent"})
 
 EVENT_TYPES = (
     "TORRENT_ADDED",
@@ -41,6 +38,7 @@ EVENT_TYPES = (
     "TORRENT_STALLED",
     "TORRENT_RESUMED",
     "TORRENT_COMPLETED",
+    "TORRENT_FAILED",
     "TORRENT_RATIO_REACHED",
     "TORRENT_REMOVED",
 )
@@ -103,11 +101,6 @@ class Rule:
         return self.action in TAG_ACTIONS or any(
             c.type == "TAGS" for c in iter_conditions(self.root)
         )
-
-    @property
-    def unsupported_asset_types(self) -> tuple[str, ...]:
-        """The rule's asset types this backend accepts but does not act on yet."""
-        return tuple(t for t in self.asset_types if t not in ACTED_ASSET_TYPES)
 
     @property
     def for_minutes_paths(self) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from userstore_svc.core import telemetry
-from userstore_svc.core.models import Event, TorrentState
+from userstore_svc.core.models import TORRENT, Event, TorrentState, split_key
 from userstore_svc.core.rules.evaluate import (
     CompiledRule,
     Growing,
@@ -122,8 +122,12 @@ class PlanInput:
     # Torrents with an action whose outcome is not known yet.
     pending: frozenset[int]
     safety: SafetyConfig
-    # Set when the snapshot is unconfirmed: destructive actions must wait.
+    # Set when the snapshot is unconfirmed: destructive actions must wait ...
     hold_reason: str | None = None
+    # ... on items of these types (None: every type).
+    held_kinds: frozenset[str] | None = None
+    # The types listed whole this poll: a rule acts only on items of its types listed now.
+    listed_kinds: frozenset[str] = frozenset({TORRENT})
     # A manual run of one rule: evaluated on every torrent whatever its trigger.
     run_rule_id: int | None = None
     # After an outage every hold restarts (the condition was not observed in between).
@@ -270,6 +274,7 @@ def plan(inp: PlanInput) -> PlanOutput:
     for event in inp.events:
         by_event.setdefault(event.type, set()).add(event.torrent_key)
 
+    kinds_present = {s.snap.kind for s in present.values()}
     new_holds: Holds = {}
     deferred: Deferred = {}
     reports: list[RuleReport] = []
@@ -287,16 +292,22 @@ def plan(inp: PlanInput) -> PlanOutput:
             if entry.rule_id in inp.holds:
                 new_holds[entry.rule_id] = {k: dict(v) for k, v in inp.holds[entry.rule_id].items()}
             continue
-        targets, execution_type = _targets(entry, present, by_event, now, manual)
-        waiting = _still_deferred(entry, inp, present, now)
+        eligible = inp.listed_kinds.intersection(rule.asset_types)
+        rule_present = (
+            present
+            if eligible.issuperset(kinds_present)
+            else {k: s for k, s in present.items() if s.snap.kind in eligible}
+        )
+        targets, execution_type = _targets(entry, rule_present, by_event, now, manual)
+        waiting = _still_deferred(entry, inp, rule_present, now)
         if waiting and rule.trigger.kind == "event":
             targets |= set(waiting)
         # Holds are kept on every poll, whether or not the trigger fires now. (Targets are among
         # the present torrents: as many means all of them.)
         scope = (
-            present
-            if compiled.tracks_holds or len(targets) == len(present)
-            else {k: present[k] for k in targets}
+            rule_present
+            if compiled.tracks_holds or len(targets) == len(rule_present)
+            else {k: rule_present[k] for k in targets}
         )
         if not scope and not targets:
             if waiting:
@@ -542,12 +553,20 @@ def _apply_caps(
     live = [i for i in intents if i.action in DESTRUCTIVE_ACTIONS and i.status == "pending"]
     if not live:
         return intents
+    if inp.hold_reason is not None:
+        if inp.held_kinds is None:
+            return _hold(intents, live, inp.hold_reason, inp.now, events)
+        # One type's list is unconfirmed: that type's items wait; the others face the caps.
+        held = [i for i in live if split_key(i.key)[0] in inp.held_kinds]
+        if held:
+            intents = _hold(intents, held, inp.hold_reason, inp.now, events)
+            live = [i for i in live if split_key(i.key)[0] not in inp.held_kinds]
+            if not live:
+                return intents
     safety = inp.safety
     count = max(len(live), wanted)
     reason = None
-    if inp.hold_reason is not None:
-        reason = inp.hold_reason
-    elif count > safety.max_destructive_per_poll:
+    if count > safety.max_destructive_per_poll:
         reason = (
             f"{count} torrents matched destructive rules in one poll, over the cap of "
             f"{safety.max_destructive_per_poll}"
@@ -559,22 +578,35 @@ def _apply_caps(
         )
     if reason is None:
         return intents
+    return _hold(intents, live, reason, inp.now, events)
+
+
+def _held_entry(intent: Intent) -> dict[str, object]:
+    """One held action as AUTOMATION_HELD lists it (the item's type unless a torrent)."""
+    kind, item_id, _queued = split_key(intent.key)
+    entry: dict[str, object] = {
+        "torrent_id": item_id,
+        "rule_id": intent.rule_id,
+        "rule_name": intent.rule_name,
+        "action": intent.action,
+    }
+    if kind != TORRENT:
+        entry["asset_type"] = kind
+    return entry
+
+
+def _hold(
+    intents: list[Intent], live: list[Intent], reason: str, now: float, events: list[Event]
+) -> list[Intent]:
+    """Mark the `live` destructive intents held, with one AUTOMATION_HELD event saying why."""
     events.append(
         Event(
             "AUTOMATION_HELD",
             0,
-            inp.now,
+            now,
             {
                 "reason": reason,
-                "held": [
-                    {
-                        "torrent_id": abs(i.key),
-                        "rule_id": i.rule_id,
-                        "rule_name": i.rule_name,
-                        "action": i.action,
-                    }
-                    for i in live
-                ],
+                "held": [_held_entry(i) for i in live],
             },
         )
     )

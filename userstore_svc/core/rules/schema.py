@@ -16,7 +16,7 @@ import re2
 
 from common.errors import InvalidArgument
 from userstore_svc.core import speeds
-from userstore_svc.core.rules.fields import ALL_ASSET_FIELDS, FIELDS, OPERATORS, TAGS_ALIASES
+from userstore_svc.core.rules.fields import FIELDS, FIELDS_BY_TYPE, OPERATORS, TAGS_ALIASES
 from userstore_svc.core.rules.model import (
     ACTIONS,
     EVENT_TYPES,
@@ -190,21 +190,24 @@ def _asset_types(value: Any, ctx: _Ctx) -> tuple[str, ...]:
     unknown = [t for t in types if t not in ASSET_TYPES]
     if unknown:
         raise ctx.fail("assetTypes", f"unknown asset type {_quote(unknown[0])}")
-    # usenet and webdl are accepted (TBM's editor writes them); the rule answer names the types
-    # not acted on yet (Rule.unsupported_asset_types).
     return tuple(types)
 
 
 def _fits_every_asset_type(
     root: Group, action: str, asset_types: tuple[str, ...], ctx: _Ctx
 ) -> None:
-    """A rule over usenet or web downloads may use only what every one of its types has."""
+    """A rule over usenet or web downloads may use only what every one of its types has.
+
+    The error names the condition and the types it does not fit.
+    """
     others = ", ".join(t for t in asset_types if t != "torrent")
     for cond in iter_conditions(root):
-        if cond.type not in ALL_ASSET_FIELDS:
+        misfits = [t for t in asset_types if cond.type not in FIELDS_BY_TYPE[t]]
+        if misfits:
             raise ctx.fail(
                 f"{cond.path}.type",
-                f"{cond.type} applies to torrents only; this rule's assetTypes include {others}",
+                f"{cond.type} applies to torrents only; this rule's assetTypes include "
+                f"{', '.join(misfits)}",
             )
     if action not in ALL_ASSET_ACTIONS:
         raise ctx.fail(

@@ -17,6 +17,26 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _AssetType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AssetTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AssetType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ASSET_TYPE_UNSPECIFIED: _AssetType.ValueType  # 0
+    ASSET_TYPE_TORRENT: _AssetType.ValueType  # 1
+    ASSET_TYPE_USENET: _AssetType.ValueType  # 2
+    ASSET_TYPE_WEBDL: _AssetType.ValueType  # 3
+
+class AssetType(_AssetType, metaclass=_AssetTypeEnumTypeWrapper):
+    """TorBox's three kinds of download, each with its own lists, id space and control calls."""
+
+ASSET_TYPE_UNSPECIFIED: AssetType.ValueType  # 0
+ASSET_TYPE_TORRENT: AssetType.ValueType  # 1
+ASSET_TYPE_USENET: AssetType.ValueType  # 2
+ASSET_TYPE_WEBDL: AssetType.ValueType  # 3
+Global___AssetType: _TypeAlias = AssetType  # noqa: Y015
+
 class _ActionType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -98,6 +118,7 @@ class Torrent(_message.Message):
     AIRLOCKED_FIELD_NUMBER: _builtins.int
     ALLOW_ZIPPED_FIELD_NUMBER: _builtins.int
     ORIGINAL_URL_FIELD_NUMBER: _builtins.int
+    ASSET_TYPE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     hash: _builtins.str
     name: _builtins.str
@@ -137,6 +158,10 @@ class Torrent(_message.Message):
     """TorBox's `allow_zipped` (TBM's ALLOW_ZIP)."""
     original_url: _builtins.str
     """The source URL of a usenet or web download (TBM's ORIGINAL_URL); torrents have none."""
+    asset_type: Global___AssetType.ValueType
+    """Which of TorBox's lists the item came from; unspecified is a torrent. Ids are TorBox's own,
+    one id space per type (and per queue): (asset_type, queued, id) names an item.
+    """
     def __init__(
         self,
         *,
@@ -173,10 +198,11 @@ class Torrent(_message.Message):
         airlocked: _builtins.bool | None = ...,
         allow_zipped: _builtins.bool | None = ...,
         original_url: _builtins.str | None = ...,
+        asset_type: Global___AssetType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_airlocked", b"_airlocked", "_allow_zipped", b"_allow_zipped", "_availability", b"_availability", "_cached", b"_cached", "_cached_at", b"_cached_at", "_created_at", b"_created_at", "_download_finished", b"_download_finished", "_download_present", b"_download_present", "_download_speed", b"_download_speed", "_eta", b"_eta", "_expires_at", b"_expires_at", "_file_count", b"_file_count", "_long_term_seeding", b"_long_term_seeding", "_magnet", b"_magnet", "_original_url", b"_original_url", "_peers", b"_peers", "_private", b"_private", "_progress", b"_progress", "_ratio", b"_ratio", "_seed_torrent", b"_seed_torrent", "_seeds", b"_seeds", "_size", b"_size", "_total_downloaded", b"_total_downloaded", "_total_uploaded", b"_total_uploaded", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "_upload_speed", b"_upload_speed", "active", b"active", "airlocked", b"airlocked", "allow_zipped", b"allow_zipped", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "original_url", b"original_url", "peers", b"peers", "private", b"private", "progress", b"progress", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_airlocked", b"_airlocked", "_allow_zipped", b"_allow_zipped", "_availability", b"_availability", "_cached", b"_cached", "_cached_at", b"_cached_at", "_created_at", b"_created_at", "_download_finished", b"_download_finished", "_download_present", b"_download_present", "_download_speed", b"_download_speed", "_eta", b"_eta", "_expires_at", b"_expires_at", "_file_count", b"_file_count", "_long_term_seeding", b"_long_term_seeding", "_magnet", b"_magnet", "_original_url", b"_original_url", "_peers", b"_peers", "_private", b"_private", "_progress", b"_progress", "_ratio", b"_ratio", "_seed_torrent", b"_seed_torrent", "_seeds", b"_seeds", "_size", b"_size", "_total_downloaded", b"_total_downloaded", "_total_uploaded", b"_total_uploaded", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "_upload_speed", b"_upload_speed", "active", b"active", "airlocked", b"airlocked", "allow_zipped", b"allow_zipped", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "download_state", b"download_state", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "hash", b"hash", "id", b"id", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "name", b"name", "original_url", b"original_url", "peers", b"peers", "private", b"private", "progress", b"progress", "queued", b"queued", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_airlocked", b"_airlocked", "_allow_zipped", b"_allow_zipped", "_availability", b"_availability", "_cached", b"_cached", "_cached_at", b"_cached_at", "_created_at", b"_created_at", "_download_finished", b"_download_finished", "_download_present", b"_download_present", "_download_speed", b"_download_speed", "_eta", b"_eta", "_expires_at", b"_expires_at", "_file_count", b"_file_count", "_long_term_seeding", b"_long_term_seeding", "_magnet", b"_magnet", "_original_url", b"_original_url", "_peers", b"_peers", "_private", b"_private", "_progress", b"_progress", "_ratio", b"_ratio", "_seed_torrent", b"_seed_torrent", "_seeds", b"_seeds", "_size", b"_size", "_total_downloaded", b"_total_downloaded", "_total_uploaded", b"_total_uploaded", "_tracker", b"_tracker", "_updated_at", b"_updated_at", "_upload_speed", b"_upload_speed", "active", b"active", "airlocked", b"airlocked", "allow_zipped", b"allow_zipped", "asset_type", b"asset_type", "availability", b"availability", "cached", b"cached", "cached_at", b"cached_at", "created_at", b"created_at", "download_finished", b"download_finished", "download_present", b"download_present", "download_speed", b"download_speed", "download_state", b"download_state", "eta", b"eta", "expires_at", b"expires_at", "file_count", b"file_count", "hash", b"hash", "id", b"id", "long_term_seeding", b"long_term_seeding", "magnet", b"magnet", "name", b"name", "original_url", b"original_url", "peers", b"peers", "private", b"private", "progress", b"progress", "queued", b"queued", "ratio", b"ratio", "seed_torrent", b"seed_torrent", "seeds", b"seeds", "size", b"size", "total_downloaded", b"total_downloaded", "total_uploaded", b"total_uploaded", "tracker", b"tracker", "updated_at", b"updated_at", "upload_speed", b"upload_speed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active: _TypeAlias = _typing.Literal["active"]  # noqa: Y015
     _WhichOneofArgType__active: _TypeAlias = _typing.Literal["_active", b"_active"]  # noqa: Y015
@@ -306,6 +332,7 @@ class PlannedAction(_message.Message):
     RULE_ID_FIELD_NUMBER: _builtins.int
     RULE_NAME_FIELD_NUMBER: _builtins.int
     NEEDS_MAGNET_FIELD_NUMBER: _builtins.int
+    ASSET_TYPE_FIELD_NUMBER: _builtins.int
     action_id: _builtins.int
     torrent_id: _builtins.int
     type: Global___ActionType.ValueType
@@ -317,6 +344,10 @@ class PlannedAction(_message.Message):
     """Archive of a torrent TorBox listed without a magnet: fetch it (exportdata) before deleting,
     and abandon the archive if that fails (a rebuilt magnet would lose a private tracker).
     """
+    asset_type: Global___AssetType.ValueType
+    """The item's type: it picks the control call (controltorrent, controlusenetdownload,
+    controlwebdownload, or controlqueued with the type). Unspecified is a torrent.
+    """
     def __init__(
         self,
         *,
@@ -327,10 +358,11 @@ class PlannedAction(_message.Message):
         rule_id: _builtins.int = ...,
         rule_name: _builtins.str = ...,
         needs_magnet: _builtins.bool = ...,
+        asset_type: Global___AssetType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "needs_magnet", b"needs_magnet", "queued", b"queued", "rule_id", b"rule_id", "rule_name", b"rule_name", "torrent_id", b"torrent_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "asset_type", b"asset_type", "needs_magnet", b"needs_magnet", "queued", b"queued", "rule_id", b"rule_id", "rule_name", b"rule_name", "torrent_id", b"torrent_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -387,6 +387,7 @@ class Snapshot(_message.Message):
     TORRENTS_FIELD_NUMBER: _builtins.int
     POLL_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     RUN_RULE_ID_FIELD_NUMBER: _builtins.int
+    LISTED_TYPES_FIELD_NUMBER: _builtins.int
     poll_id: _builtins.str
     """Chosen by the scheduler, echoed in the plan."""
     auth_id: _builtins.str
@@ -400,6 +401,13 @@ class Snapshot(_message.Message):
     """Manual run: evaluate this rule now, whatever its trigger."""
     @_builtins.property
     def torrents(self) -> _containers.RepeatedCompositeFieldContainer[_torrent_pb2.Torrent]: ...
+    @_builtins.property
+    def listed_types(self) -> _containers.RepeatedScalarFieldContainer[_torrent_pb2.AssetType.ValueType]:
+        """The types whose lists (mylist and queue) were fetched whole in this poll; empty means
+        torrents only. Items of a type not listed are neither seen nor missing, and no rule acts
+        on them this poll (a failed usenet list fails closed for usenet alone).
+        """
+
     def __init__(
         self,
         *,
@@ -410,10 +418,11 @@ class Snapshot(_message.Message):
         torrents: _abc.Iterable[_torrent_pb2.Torrent] | None = ...,
         poll_interval_seconds: _builtins.float = ...,
         run_rule_id: _builtins.int | None = ...,
+        listed_types: _abc.Iterable[_torrent_pb2.AssetType.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_run_rule_id", b"_run_rule_id", "run_rule_id", b"run_rule_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_run_rule_id", b"_run_rule_id", "auth_id", b"auth_id", "complete", b"complete", "observed_at", b"observed_at", "poll_id", b"poll_id", "poll_interval_seconds", b"poll_interval_seconds", "run_rule_id", b"run_rule_id", "torrents", b"torrents"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_run_rule_id", b"_run_rule_id", "auth_id", b"auth_id", "complete", b"complete", "listed_types", b"listed_types", "observed_at", b"observed_at", "poll_id", b"poll_id", "poll_interval_seconds", b"poll_interval_seconds", "run_rule_id", b"run_rule_id", "torrents", b"torrents"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__run_rule_id: _TypeAlias = _typing.Literal["run_rule_id"]  # noqa: Y015
     _WhichOneofArgType__run_rule_id: _TypeAlias = _typing.Literal["_run_rule_id", b"_run_rule_id"]  # noqa: Y015
@@ -490,6 +499,7 @@ class Plan(_message.Message):
     NEXT_POLL_IN_SECONDS_FIELD_NUMBER: _builtins.int
     HAS_ENABLED_RULES_FIELD_NUMBER: _builtins.int
     RUN_SUMMARY_FIELD_NUMBER: _builtins.int
+    ASSET_TYPES_FIELD_NUMBER: _builtins.int
     poll_id: _builtins.str
     auth_id: _builtins.str
     applied: _builtins.bool
@@ -502,6 +512,12 @@ class Plan(_message.Message):
     def run_summary(self) -> Global___RunSummary:
         """Filled for a manual run."""
 
+    @_builtins.property
+    def asset_types(self) -> _containers.RepeatedScalarFieldContainer[_torrent_pb2.AssetType.ValueType]:
+        """The types the user's enabled rules need listed (torrents always): the next polls fetch the
+        usenet and web-download lists only when they are here.
+        """
+
     def __init__(
         self,
         *,
@@ -512,10 +528,11 @@ class Plan(_message.Message):
         next_poll_in_seconds: _builtins.float | None = ...,
         has_enabled_rules: _builtins.bool = ...,
         run_summary: Global___RunSummary | None = ...,
+        asset_types: _abc.Iterable[_torrent_pb2.AssetType.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_next_poll_in_seconds", b"_next_poll_in_seconds", "_run_summary", b"_run_summary", "next_poll_in_seconds", b"next_poll_in_seconds", "run_summary", b"run_summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_next_poll_in_seconds", b"_next_poll_in_seconds", "_run_summary", b"_run_summary", "actions", b"actions", "applied", b"applied", "auth_id", b"auth_id", "has_enabled_rules", b"has_enabled_rules", "next_poll_in_seconds", b"next_poll_in_seconds", "poll_id", b"poll_id", "run_summary", b"run_summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_next_poll_in_seconds", b"_next_poll_in_seconds", "_run_summary", b"_run_summary", "actions", b"actions", "applied", b"applied", "asset_types", b"asset_types", "auth_id", b"auth_id", "has_enabled_rules", b"has_enabled_rules", "next_poll_in_seconds", b"next_poll_in_seconds", "poll_id", b"poll_id", "run_summary", b"run_summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__next_poll_in_seconds: _TypeAlias = _typing.Literal["next_poll_in_seconds"]  # noqa: Y015
     _WhichOneofArgType__next_poll_in_seconds: _TypeAlias = _typing.Literal["_next_poll_in_seconds", b"_next_poll_in_seconds"]  # noqa: Y015
@@ -741,6 +758,7 @@ class TorrentStatus(_message.Message):
     SEED_TIME_LIMIT_HOURS_FIELD_NUMBER: _builtins.int
     DOWNLOAD_STALLED_SECONDS_FIELD_NUMBER: _builtins.int
     TRACKER_FIELD_NUMBER: _builtins.int
+    ASSET_TYPE_FIELD_NUMBER: _builtins.int
     torrent_id: _builtins.int
     hash: _builtins.str
     name: _builtins.str
@@ -781,6 +799,8 @@ class TorrentStatus(_message.Message):
     seed_time_limit_hours: _builtins.float
     download_stalled_seconds: _builtins.float
     tracker: _builtins.str
+    asset_type: _torrent_pb2.AssetType.ValueType
+    """torrent, usenet or webdl; torrent_id is then TorBox's id of that type."""
     @_builtins.property
     def last_action(self) -> Global___LastAction: ...
     def __init__(
@@ -827,10 +847,11 @@ class TorrentStatus(_message.Message):
         seed_time_limit_hours: _builtins.float | None = ...,
         download_stalled_seconds: _builtins.float | None = ...,
         tracker: _builtins.str | None = ...,
+        asset_type: _torrent_pb2.AssetType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_availability", b"_availability", "_avg_download_speed_1h", b"_avg_download_speed_1h", "_avg_download_speed_5m", b"_avg_download_speed_5m", "_avg_upload_speed_1h", b"_avg_upload_speed_1h", "_avg_upload_speed_5m", b"_avg_upload_speed_5m", "_download_speed", b"_download_speed", "_download_stalled_seconds", b"_download_stalled_seconds", "_downloading_started_at", b"_downloading_started_at", "_last_action", b"_last_action", "_last_download_activity_at", b"_last_download_activity_at", "_last_progress", b"_last_progress", "_last_total_downloaded", b"_last_total_downloaded", "_last_total_uploaded", b"_last_total_uploaded", "_last_upload_activity_at", b"_last_upload_activity_at", "_max_download_speed", b"_max_download_speed", "_peers", b"_peers", "_ratio", b"_ratio", "_removed_at", b"_removed_at", "_seed_ratio_limit", b"_seed_ratio_limit", "_seed_time_limit_hours", b"_seed_time_limit_hours", "_seeding_started_at", b"_seeding_started_at", "_seeds", b"_seeds", "_size", b"_size", "_stalled_since", b"_stalled_since", "_tracker", b"_tracker", "_upload_speed", b"_upload_speed", "active", b"active", "availability", b"availability", "avg_download_speed_1h", b"avg_download_speed_1h", "avg_download_speed_5m", b"avg_download_speed_5m", "avg_upload_speed_1h", b"avg_upload_speed_1h", "avg_upload_speed_5m", b"avg_upload_speed_5m", "download_speed", b"download_speed", "download_stalled_seconds", b"download_stalled_seconds", "downloading_started_at", b"downloading_started_at", "last_action", b"last_action", "last_download_activity_at", b"last_download_activity_at", "last_progress", b"last_progress", "last_total_downloaded", b"last_total_downloaded", "last_total_uploaded", b"last_total_uploaded", "last_upload_activity_at", b"last_upload_activity_at", "max_download_speed", b"max_download_speed", "peers", b"peers", "ratio", b"ratio", "removed_at", b"removed_at", "seed_ratio_limit", b"seed_ratio_limit", "seed_time_limit_hours", b"seed_time_limit_hours", "seeding_started_at", b"seeding_started_at", "seeds", b"seeds", "size", b"size", "stalled_since", b"stalled_since", "tracker", b"tracker", "upload_speed", b"upload_speed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_availability", b"_availability", "_avg_download_speed_1h", b"_avg_download_speed_1h", "_avg_download_speed_5m", b"_avg_download_speed_5m", "_avg_upload_speed_1h", b"_avg_upload_speed_1h", "_avg_upload_speed_5m", b"_avg_upload_speed_5m", "_download_speed", b"_download_speed", "_download_stalled_seconds", b"_download_stalled_seconds", "_downloading_started_at", b"_downloading_started_at", "_last_action", b"_last_action", "_last_download_activity_at", b"_last_download_activity_at", "_last_progress", b"_last_progress", "_last_total_downloaded", b"_last_total_downloaded", "_last_total_uploaded", b"_last_total_uploaded", "_last_upload_activity_at", b"_last_upload_activity_at", "_max_download_speed", b"_max_download_speed", "_peers", b"_peers", "_ratio", b"_ratio", "_removed_at", b"_removed_at", "_seed_ratio_limit", b"_seed_ratio_limit", "_seed_time_limit_hours", b"_seed_time_limit_hours", "_seeding_started_at", b"_seeding_started_at", "_seeds", b"_seeds", "_size", b"_size", "_stalled_since", b"_stalled_since", "_tracker", b"_tracker", "_upload_speed", b"_upload_speed", "active", b"active", "availability", b"availability", "avg_download_speed_1h", b"avg_download_speed_1h", "avg_download_speed_5m", b"avg_download_speed_5m", "avg_upload_speed_1h", b"avg_upload_speed_1h", "avg_upload_speed_5m", b"avg_upload_speed_5m", "download_speed", b"download_speed", "download_stalled_seconds", b"download_stalled_seconds", "downloading_started_at", b"downloading_started_at", "downloading_time_seconds", b"downloading_time_seconds", "first_seen_at", b"first_seen_at", "hash", b"hash", "last_action", b"last_action", "last_download_activity_at", b"last_download_activity_at", "last_progress", b"last_progress", "last_seen_at", b"last_seen_at", "last_state", b"last_state", "last_total_downloaded", b"last_total_downloaded", "last_total_uploaded", b"last_total_uploaded", "last_upload_activity_at", b"last_upload_activity_at", "max_download_speed", b"max_download_speed", "name", b"name", "peers", b"peers", "present", b"present", "protected", b"protected", "queued", b"queued", "ratio", b"ratio", "removed_at", b"removed_at", "seed_ratio_limit", b"seed_ratio_limit", "seed_time_limit_hours", b"seed_time_limit_hours", "seeding_started_at", b"seeding_started_at", "seeding_time_seconds", b"seeding_time_seconds", "seeds", b"seeds", "size", b"size", "stall_count", b"stall_count", "stalled_since", b"stalled_since", "status", b"status", "torrent_id", b"torrent_id", "total_active_time_seconds", b"total_active_time_seconds", "tracker", b"tracker", "upload_speed", b"upload_speed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_availability", b"_availability", "_avg_download_speed_1h", b"_avg_download_speed_1h", "_avg_download_speed_5m", b"_avg_download_speed_5m", "_avg_upload_speed_1h", b"_avg_upload_speed_1h", "_avg_upload_speed_5m", b"_avg_upload_speed_5m", "_download_speed", b"_download_speed", "_download_stalled_seconds", b"_download_stalled_seconds", "_downloading_started_at", b"_downloading_started_at", "_last_action", b"_last_action", "_last_download_activity_at", b"_last_download_activity_at", "_last_progress", b"_last_progress", "_last_total_downloaded", b"_last_total_downloaded", "_last_total_uploaded", b"_last_total_uploaded", "_last_upload_activity_at", b"_last_upload_activity_at", "_max_download_speed", b"_max_download_speed", "_peers", b"_peers", "_ratio", b"_ratio", "_removed_at", b"_removed_at", "_seed_ratio_limit", b"_seed_ratio_limit", "_seed_time_limit_hours", b"_seed_time_limit_hours", "_seeding_started_at", b"_seeding_started_at", "_seeds", b"_seeds", "_size", b"_size", "_stalled_since", b"_stalled_since", "_tracker", b"_tracker", "_upload_speed", b"_upload_speed", "active", b"active", "asset_type", b"asset_type", "availability", b"availability", "avg_download_speed_1h", b"avg_download_speed_1h", "avg_download_speed_5m", b"avg_download_speed_5m", "avg_upload_speed_1h", b"avg_upload_speed_1h", "avg_upload_speed_5m", b"avg_upload_speed_5m", "download_speed", b"download_speed", "download_stalled_seconds", b"download_stalled_seconds", "downloading_started_at", b"downloading_started_at", "downloading_time_seconds", b"downloading_time_seconds", "first_seen_at", b"first_seen_at", "hash", b"hash", "last_action", b"last_action", "last_download_activity_at", b"last_download_activity_at", "last_progress", b"last_progress", "last_seen_at", b"last_seen_at", "last_state", b"last_state", "last_total_downloaded", b"last_total_downloaded", "last_total_uploaded", b"last_total_uploaded", "last_upload_activity_at", b"last_upload_activity_at", "max_download_speed", b"max_download_speed", "name", b"name", "peers", b"peers", "present", b"present", "protected", b"protected", "queued", b"queued", "ratio", b"ratio", "removed_at", b"removed_at", "seed_ratio_limit", b"seed_ratio_limit", "seed_time_limit_hours", b"seed_time_limit_hours", "seeding_started_at", b"seeding_started_at", "seeding_time_seconds", b"seeding_time_seconds", "seeds", b"seeds", "size", b"size", "stall_count", b"stall_count", "stalled_since", b"stalled_since", "status", b"status", "torrent_id", b"torrent_id", "total_active_time_seconds", b"total_active_time_seconds", "tracker", b"tracker", "upload_speed", b"upload_speed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active: _TypeAlias = _typing.Literal["active"]  # noqa: Y015
     _WhichOneofArgType__active: _TypeAlias = _typing.Literal["_active", b"_active"]  # noqa: Y015
@@ -949,18 +970,24 @@ class ListTorrentsRequest(_message.Message):
 
     AUTH_ID_FIELD_NUMBER: _builtins.int
     INCLUDE_REMOVED_FIELD_NUMBER: _builtins.int
+    ASSET_TYPES_FIELD_NUMBER: _builtins.int
     auth_id: _builtins.str
     include_removed: _builtins.bool
     """Include torrents removed from TorBox whose shadow is still kept."""
+    @_builtins.property
+    def asset_types(self) -> _containers.RepeatedScalarFieldContainer[_torrent_pb2.AssetType.ValueType]:
+        """The types to list; empty means torrents only."""
+
     def __init__(
         self,
         *,
         auth_id: _builtins.str = ...,
         include_removed: _builtins.bool = ...,
+        asset_types: _abc.Iterable[_torrent_pb2.AssetType.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_id", b"auth_id", "include_removed", b"include_removed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_types", b"asset_types", "auth_id", b"auth_id", "include_removed", b"include_removed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1000,6 +1027,7 @@ class Event(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     OBSERVED_AT_FIELD_NUMBER: _builtins.int
     DATA_JSON_FIELD_NUMBER: _builtins.int
+    ASSET_TYPE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     torrent_id: _builtins.int
     """0 for user-level events such as AUTOMATION_HELD."""
@@ -1008,6 +1036,8 @@ class Event(_message.Message):
     observed_at: _builtins.float
     data_json: _builtins.str
     """JSON object with the values that caused the event."""
+    asset_type: _torrent_pb2.AssetType.ValueType
+    """The type of the item torrent_id names (unspecified for user-level events and torrents)."""
     def __init__(
         self,
         *,
@@ -1016,10 +1046,11 @@ class Event(_message.Message):
         type: _builtins.str = ...,
         observed_at: _builtins.float = ...,
         data_json: _builtins.str = ...,
+        asset_type: _torrent_pb2.AssetType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_json", b"data_json", "id", b"id", "observed_at", b"observed_at", "torrent_id", b"torrent_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_type", b"asset_type", "data_json", b"data_json", "id", b"id", "observed_at", b"observed_at", "torrent_id", b"torrent_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1032,19 +1063,23 @@ class ListTorrentEventsRequest(_message.Message):
     AUTH_ID_FIELD_NUMBER: _builtins.int
     TORRENT_ID_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    ASSET_TYPE_FIELD_NUMBER: _builtins.int
     auth_id: _builtins.str
     torrent_id: _builtins.int
     limit: _builtins.int
+    asset_type: _torrent_pb2.AssetType.ValueType
+    """The type torrent_id belongs to; unspecified is a torrent."""
     def __init__(
         self,
         *,
         auth_id: _builtins.str = ...,
         torrent_id: _builtins.int = ...,
         limit: _builtins.int = ...,
+        asset_type: _torrent_pb2.AssetType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_id", b"auth_id", "limit", b"limit", "torrent_id", b"torrent_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_type", b"asset_type", "auth_id", b"auth_id", "limit", b"limit", "torrent_id", b"torrent_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
