@@ -21,7 +21,7 @@ from userstore_svc.core.models import (
     TorrentSnapshot,
     TorrentState,
 )
-from userstore_svc.core.pipeline import PollInput, run_poll
+from userstore_svc.core.pipeline import PollInput, PollResult, run_poll
 from userstore_svc.core.rules.model import DESTRUCTIVE_ACTIONS, TAG_ACTIONS
 from userstore_svc.core.rules.plan import (
     Intent,
@@ -597,6 +597,9 @@ def _apply(
         meta.append(("poll_interval", repr(float(snap.poll_interval))))
     if plan_out.deferred != data.deferred:
         meta.append(("deferred_events", user_db.encode_deferred(plan_out.deferred)))
+    dates = _dates_after(data.dates, result)
+    if dates != data.dates:
+        meta.append((user_db.DATES_KEY, user_db.encode_dates(dates)))
     statements.append((user_db.UPSERT_META, meta))
     if polls % PRUNE_EVERY_POLLS == 0:
         statements.extend(_prune_statements(now, config))
@@ -636,6 +639,7 @@ def _apply(
             "polls": polls,
             "pending_missing": result.pending_missing,
             "poll_interval": float(snap.poll_interval),
+            "dates": dates,
             "protected": protected,
             "deferred": plan_out.deferred,
             "rules": rules,
@@ -779,6 +783,24 @@ def _holds_diff(
                 if old_paths.get(path) != since
             )
     return drop, add
+
+
+def _dates_after(
+    dates: dict[int, tuple[float | None, float | None]], result: PollResult
+) -> dict[int, tuple[float | None, float | None]]:
+    """The dates laid over the rows after this poll (see user_db.DATES_KEY).
+
+    A row written now holds its torrent's latest dates; a torrent whose dates alone moved keeps
+    its row and has them here.
+    """
+    if not result.dated and not dates:
+        return dates
+    after = dict(dates)
+    for state in result.changed:
+        after.pop(state.key, None)
+    for state in result.dated:
+        after[state.key] = (state.snap.updated_at, state.snap.expires_at)
+    return after
 
 
 def _prune_statements(now: float, config: IngestConfig) -> list[tuple[str, Any]]:

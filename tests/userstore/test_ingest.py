@@ -263,6 +263,45 @@ async def test_only_what_changed_is_written(user: Store) -> None:
     assert written == 10 + events[0][0] + 3
 
 
+async def test_dates_alone_moving_rewrite_no_row_yet_survive_reopening(tmp_path: Path) -> None:
+    """TorBox moves an active torrent's updated_at and expires_at on every list. When nothing
+    else moved the row is not rewritten: the dates are kept beside it (one meta value) and laid
+    over it when read, so a reopened database answers with the dates last seen. A later real
+    change writes the row and the dates beside it go."""
+    store = await open_store(tmp_path)
+    await store.users.register(USER, b"c")
+    idle = [snap("completed", id=i, active=True, updated_at=T0, expires_at=T0 + 9) for i in (1, 2)]
+    await ingest(store, 0, *idle)
+    await ingest(store, 60, *idle)
+    async with store.pool.use(USER) as handle:
+        before = handle.conn.total_changes
+    dated = [t._replace(updated_at=T0 + 120, expires_at=T0 + 129) for t in idle]
+    await ingest(store, 120, *dated)
+    async with store.pool.use(USER) as handle:
+        # Three meta rows as on every poll, and the dates: no torrent row.
+        assert handle.conn.total_changes - before == 4
+        cached = dict((await user_db.load(handle)).states)
+    stored = await rows(store, "SELECT torrent_key, updated_at FROM torrents ORDER BY 1")
+    assert stored == [(1, T0), (2, T0)]
+    await close_store(store)
+    store = await open_store(tmp_path)
+    try:
+        async with store.pool.use(USER) as handle:
+            reread = (await user_db.load(handle)).states
+        assert reread == cached
+        assert [(s.snap.updated_at, s.snap.expires_at) for s in reread.values()] == [
+            (T0 + 120, T0 + 129)
+        ] * 2
+        moved = dated[0]._replace(seeds=3, updated_at=T0 + 180, expires_at=T0 + 189)
+        await ingest(store, 180, moved, dated[1]._replace(updated_at=T0 + 180))
+        stored = await rows(store, "SELECT torrent_key, updated_at FROM torrents ORDER BY 1")
+        assert stored == [(1, T0 + 180), (2, T0)]
+        dates = await rows(store, "SELECT value FROM meta WHERE key=?", user_db.DATES_KEY)
+        assert json.loads(dates[0][0]) == {"2": [T0 + 180, T0 + 129]}
+    finally:
+        await close_store(store)
+
+
 async def test_state_survives_reopening_exactly(tmp_path: Path) -> None:
     """After closing and reopening, the cached and the stored state are the same."""
     store = await open_store(tmp_path)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.userstore.factory import T0, Feed, snap
 from userstore_svc.core import telemetry
+from userstore_svc.core.models import TorrentSnapshot
 from userstore_svc.core.status import derive_status
 
 
@@ -377,3 +380,42 @@ def test_queued_and_torrent_ids_do_not_collide() -> None:
     feed.poll(0, snap(id=7), snap("queued", id=7))
     assert set(feed.states) == {7, -7}
     assert feed.state(-7).status == "queued"
+
+
+def test_dates_alone_moving_change_nothing_derived_and_no_row() -> None:
+    """An active, idle torrent whose updated_at and expires_at moved (TorBox moves them on every
+    list) is remembered with the new dates but is not a change to write; anything else moving
+    with them is."""
+    feed = Feed()
+    idle = snap("completed", id=1, active=True, updated_at=T0, expires_at=T0 + 10.0)
+    feed.poll(0, idle)
+    feed.poll(60, idle)
+    before = feed.state()
+    dated = idle._replace(updated_at=T0 + 120, expires_at=T0 + 130.0)
+    result = feed.poll(120, dated)
+    assert result.changed == []
+    assert result.dated == [feed.state()]
+    assert feed.state().snap == dated
+    assert feed.state()[1:] == (*before[1:3], T0 + 120, *before[4:])
+    assert telemetry.only_dates_moved(idle, dated)
+    assert not telemetry.only_dates_moved(idle, dated._replace(seeds=1))
+    result = feed.poll(180, dated._replace(updated_at=T0 + 180, peers=4))
+    assert [s.key for s in result.changed] == [1]
+    assert result.dated == []
+
+
+def _other(value: Any) -> Any:
+    """A different value of the same kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    return f"{value}x"
+
+
+@pytest.mark.parametrize("field", TorrentSnapshot._fields)
+def test_only_dates_moved_sees_every_other_field(field: str) -> None:
+    """Every field but the two dates counts: a change in any of them is a change."""
+    base = snap("seeding", id=1, updated_at=T0, expires_at=T0 + 1.0, tracker="t", cached_at=T0)
+    moved = base._replace(**{field: _other(getattr(base, field))})
+    assert telemetry.only_dates_moved(base, moved) is (field in ("updated_at", "expires_at"))

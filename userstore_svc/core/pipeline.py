@@ -70,6 +70,9 @@ class PollResult:
     hold_reason: str | None
     # The types the hold is for; None is every type (an incomplete poll).
     held_kinds: frozenset[str] | None = None
+    # Present torrents whose sighting differed from the last only in TorBox's dates
+    # (telemetry.only_dates_moved): not in `changed`, their rows need not be rewritten.
+    dated: list[TorrentState] = field(default_factory=list)
 
 
 def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineConfig) -> PollResult:
@@ -80,6 +83,7 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
         return PollResult(dict(known), [], [], [], dict(poll.pending_missing), False, None, None)
     states: dict[int, TorrentState] = dict(known)
     changed: list[TorrentState] = []
+    dated: list[TorrentState] = []
     events: list[Event] = []
     seen: set[int] = set()
     hashes: dict[str, int] | None = None
@@ -113,6 +117,9 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
         states[key] = state
         if moved:
             changed.append(state)
+        elif prev is not None and state.snap is not prev.snap:
+            # Only TorBox's dates moved: kept beside the row, not by rewriting it.
+            dated.append(state)
         events.extend(new_events)
 
     if listed == _TORRENTS_ONLY:
@@ -179,6 +186,7 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
         suspicious=suspicious or not poll.complete,
         hold_reason=reason,
         held_kinds=held,
+        dated=dated,
     )
 
 

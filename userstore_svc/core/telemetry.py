@@ -29,6 +29,11 @@ from userstore_svc.core.status import DOWNLOADING, SEEDING, STALLABLE, derive_st
 
 # Two states equal in every field but the sighting time need no write.
 _SEEN = TorrentState._fields.index("last_seen_at")
+# TorBox moves these on every list of an active item, bytes or no bytes (expires_at follows
+# updated_at by a fixed term): a change of them alone changes nothing we derive.
+_UPDATED = TorrentSnapshot._fields.index("updated_at")
+_EXPIRES = TorrentSnapshot._fields.index("expires_at")
+assert _UPDATED < _EXPIRES
 # A torrent TorBox says was created longer ago than this before we first saw it was not watched
 # from its arrival (our first sight of it is mid-life).
 NEW_TORRENT_SLACK_SECONDS = 600.0
@@ -405,14 +410,17 @@ def advance(
     gap = now - prev_seen > max_gap
     status = status_of(snap)
     if (
-        snap == old
-        and status == prev.status
+        status == prev.status
         and not gap
         and prev.missing_since is None
         and (status not in STALLABLE or prev.stalled_since is not None)
     ):
-        # Nothing moved and no timer can cross a threshold: the remembered state stands as is.
-        return _sighted(prev, now), [], False
+        # Nothing moved and no timer can cross a threshold: the remembered state stands as is,
+        # with TorBox's new dates when only they moved (see only_dates_moved).
+        if snap == old:
+            return _sighted(prev, now), [], False
+        if only_dates_moved(old, snap):
+            return _sighted(prev, now, snap), [], False
 
     last_downloaded, last_uploaded = old.total_downloaded, old.total_uploaded
     if last_downloaded is None or last_uploaded is None:
@@ -544,9 +552,23 @@ def advance(
     return state, events, moved
 
 
-def _sighted(state: TorrentState, now: float) -> TorrentState:
-    """The same state sighted again at `now` (built directly: NamedTuple._replace is slow)."""
-    return tuple.__new__(TorrentState, (*state[:_SEEN], now, *state[_SEEN + 1 :]))
+def _sighted(state: TorrentState, now: float, snap: TorrentSnapshot | None = None) -> TorrentState:
+    """The same state sighted again at `now`, with `snap` when given (whose dates alone moved).
+
+    Built directly: NamedTuple._replace is slow.
+    """
+    if snap is None:
+        return tuple.__new__(TorrentState, (*state[:_SEEN], now, *state[_SEEN + 1 :]))
+    return tuple.__new__(TorrentState, (snap, *state[1:_SEEN], now, *state[_SEEN + 1 :]))
+
+
+def only_dates_moved(old: TorrentSnapshot, new: TorrentSnapshot) -> bool:
+    """Whether two sightings differ at most in `updated_at` and `expires_at`."""
+    return (
+        old[:_UPDATED] == new[:_UPDATED]
+        and old[_UPDATED + 1 : _EXPIRES] == new[_UPDATED + 1 : _EXPIRES]
+        and old[_EXPIRES + 1 :] == new[_EXPIRES + 1 :]
+    )
 
 
 def _latest(*times: float | None) -> float:

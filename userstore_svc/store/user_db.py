@@ -95,6 +95,13 @@ INSERT_TORRENT = (
     f"VALUES ({','.join('?' * TORRENT_COLUMNS)})"
 )
 CACHE_KEY = "data"
+# The meta row that holds UserData.dates. A torrent active at TorBox gets new `updated_at` and
+# `expires_at` on every list, bytes or no bytes; rewriting its row (and the indexes) for that
+# alone cost a quarter of a poll's row writes. The dates are kept here instead, one small value
+# per poll, and laid over the rows when they are read, so what is read is what was last seen.
+DATES_KEY = "torrent_dates"
+_UPDATED_AT = SNAPSHOT_FIELDS.index("updated_at")
+_EXPIRES_AT = SNAPSHOT_FIELDS.index("expires_at")
 
 
 @dataclass(slots=True)
@@ -143,6 +150,9 @@ class UserData:
     last_actions: dict[tuple[int, int], float]
     pending: list[PendingAction]
     next_ids: dict[str, int] = field(default_factory=dict)
+    # TorBox's dates of torrents whose row was not rewritten when only they moved: row key ->
+    # (updated_at, expires_at), newer than the row's (see DATES_KEY).
+    dates: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)
     # Events an event-triggered rule could not act on yet: rule id -> torrent key -> event time.
     deferred: dict[int, dict[int, float]] = field(default_factory=dict)
 
@@ -204,6 +214,11 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
         # Rows are written only when something besides the sighting changed; every present
         # torrent was sighted by the last applied snapshot.
         states[row[0]] = state_from_row(row, last_observed)
+    dates = decode_dates(meta.get(DATES_KEY, "{}"))
+    for key, (updated, expires) in dates.items():
+        state = states.get(key)
+        if state is not None:
+            states[key] = state._replace(snap=with_dates(state.snap, updated, expires))
     rules = [_stored_rule(row) for row in conn.execute(_RULE_SELECT + " ORDER BY position, id")]
     holds: dict[int, dict[int, dict[str, float]]] = {}
     for rule_id, key, path, since in conn.execute(
@@ -261,6 +276,7 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
             zip(("actions", "rule_logs", "archived_downloads", "events"), ids, strict=True)
         ),
         deferred=decode_deferred(meta.get("deferred_events", "{}")),
+        dates=dates,
     )
 
 
@@ -334,6 +350,26 @@ def encode_deferred(deferred: dict[int, dict[int, float]]) -> str:
             for r, keys in sorted(deferred.items())
         }
     )
+
+
+def with_dates(
+    snap: TorrentSnapshot, updated: float | None, expires: float | None
+) -> TorrentSnapshot:
+    """A snapshot with TorBox's dates replaced (the rest of it as it was)."""
+    values = list(snap)
+    values[_UPDATED_AT] = updated
+    values[_EXPIRES_AT] = expires
+    return _new(TorrentSnapshot, values)
+
+
+def decode_dates(text: str) -> dict[int, tuple[float | None, float | None]]:
+    """The dates laid over the rows: row key -> (updated_at, expires_at)."""
+    return {int(key): (pair[0], pair[1]) for key, pair in json.loads(text).items()}
+
+
+def encode_dates(dates: dict[int, tuple[float | None, float | None]]) -> str:
+    """The inverse of :func:`decode_dates`."""
+    return json.dumps({str(k): list(v) for k, v in dates.items()}, separators=(",", ":"))
 
 
 def take_ids(data: UserData, table: str, count: int) -> list[int]:
