@@ -39,14 +39,14 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         action="store_const",
         dest="mode",
         const="quick",
-        help="about a minute (the default)",
+        help="about fifteen minutes (the default)",
     )
     mode.add_argument(
         "--full",
         action="store_const",
         dest="mode",
         const="full",
-        help="several minutes, the sizes the targets are about",
+        help="an hour or more, the sizes the targets are about",
     )
     mode.add_argument(
         "--toy",

@@ -146,26 +146,26 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
             n = int(size)
             add(
                 "pipeline",
-                f"{n}-torrent users: run_poll + plan",
+                f"{n}-torrent users, young state: run_poll + plan",
                 "torrents/s",
                 _runs(runs, "torrents_per_s"),
                 baseline=base.get(n),
             )
             add(
                 "pipeline",
-                f"{n}-torrent users: run_poll (diff/derive/events)",
+                f"{n}-torrent users, young state: run_poll (diff/derive/events)",
                 "torrents/s",
                 _runs(runs, "run_poll_torrents_per_s"),
             )
             add(
                 "pipeline",
-                f"{n}-torrent users: plan (rules and safety)",
+                f"{n}-torrent users, young state: plan (rules and safety)",
                 "torrents/s",
                 _runs(runs, "plan_torrents_per_s"),
             )
             add(
                 "pipeline",
-                f"{n}-torrent users: plan cost per torrent per rule",
+                f"{n}-torrent users, young state: plan cost per torrent per rule",
                 "us",
                 _runs(runs, "plan_us_per_torrent_rule"),
             )
@@ -174,7 +174,7 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
             for name in runs[0]["rule_eval_us"]:
                 add(
                     "pipeline",
-                    f"{n}-torrent users: test of rule '{name}' per torrent",
+                    f"{n}-torrent users, young state: test of rule '{name}' per torrent",
                     "us",
                     summarize([r["rule_eval_us"][name] for r in runs]),
                 )
@@ -186,7 +186,7 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
                     continue  # nothing to open or read: the database and its state are cached
                 add(
                     "phases",
-                    f"{kind} poll, {size} torrents: {meaning}",
+                    f"{kind} poll, {size} torrents, young state: {meaning}",
                     "ms",
                     summarize([run[kind][phase] for run in result["runs"]]),
                 )
@@ -200,7 +200,7 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
         if not result:
             continue
         n = int(result["torrents_per_user"])
-        where = f"userstore {title}, {result['users']} users x {n}"
+        where = f"userstore {title}, {result['users']} users x {n}, young state"
         if result["users"] <= result["max_open_dbs"]:
             where += " (every database stays open)"
         rounds = result["rounds"]
@@ -255,14 +255,14 @@ def figures(raw: dict[str, Any]) -> list[Figure]:
                 f"snapshot-to-plan, {n} torrents, {label}: p50",
                 "ms",
                 _runs(runs, f"{state}_p50_ms"),
-                target=Target(36, False),
+                target=Target(25, False),
             )
             add(
                 "latency",
                 f"snapshot-to-plan, {n} torrents, {label}: p99",
                 "ms",
                 _runs(runs, f"{state}_p99_ms"),
-                target=Target(100, False),
+                target=Target(60, False),
             )
 
     for scenario in raw.get("stack", []):

@@ -22,6 +22,7 @@ from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 
 from bench import procstat
 from bench.ingest_client import IngestClient
+from bench.mature import Maturity, mature_shard
 from bench.profile import Profiler
 from bench.stats import percentile
 from bench.workload import POLL_INTERVAL, Account, auth_id, rule_docs
@@ -359,6 +360,7 @@ async def run_latency(
     runs: int,
     seed: int,
     profiler: Profiler | None = None,
+    maturity: Maturity | None = None,
 ) -> dict[str, Any]:
     """Snapshot-to-plan latency, one snapshot at a time, with the database open or closed.
 
@@ -375,6 +377,10 @@ async def run_latency(
         accounts = _accounts(users, torrents, seed)
         for user, account in zip(ids, accounts, strict=True):
             await child.poll(user, account)
+        # The state of a user polled for a day before (bench.mature), the process stopped.
+        await child.stop()
+        matured = await mature_shard(directory, maturity or Maturity())
+        await child.start()
 
         async def timed(index: int) -> float:
             account = accounts[index]
@@ -384,7 +390,13 @@ async def run_latency(
             await child.poll(ids[index], account, request)
             return (time.perf_counter() - started) * 1e3
 
-        result: dict[str, Any] = {"users": users, "torrents_per_user": torrents, "runs": []}
+        result: dict[str, Any] = {
+            "users": users,
+            "torrents_per_user": torrents,
+            "runs": [],
+            "matured": matured,
+            "state": (maturity or Maturity()).label,
+        }
         profiler = profiler or Profiler(None)
 
         async def warm_pass() -> list[float]:

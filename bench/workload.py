@@ -2,9 +2,10 @@
 
 The mix is the simulator's bulk mix: 20 % downloading, 30 % seeding, 25 % finished and inactive,
 15 % dead seeds, 10 % stalled. Between two polls the downloading torrents gain bytes (and may
-finish, then seed) and the seeding ones upload: about half of a user's torrents change per poll,
-the rest are idle. Polls are a poll interval apart on a virtual clock, so the derived telemetry
-sees the time it would see in production.
+finish, then seed) and the seeding ones upload: about half of a user's torrents move bytes per
+poll; the other active ones (dead seeds, stalled) only get new `updated_at` and `expires_at`, as
+TorBox's do on every list, and the inactive ones stay as they were. Polls are a poll interval
+apart on a virtual clock, so the derived telemetry sees the time it would see in production.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _WEIGHTS = [weight for _, weight in MIX]
 _GB = 1024**3
 _MB = 1024**2
 INFINITE_ETA = 8_640_000
+# TorBox's expires_at follows updated_at by 30 days.
+EXPIRY = 30 * 86400.0
 
 _WORDS = (
     "Ocean",
@@ -214,7 +217,7 @@ class Account:
             download_speed=speed_down,
             upload_speed=speed_up,
             eta=eta,
-            expires_at=None,
+            expires_at=self.now + EXPIRY,
             download_present=finished,
             download_finished=finished,
             file_count=rng.randint(1, 40),
@@ -232,12 +235,21 @@ class Account:
         return snap, rates
 
     def advance(self, seconds: float = POLL_INTERVAL) -> int:
-        """Move the clock on and evolve the moving torrents; returns how many changed."""
+        """Move the clock on and evolve the torrents; returns how many moved bytes.
+
+        The others that are active get new dates, as TorBox's do on every list.
+        """
         self.now += seconds
         rng = self.rng
         changed = 0
         for index, (snap, rates) in enumerate(zip(self.snapshots, self._rates, strict=True)):
             if rates.down == 0 and rates.up == 0:
+                if snap.active:
+                    # TorBox moves an active item's dates on every list, bytes or no bytes.
+                    self.snapshots[index] = snap._replace(
+                        updated_at=self.now, expires_at=self.now + EXPIRY
+                    )
+                    self._encoded[index] = to_proto(self.snapshots[index]).SerializeToString()
                 continue
             jitter = rng.uniform(0.7, 1.3)
             if rates.down:
@@ -255,6 +267,7 @@ class Account:
                     ratio=round(uploaded / max(_known(snap.total_downloaded), 1), 4),
                     peers=max(1, _known(snap.peers) + rng.randint(-2, 2)),
                     updated_at=self.now,
+                    expires_at=self.now + EXPIRY,
                 )
             self.snapshots[index] = new
             self._encoded[index] = to_proto(new).SerializeToString()
@@ -302,6 +315,7 @@ def _downloaded(
             total_uploaded=uploaded,
             ratio=ratio,
             updated_at=now,
+            expires_at=now + EXPIRY,
         )
     return snap._replace(
         progress=round(downloaded / size, 6),
@@ -312,6 +326,7 @@ def _downloaded(
         total_uploaded=uploaded,
         ratio=ratio,
         updated_at=now,
+        expires_at=now + EXPIRY,
     )
 
 

@@ -49,14 +49,23 @@ def test_encoded_request_matches_protobuf() -> None:
     assert pb.IngestRequest.FromString(encoded) == expected
 
 
-def test_workload_changes_about_half_the_torrents() -> None:
-    """Between two polls about half of a user's torrents change and the rest stay as they were."""
+def test_workload_moves_about_half_the_torrents_and_every_active_ones_dates() -> None:
+    """Between two polls about half of a user's torrents move bytes; every other active one gets
+    new dates only (as TorBox's do), and the inactive ones stay as they were."""
     account = Account(3, 1000)
     before = list(account.snapshots)
-    changed = account.advance()
-    differing = sum(1 for a, b in zip(before, account.snapshots, strict=True) if a != b)
-    assert differing == changed
-    assert 300 < changed < 700
+    moved = account.advance()
+    after = account.snapshots
+    bytes_moved = sum(
+        1
+        for a, b in zip(before, after, strict=True)
+        if (a.total_downloaded, a.total_uploaded) != (b.total_downloaded, b.total_uploaded)
+    )
+    dated = [b for a, b in zip(before, after, strict=True) if a != b]
+    assert bytes_moved == moved
+    assert 300 < moved < 700
+    assert all(b.updated_at == account.now for b in dated)
+    assert {b.active for a, b in zip(before, after, strict=True) if a == b} == {False}
 
 
 async def test_pure_and_in_process_benchmarks_run(tmp_path: Path) -> None:
