@@ -4,7 +4,7 @@ The simulator serves bulk accounts (the realistic mix, living in real time, acti
 `updated_at` moving on every list as TorBox's does); every account is registered through the
 scheduler's EnsureUser and given the benchmark rules, then its state is matured (bench.mature).
 The scheduler polls every user at an interval chosen so the offered load is a little above what
-the stack sustains, yet no poll comes late enough to be a gap (see _offered_interval): the stack
+the stack sustains, yet no poll comes late enough to be a gap (see _capacity): the stack
 runs saturated on the ordinary path and what it completes is its sustained rate. Throughput
 comes from the userstore's counters over steady windows; CPU and peak memory per process from
 /proc.
@@ -40,8 +40,13 @@ from common.routing import owner_index
 
 # While users are registered each is polled once (its first poll inserts every row), then not again.
 SETUP_INTERVAL = 86_400.0
-# The offered load, as a multiple of what the young stack did flat out (see _offered_interval).
+# The matured stack is offered this multiple of what the young one kept up with (see _capacity),
+# found by raising the offered load from RAMP_START polls/s by RAMP_STEP while at least KEPT_UP
+# of it is done.
 OVERSHOOT = 1.1
+RAMP_START = 20.0
+RAMP_STEP = 1.4
+KEPT_UP = 0.9
 
 
 def scheduler_env(
@@ -309,17 +314,15 @@ async def _measure(
     await stack.register(keys)
     await _until(stack, users, warmup_timeout)
     lap("register_and_first_polls_s")
-    # Poll flat out once: what the young stack does sets the offered load (see _offered_interval).
-    await stack.start_scheduler(interval, concurrency)
-    applied, _ = await stack.counters()
-    await _until(stack, applied + users, warmup_timeout)
-    interval = await _offered_interval(stack, users, window_seconds)
+    # What the young stack keeps up with sets the offered load (see _capacity).
+    rate = await _capacity(stack, users, interval, window_seconds, concurrency)
+    interval = max(0.1, users / (OVERSHOOT * rate))
     lap("calibrate_s")
     matured = await stack.mature(maturity)
     lap("mature_s")
-    # Steady windows start once every user has had a steady poll.
     await stack.start_scheduler(interval, concurrency)
     applied, _ = await stack.counters()
+    # Steady windows start once every user has had a steady poll.
     await _until(stack, applied + users, warmup_timeout)
     lap("restart_and_warmup_s")
 
@@ -381,22 +384,34 @@ async def _measure(
     }
 
 
-async def _offered_interval(stack: Stack, users: int, window_seconds: float) -> float:
-    """A poll interval that keeps the stack saturated without turning polls into gaps.
+async def _capacity(
+    stack: Stack, users: int, fastest: float, window_seconds: float, concurrency: int
+) -> float:
+    """The polls per second the young stack keeps up with, found by raising the offered load.
 
-    The userstore judges a poll later than twice the poll interval a gap (an outage: speed
-    histories and held conditions start again), so a stack offered far more than it can do
-    measures the outage path, not the ordinary one. What the young stack did in one window,
-    flat out, times `OVERSHOOT` is offered from then on: saturated as long as the matured stack
-    is slower than that, and still free of gaps as long as it does at least `1 / (2 x
-    OVERSHOOT)` of it (the figures report the polls that found a gap all the same).
+    The matured stack is then offered `OVERSHOOT` times that: more than it does (it is slower
+    than the young one), so it runs saturated, but not so much more that it measures overload
+    (coalesced ticks, queued snapshots) instead of polls. A poll later than twice the poll
+    interval is a gap to the userstore (an outage: speed histories and held conditions start
+    again): the matured stack stays free of gaps as long as it does at least `1 / (2 x
+    OVERSHOOT)` of what the young one did, and the figures count the polls that found one.
+    Gaps of the young stack do not matter: maturing rebuilds every user's state afterwards.
     """
-    polls0, _t = await stack.counters()
-    t0 = time.monotonic()
-    await asyncio.sleep(window_seconds)
-    polls1, _t = await stack.counters()
-    rate = (polls1 - polls0) / (time.monotonic() - t0)
-    return max(0.1, users / (OVERSHOOT * max(rate, 1e-3)))
+    offered = RAMP_START
+    best = 0.0
+    while True:
+        interval = max(fastest, users / offered)
+        await stack.start_scheduler(interval, concurrency)
+        await asyncio.sleep(max(window_seconds, interval))  # every user's first poll is spread
+        polls0, _t = await stack.counters()
+        t0 = time.monotonic()
+        await asyncio.sleep(2 * window_seconds)  # a rate within 10 % needs a longer look
+        polls1, _t = await stack.counters()
+        rate = (polls1 - polls0) / (time.monotonic() - t0)
+        best = max(best, rate)
+        if rate < KEPT_UP * users / interval or interval <= fastest:
+            return best
+        offered = users / interval * RAMP_STEP
 
 
 async def _until(stack: Stack, applied: int, timeout: float) -> None:
