@@ -103,13 +103,17 @@ class Stack:
     async def start(self, concurrency: int) -> None:
         """Start the simulator, the userstore and a scheduler that polls new users once."""
         self.sim_url = f"http://127.0.0.1:{await self.simulator.start()}"
+        await self._start_userstores()
+        await self.start_scheduler(SETUP_INTERVAL, concurrency)
+
+    async def _start_userstores(self) -> None:
+        """Start every userstore process and connect to it."""
         for process in self.userstores:
             address = f"127.0.0.1:{await process.start()}"
             self.userstore_addrs.append(address)
             channel = grpc_client.channel(address)
             self.channels.append(channel)
             self.userstore_stubs.append(pb_grpc.UserstoreServiceStub(channel))
-        await self.start_scheduler(SETUP_INTERVAL, concurrency)
 
     async def start_scheduler(self, interval: float, concurrency: int) -> None:
         """(Re)start the scheduler with every user due every `interval` seconds.
@@ -197,12 +201,7 @@ class Stack:
         for index, process in enumerate(self.userstores):
             await process.stop()
             done.append(await mature_shard(self.directory / f"userstore{index}", maturity))
-        for process in self.userstores:
-            address = f"127.0.0.1:{await process.start()}"
-            self.userstore_addrs.append(address)
-            channel = grpc_client.channel(address)
-            self.channels.append(channel)
-            self.userstore_stubs.append(pb_grpc.UserstoreServiceStub(channel))
+        await self._start_userstores()
         return done
 
     async def after_gap(self) -> int:

@@ -93,50 +93,35 @@ def rule_docs() -> list[dict[str, Any]]:
         doc.update(enabled=True, trigger={"type": "interval", "value": 0}, dry_run=True)
         docs.append(doc)
     docs.append(
-        {
-            "name": "Delete samples and trailers",
-            "enabled": True,
-            "assetTypes": ["torrent"],
-            "trigger": {"type": "interval", "value": 0},
-            "logicOperator": "and",
-            "groups": [
-                {
-                    "logicOperator": "and",
-                    "conditions": [
-                        {"type": "NAME", "operator": "matches", "value": SAMPLE_PATTERN}
-                    ],
-                }
-            ],
-            "action": {"type": "delete"},
-            "dry_run": True,
-        }
+        _dry_rule(
+            "Delete samples and trailers",
+            "delete",
+            {"type": "NAME", "operator": "matches", "value": SAMPLE_PATTERN},
+        )
     )
     docs.append(
-        {
-            "name": "Stop seeding torrents nobody wants",
-            "enabled": True,
-            "assetTypes": ["torrent"],
-            "trigger": {"type": "interval", "value": 0},
-            "logicOperator": "and",
-            "groups": [
-                {
-                    "logicOperator": "and",
-                    "conditions": [
-                        {"type": "PEERS", "operator": "lt", "value": 1, "for_minutes": 120},
-                        {
-                            "type": "AVG_UPLOAD_SPEED",
-                            "operator": "lt",
-                            "value": 0.05,
-                            "hours": 24,
-                        },
-                    ],
-                }
-            ],
-            "action": {"type": "stop_seeding"},
-            "dry_run": True,
-        }
+        _dry_rule(
+            "Stop seeding torrents nobody wants",
+            "stop_seeding",
+            {"type": "PEERS", "operator": "lt", "value": 1, "for_minutes": 120},
+            {"type": "AVG_UPLOAD_SPEED", "operator": "lt", "value": 0.05, "hours": 24},
+        )
     )
     return docs
+
+
+def _dry_rule(name: str, action: str, *conditions: dict[str, Any]) -> dict[str, Any]:
+    """A dry-run torrent rule evaluated on every poll: one group of `conditions`, all of them."""
+    return {
+        "name": name,
+        "enabled": True,
+        "assetTypes": ["torrent"],
+        "trigger": {"type": "interval", "value": 0},
+        "logicOperator": "and",
+        "groups": [{"logicOperator": "and", "conditions": list(conditions)}],
+        "action": {"type": action},
+        "dry_run": True,
+    }
 
 
 def auth_id(index: int, prefix: str = "bench") -> str:

@@ -143,8 +143,15 @@ def queued_download(item: Any, kind: str) -> tpb.Torrent | None:
 # The fields converted alike, by the type a well-formed answer carries. Each loop below takes the
 # well-formed value as it is and calls its converter only for anything else: a poll converts
 # about 25 values per torrent, and the calls were most of the conversion's cost.
-_INTS = ("seeds", "peers", "download_speed", "upload_speed", "eta", "total_uploaded")
-_INTS_ALSO = ("total_downloaded",)
+_INTS = (
+    "seeds",
+    "peers",
+    "download_speed",
+    "upload_speed",
+    "eta",
+    "total_uploaded",
+    "total_downloaded",
+)
 _FLOATS = ("ratio", "availability")
 _BOOLS = (
     "active",
@@ -175,7 +182,7 @@ def torrent(item: Any) -> tpb.Torrent | None:
         return None
     # None leaves a field unset: absent, not 0.
     values: dict[str, Any] = {}
-    for name in (*_INTS, *_INTS_ALSO):
+    for name in _INTS:
         value = get(name)
         if type(value) is not int:
             value = _int(value)
