@@ -71,7 +71,7 @@ proto-check: proto  ## fail when the committed stubs differ from freshly generat
 	@git add -N $(GEN) && git diff --exit-code --stat -- $(GEN) \
 	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
 
-bench: install  ## quick benchmarks (about fifteen minutes: each stack user is matured over a virtual day); figures printed and written to docs/
+bench: install  ## quick benchmarks (about ten minutes: each stack user is matured over a virtual day); figures printed and written to docs/
 	$(PY) -m bench --quick
 
 bench-full: install  ## the full benchmark suite (an hour or more: up to 1,000 matured users per scenario)

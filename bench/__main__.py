@@ -39,7 +39,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         action="store_const",
         dest="mode",
         const="quick",
-        help="about fifteen minutes (the default)",
+        help="about ten minutes (the default)",
     )
     mode.add_argument(
         "--full",
