@@ -204,22 +204,25 @@ class Stack:
         await self._start_userstores()
         return done
 
-    async def after_gap(self) -> int:
-        """Snapshots the userstores applied after a gap (the user was not polled in time)."""
-        found = 0
+    async def _summed(self, *names: str) -> list[int]:
+        """These GetStats counters so far, every shard together."""
+        sums = [0] * len(names)
         for stub in self.userstore_stubs:
             stats = await stub.GetStats(pb.GetStatsRequest(), timeout=30)
-            found += int(stats.snapshots_after_gap)
-        return found
+            sums = [
+                total + int(getattr(stats, name)) for total, name in zip(sums, names, strict=True)
+            ]
+        return sums
 
     async def counters(self) -> tuple[int, int]:
         """(snapshots applied, torrents ingested) so far, every shard together."""
-        applied = ingested = 0
-        for stub in self.userstore_stubs:
-            stats = await stub.GetStats(pb.GetStatsRequest(), timeout=30)
-            applied += int(stats.snapshots_applied)
-            ingested += int(stats.torrents_ingested)
+        applied, ingested = await self._summed("snapshots_applied", "torrents_ingested")
         return applied, ingested
+
+    async def after_gap(self) -> int:
+        """Snapshots the userstores applied after a gap (the user was not polled in time)."""
+        (found,) = await self._summed("snapshots_after_gap")
+        return found
 
     async def scheduler_status(self) -> spb.GetStatusResponse:
         """The scheduler's figures."""

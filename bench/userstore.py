@@ -379,7 +379,8 @@ async def run_latency(
             await child.poll(user, account)
         # The state of a user polled for a day before (bench.mature), the process stopped.
         await child.stop()
-        matured = await mature_shard(directory, maturity or Maturity())
+        maturity = maturity or Maturity()
+        matured = await mature_shard(directory, maturity)
         await child.start()
 
         async def timed(index: int) -> float:
@@ -395,7 +396,7 @@ async def run_latency(
             "torrents_per_user": torrents,
             "runs": [],
             "matured": matured,
-            "state": (maturity or Maturity()).label,
+            "state": maturity.label,
         }
         profiler = profiler or Profiler(None)
 

@@ -100,8 +100,6 @@ CACHE_KEY = "data"
 # alone cost a quarter of a poll's row writes. The dates are kept here instead, one small value
 # per poll, and laid over the rows when they are read, so what is read is what was last seen.
 DATES_KEY = "torrent_dates"
-_UPDATED_AT = SNAPSHOT_FIELDS.index("updated_at")
-_EXPIRES_AT = SNAPSHOT_FIELDS.index("expires_at")
 
 
 @dataclass(slots=True)
@@ -218,7 +216,8 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
     for key, (updated, expires) in dates.items():
         state = states.get(key)
         if state is not None:
-            states[key] = state._replace(snap=with_dates(state.snap, updated, expires))
+            snap = state.snap._replace(updated_at=updated, expires_at=expires)
+            states[key] = state._replace(snap=snap)
     rules = [_stored_rule(row) for row in conn.execute(_RULE_SELECT + " ORDER BY position, id")]
     holds: dict[int, dict[int, dict[str, float]]] = {}
     for rule_id, key, path, since in conn.execute(
@@ -350,16 +349,6 @@ def encode_deferred(deferred: dict[int, dict[int, float]]) -> str:
             for r, keys in sorted(deferred.items())
         }
     )
-
-
-def with_dates(
-    snap: TorrentSnapshot, updated: float | None, expires: float | None
-) -> TorrentSnapshot:
-    """A snapshot with TorBox's dates replaced (the rest of it as it was)."""
-    values = list(snap)
-    values[_UPDATED_AT] = updated
-    values[_EXPIRES_AT] = expires
-    return _new(TorrentSnapshot, values)
 
 
 def decode_dates(text: str) -> dict[int, tuple[float | None, float | None]]:
