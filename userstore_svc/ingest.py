@@ -7,8 +7,9 @@ connection, all inside one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,12 +39,14 @@ from userstore_svc.store.pool import DatabasePool, offload
 from userstore_svc.store.registry import Registry
 from userstore_svc.store.rule_tags import TagData
 from userstore_svc.store.user_db import PendingAction, StoredRule, UserData
+from userstore_svc.turns import LoopTurns
 
 # Keep event history and logs bounded: pruned every this many polls of a user.
 PRUNE_EVERY_POLLS = 100
 # A poll whose rules test more than this many (condition x item) pairs is evaluated on the
 # heavy-poll thread instead of the event loop: about 5 ms of the cheapest conditions, so every
-# poll that could hold the loop longer than that leaves it free for the other users.
+# poll that could hold the loop longer than that leaves it free for the other users. The thread
+# waits its turn after every millisecond of work (turns.py), so the loop's work goes first.
 OFFLOAD_WORK = 50_000
 # TBM's words when a tag action names a tag that no longer exists (the batch fails).
 INVALID_TAGS = "One or more tag IDs are invalid"
@@ -149,6 +152,8 @@ class Ingestor:
         self.after_gap = 0
         self.torrents = 0
         self.offloaded = 0
+        # Turns heavy polls gave the event loop (see turns.py).
+        self.turns = 0
         # One thread: heavy polls wait for each other, and at most one at a time competes with
         # the event loop (and the SQLite threads) for the interpreter.
         self._heavy = ThreadPoolExecutor(1, thread_name_prefix="heavy-poll")
@@ -169,14 +174,17 @@ class Ingestor:
                 r.rule.uses_tags for r in data.rules if r.rule.enabled or r.id == snap.run_rule_id
             ):
                 tags = await rule_tags.load(handle)
-            apply = functools.partial(_apply, data, snap, self.config, tags)
             if poll_work(data, snap) > OFFLOAD_WORK:
                 # The user's lock is held throughout, so nothing else reads or writes `data`
                 # meanwhile; `offload` waits for the thread even if this task is cancelled.
                 self.offloaded += 1
-                outcome = await offload(self._heavy, apply)
+                turns = LoopTurns(asyncio.get_running_loop())
+                outcome = await offload(
+                    self._heavy, functools.partial(_apply, data, snap, self.config, tags, turns)
+                )
+                self.turns += turns.turns
             else:
-                outcome = apply()
+                outcome = _apply(data, snap, self.config, tags)
             await handle.transaction(outcome.statements)
             outcome.commit_to(data)
         self.applied += 1
@@ -334,9 +342,16 @@ class _Applied:
 
 
 def _apply(
-    data: UserData, snap: SnapshotIn, config: IngestConfig, tags: TagData | None = None
+    data: UserData,
+    snap: SnapshotIn,
+    config: IngestConfig,
+    tags: TagData | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> _Applied:
-    """Everything one snapshot changes, computed without I/O (`tags`: loaded if rules need them)."""
+    """Everything one snapshot changes, computed without I/O (`tags`: loaded if rules need them).
+
+    `checkpoint` is called between items (on the heavy-poll thread: the event loop's turns).
+    """
     now = snap.observed_at
     # A gap is judged by the interval that was in force: a user moved from the idle interval to
     # the active one must not see the idle wait as an outage.
@@ -354,6 +369,7 @@ def _apply(
             pending_missing=data.pending_missing,
             previous_at=data.last_observed_at,
             listed_kinds=snap.listed_kinds,
+            checkpoint=checkpoint,
         ),
         config.pipeline,
     )
@@ -386,6 +402,7 @@ def _apply(
             reset_holds=after_gap,
             deferred=_current_deferred(data),
             tags=None if tags is None else tags.mappings,
+            checkpoint=checkpoint,
         )
     )
 

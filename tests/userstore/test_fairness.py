@@ -28,7 +28,6 @@ HEAVY_EVERY = 0.5
 ROUNDS = 25  # per phase: 200 samples per phase's p99
 # More snapshots than a phase can send (a heavy poll takes well over 0.1 s): never runs out.
 HEAVY_PER_PHASE = 40
-GUARD_RATIO = 3.0
 PAIRS = 4  # alone/beside phase pairs; the verdict is their median ratio (one noisy phase is not it)
 # On a loaded 2-core machine an idle shard's p99 can be a few ms one run and 10 the next; below
 # this a 2x comparison measures the machine, not the shard.
@@ -153,9 +152,8 @@ async def test_a_heavy_user_leaves_ordinary_users_p99_within_twice(tmp_path: Pat
         # The figures, for the run's output (-s) and every failure message.
         sys.stdout.write(report + "\n")
         assert heavy_done[0] >= 2 * PAIRS, report
-        # The issue asks for 2x; a heavy poll on its own thread still takes the interpreter from
-        # the event loop, and this machine measures 1.8-2.3x (main before the change: 12.6x).
-        # The guard is set where a regression shows, not where the target is: see issue 20.
-        assert median_ratio <= GUARD_RATIO, report
+        # Issue 20's bound. Measured 1.02-1.40x with the heavy thread taking turns (turns.py),
+        # 1.77-2.00x on the same machine and day without them, 12.6x with no heavy thread at all.
+        assert median_ratio <= 2.0, report
     finally:
         await child.stop()

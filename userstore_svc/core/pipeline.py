@@ -15,7 +15,7 @@ emits no first-time events.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from userstore_svc.core import telemetry
@@ -54,6 +54,9 @@ class PollInput:
     # The types whose lists this poll fetched whole; items of other types are neither seen nor
     # missing (their states stand as they were).
     listed_kinds: frozenset[str] = _TORRENTS_ONLY
+    # Called between items (a heavy poll's thread gives the event loop its turn); no effect on
+    # the result.
+    checkpoint: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,10 @@ def run_poll(known: Mapping[int, TorrentState], poll: PollInput, cfg: PipelineCo
     hashes: dict[str, int] | None = None
 
     listed = poll.listed_kinds
+    checkpoint = poll.checkpoint
     for snap in poll.torrents:
+        if checkpoint is not None:
+            checkpoint()
         if snap.kind != TORRENT:
             if snap.kind not in listed:
                 continue  # not fetched whole this poll: it says nothing

@@ -19,7 +19,7 @@ and the one-action-per-torrent choice, since they neither destroy anything nor r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -137,6 +137,9 @@ class PlanInput:
     # Each item's TBM tag ids by TorBox id (an item without a row has none); None when they were
     # not loaded, which makes TAGS conditions unknown and tag actions wait.
     tags: Mapping[int, frozenset[int]] | None = None
+    # Called between items (a heavy poll's thread gives the event loop its turn); no effect on
+    # the plan.
+    checkpoint: Callable[[], None] | None = None
 
     def tags_of(self, state: TorrentState) -> frozenset[int] | None:
         """One item's tag ids, or None when unknown."""
@@ -326,7 +329,10 @@ def plan(inp: PlanInput) -> PlanOutput:
         growing = compiled.growing
         rule_holds = {} if inp.reset_holds else inp.holds.get(entry.rule_id, {})
         kept: dict[int, dict[str, float]] = {}
+        checkpoint = inp.checkpoint
         for key, state in scope.items():
+            if checkpoint is not None:
+                checkpoint()
             if state.missing_since is not None:
                 # Not in the latest list: not observed, so no hold runs on (it starts again).
                 continue
