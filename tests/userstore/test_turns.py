@@ -101,3 +101,17 @@ def test_a_closed_loop_never_blocks_the_thread() -> None:
     worker.join(5)
     assert not worker.is_alive()
     assert turns.turns == 1
+    assert turns.gave_up
+
+
+def test_a_loop_that_does_not_take_its_turn_is_not_waited_for_again() -> None:
+    """A loop blocked at shutdown (waiting for this thread) must not slow the poll to a crawl."""
+    loop = asyncio.new_event_loop()  # never run: like a loop blocked in a synchronous close
+    try:
+        turns = LoopTurns(loop, slice_seconds=0.0)
+        turns()
+        assert turns.gave_up
+        turns()  # returns without asking the loop again
+        assert turns.turns == 1
+    finally:
+        loop.close()
