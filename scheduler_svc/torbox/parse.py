@@ -9,6 +9,7 @@ dropped rather than guessed at.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -195,15 +196,19 @@ def torrent_fields(item: Any) -> Fields | None:
     if not isinstance(item, dict):
         return None
     get = item.get
-    torrent_id = _id(get("id"))
-    if torrent_id is None:
-        return None
-    # None leaves a field unset: absent, not 0.
+    torrent_id = get("id")
+    if type(torrent_id) is not int or not 0 < torrent_id < MAX_ID:
+        torrent_id = _id(torrent_id)
+        if torrent_id is None:
+            return None
+    # Texts are "" for null (a well-formed str taken as it is); every other None leaves its field
+    # unset: absent, not 0.
+    hash_, name, state = get("hash"), get("name"), get("download_state")
     values: Fields = {
         "id": torrent_id,
-        "hash": str(get("hash") or "").lower(),
-        "name": str(get("name") or ""),
-        "download_state": str(get("download_state") or ""),
+        "hash": (hash_ if type(hash_) is str else str(hash_ or "")).lower(),
+        "name": name if type(name) is str else str(name or ""),
+        "download_state": state if type(state) is str else str(state or ""),
     }
     for name in _INTS:
         value = get(name)
@@ -225,10 +230,14 @@ def torrent_fields(item: Any) -> Fields | None:
             if value is None:
                 continue
         values[name] = value
-    size = _int(get("size"))
+    size = get("size")
+    if type(size) is not int:
+        size = _int(size)
     if size is not None and size > 0:
         values["size"] = size
-    progress = _float(get("progress"))
+    progress = get("progress")
+    if type(progress) is not float or progress != progress:
+        progress = _float(progress)
     if progress is not None:
         values["progress"] = min(1.0, max(0.0, progress))
     files = get("files")
@@ -236,19 +245,25 @@ def torrent_fields(item: Any) -> Fields | None:
     file_count = (len(files) or None) if isinstance(files, list) else _int(get("file_count"))
     if file_count is not None and file_count > 0:
         values["file_count"] = file_count
-    _optional_into(item, values)
+    _optional_into(get, values)
     return values
 
 
-def _optional_into(item: dict[str, Any], values: dict[str, Any]) -> None:
+def _optional_into(get: Callable[[str], Any], values: Fields) -> None:
     """The optional text and date fields TorBox gave, added to the constructor arguments."""
-    get = item.get
     for name in _TEXTS:
         text = get(name)
         if isinstance(text, str) and text != "":
             values[name] = text
+    cache = _DATE_CACHE
     for name in _DATES:
-        date = parse_date(get(name))
+        text = get(name)
+        if text is None:
+            continue
+        # Dates repeat from poll to poll: the cache answers most without a call.
+        date = cache.get(text, _MISS) if type(text) is str else None
+        if date is _MISS:
+            date = parse_date(text)
         if date is not None:
             values[name] = date
 
@@ -268,5 +283,5 @@ def queued_fields(item: Any) -> Fields | None:
         "download_state": "queued",
         "queued": True,
     }
-    _optional_into(item, values)
+    _optional_into(item.get, values)
     return values
