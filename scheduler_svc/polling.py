@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -42,6 +43,7 @@ from scheduler_svc.torbox.errors import (
     TorBoxRateLimited,
     TorBoxUnavailable,
 )
+from scheduler_svc.torbox.parse import Fields
 
 log = logging.getLogger(__name__)
 
@@ -331,27 +333,30 @@ class Poller:
         except TorBoxError as error:
             await self._fetch_failed(entry, error)
             return PollResult(error=error.code)
-        entry.last_listed = sum(1 for t in torrents if not t.queued)
+        entry.last_listed = sum(1 for t in torrents if not t.get("queued"))
         # A manual run may evaluate a rule of any type: every list is read for it.
         kinds = frozenset(OTHER_KINDS) if run_rule_id is not None else entry.kinds
         listed = await self._fetch_others(entry, api_key, kinds, torrents)
         observed_at = time.time()
         entry.health.success(observed_at, time.monotonic() - started)
         self.breaker.record(unreachable=False, now=observed_at)
-        snapshot = pb.Snapshot(
-            poll_id=uuid.uuid4().hex,
-            auth_id=entry.auth_id,
-            observed_at=observed_at,
-            complete=True,
-            torrents=torrents,
-            poll_interval_seconds=self.interval_for(entry),
-            listed_types=[tpb.ASSET_TYPE_TORRENT, *(_ASSET_TYPES[k] for k in listed)],
-        )
+        snapshot: dict[str, Any] = {
+            "poll_id": uuid.uuid4().hex,
+            "auth_id": entry.auth_id,
+            "observed_at": observed_at,
+            "complete": True,
+            "torrents": torrents,
+            "poll_interval_seconds": self.interval_for(entry),
+            "listed_types": [tpb.ASSET_TYPE_TORRENT, *(_ASSET_TYPES[k] for k in listed)],
+        }
         if run_rule_id is not None:
-            snapshot.run_rule_id = run_rule_id
+            snapshot["run_rule_id"] = run_rule_id
+        # Built from the fields in one call, in place: no message is built apart and copied
+        # (protobuf takes a dict for a message field; its stubs only say a message).
+        request = pb.IngestRequest(snapshot=cast(pb.Snapshot, snapshot))
         stream = self.directory.shard_for(entry.auth_id)
         try:
-            plan = await stream.send_snapshot(snapshot)
+            plan = await stream.send_request(request)
         except AutomationError as error:
             self.stats.failed += 1
             log.warning("snapshot not applied", extra={"code": error.code, "reason": error.message})
@@ -363,18 +368,18 @@ class Poller:
         self._after_plan(entry, plan, listed)
         return PollResult(plan=plan, outcomes=outcomes)
 
-    async def _fetch(self, entry: UserEntry, api_key: str) -> list[tpb.Torrent]:
+    async def _fetch(self, entry: UserEntry, api_key: str) -> list[Fields]:
         """The whole list; an empty one where torrents were listed before is fetched again."""
-        torrents = await self.client.list_all(entry.auth_id, api_key)
-        if entry.last_listed and not any(not t.queued for t in torrents):
+        torrents = await self.client.list_all_fields(entry.auth_id, api_key)
+        if entry.last_listed and all(t.get("queued") for t in torrents):
             # TorBox's "no torrents" answer (404 ITEM_NOT_FOUND) is sometimes a glitch: one
             # more fetch costs little and keeps a bogus empty list away from the userstore.
             log.info("empty list where torrents were listed before: fetching again")
-            torrents = await self.client.list_all(entry.auth_id, api_key)
+            torrents = await self.client.list_all_fields(entry.auth_id, api_key)
         return torrents
 
     async def _fetch_others(
-        self, entry: UserEntry, api_key: str, kinds: frozenset[str], into: list[tpb.Torrent]
+        self, entry: UserEntry, api_key: str, kinds: frozenset[str], into: list[Fields]
     ) -> list[str]:
         """Add the usenet and web-download lists the user's rules need; the types listed whole.
 

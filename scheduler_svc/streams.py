@@ -95,7 +95,11 @@ class IngestStream:
 
     async def send_snapshot(self, snapshot: pb.Snapshot) -> pb.Plan:
         """Apply a snapshot on the shard and return its plan (Unavailable if the stream is down)."""
-        response = await self._request(snapshot.poll_id, pb.IngestRequest(snapshot=snapshot))
+        return await self.send_request(pb.IngestRequest(snapshot=snapshot))
+
+    async def send_request(self, request: pb.IngestRequest) -> pb.Plan:
+        """:meth:`send_snapshot` for a request built around its snapshot (no copy of it made)."""
+        response = await self._request(request.snapshot.poll_id, request)
         if response.WhichOneof("kind") != "plan":
             raise Unavailable("unexpected answer to a snapshot", code="BAD_ANSWER")
         return response.plan

@@ -105,22 +105,30 @@ class TorBoxClient:
         return data if isinstance(data, dict) else {}
 
     async def list_all(self, key_id: str, api_key: str) -> list[tpb.Torrent]:
-        """Every torrent (all pages, fresh) and every queued item, or an exception."""
+        """Every torrent (all pages, fresh) and every queued item as messages, or an exception."""
+        return [tpb.Torrent(**fields) for fields in await self.list_all_fields(key_id, api_key)]
+
+    async def list_all_fields(self, key_id: str, api_key: str) -> list[parse.Fields]:
+        """Every torrent (all pages, fresh) and every queued item, or an exception.
+
+        As constructor arguments: the poller builds each message once, inside its snapshot.
+        """
         torrents, ended = await self._pages(
-            key_id, api_key, "torrents/mylist", "mylist", {}, parse.torrent
+            key_id, api_key, "torrents/mylist", "mylist", {}, parse.torrent_fields
         )
         if not ended:
             raise TorBoxUnavailable("TOO_MANY_PAGES", "mylist never ended")
         # The queued list is read as far as the guard allows.
         queued, _ = await self._pages(
-            key_id, api_key, "queued/getqueued", "queued", {"type": "torrent"}, parse.queued
+            key_id, api_key, "queued/getqueued", "queued", {"type": "torrent"}, parse.queued_fields
         )
         return [*torrents.values(), *queued.values()]
 
-    async def list_downloads(self, key_id: str, api_key: str, kind: str) -> list[tpb.Torrent]:
+    async def list_downloads(self, key_id: str, api_key: str, kind: str) -> list[parse.Fields]:
         """Every usenet or web download (all pages, fresh) and every queued one, or an exception.
 
-        All or nothing like the torrent list: a failed page fails the whole type.
+        All or nothing like the torrent list: a failed page fails the whole type. As constructor
+        arguments, like :meth:`list_all_fields`.
         """
         items, ended = await self._pages(
             key_id,
@@ -128,7 +136,7 @@ class TorBoxClient:
             f"{kind}/mylist",
             f"{kind}_list",
             {},
-            lambda item: parse.download(item, kind),
+            lambda item: parse.download_fields(item, kind),
         )
         if not ended:
             raise TorBoxUnavailable("TOO_MANY_PAGES", f"{kind}/mylist never ended")
@@ -138,7 +146,7 @@ class TorBoxClient:
             "queued/getqueued",
             "queued",
             {"type": kind},
-            lambda item: parse.queued_download(item, kind),
+            lambda item: parse.queued_download_fields(item, kind),
         )
         if not ended:
             raise TorBoxUnavailable("TOO_MANY_PAGES", f"the {kind} queue never ended")
@@ -151,10 +159,10 @@ class TorBoxClient:
         path: str,
         endpoint: str,
         params: dict[str, str],
-        parse_item: Callable[[Any], tpb.Torrent | None],
-    ) -> tuple[dict[int, tpb.Torrent], bool]:
+        parse_item: Callable[[Any], parse.Fields | None],
+    ) -> tuple[dict[int, parse.Fields], bool]:
         """One list read page by page (first sighting of an id wins); whether its end was seen."""
-        found: dict[int, tpb.Torrent] = {}
+        found: dict[int, parse.Fields] = {}
         for page in range(MAX_PAGES):
             data = await self._call(
                 "GET",
@@ -171,9 +179,9 @@ class TorBoxClient:
             )
             items = _as_list(data)
             for item in items:
-                message = parse_item(item)
-                if message is not None:
-                    found.setdefault(message.id, message)
+                fields = parse_item(item)
+                if fields is not None:
+                    found.setdefault(fields["id"], fields)
             if len(items) < PAGE_SIZE:
                 return found, True
         return found, False
@@ -202,9 +210,9 @@ class TorBoxClient:
                 return None
             raise
         for item in _as_list(data):
-            message = parse.torrent(item)
+            fields = parse.torrent_fields(item)
             # An object with id 0 (or another id) is TorBox's other way of saying "not found".
-            if message is not None and message.id == torrent_id and isinstance(item, dict):
+            if fields is not None and fields["id"] == torrent_id and isinstance(item, dict):
                 return item
         return None
 
