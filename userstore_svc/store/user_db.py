@@ -52,6 +52,8 @@ _FROM_ARRAY = operator.itemgetter(
 )
 _MISSING = 1 + packed.PACKED_1.index("missing_since")
 _LAST_SEEN = 1 + packed.PACKED_1.index("last_seen_at")
+_UPDATED = 1 + packed.PACKED_1.index("updated_at")
+_EXPIRES = 1 + packed.PACKED_1.index("expires_at")
 _new = tuple.__new__
 CACHE_KEY = "data"
 # The meta row that holds UserData.dates. A torrent active at TorBox gets new `updated_at` and
@@ -126,15 +128,22 @@ def state_row(state: TorrentState) -> tuple[Any, ...]:
     )
 
 
-def state_from_row(row: Sequence[Any], seen_at: float | None = None) -> TorrentState:
+def state_from_row(
+    row: Sequence[Any],
+    seen_at: float | None = None,
+    dates: tuple[float | None, float | None] | None = None,
+) -> TorrentState:
     """A `torrents` row back as a state.
 
     `seen_at` is the last applied snapshot's time: a present torrent's row is not rewritten when
     only its sighting changed, so every present row was seen then (see :func:`read_user_data`).
+    `dates` are the row's (updated_at, expires_at) newer than its own (see DATES_KEY).
     Built with ``tuple.__new__``: a named tuple's own constructor maps its arguments one by one.
     """
     _key, present, removed_at, observed_since, samples, blob = row
     values = packed.unpack(blob)
+    if dates is not None:
+        values[_UPDATED], values[_EXPIRES] = dates
     snap = _new(TorrentSnapshot, values[1:_SNAP_END])
     present = present == 1
     if present and seen_at is not None and values[_MISSING] is None:
@@ -157,17 +166,13 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
     """Everything a poll reads, decoded."""
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     last_observed = float(meta["last_observed_at"]) if "last_observed_at" in meta else None
+    dates = decode_dates(meta.get(DATES_KEY, "{}"))
     states: dict[int, TorrentState] = {}
     for row in conn.execute(SELECT_TORRENTS):
         # Rows are written only when something besides the sighting changed; every present
         # torrent was sighted by the last applied snapshot.
-        states[row[0]] = state_from_row(row, last_observed)
-    dates = decode_dates(meta.get(DATES_KEY, "{}"))
-    for key, (updated, expires) in dates.items():
-        state = states.get(key)
-        if state is not None:
-            snap = state.snap._replace(updated_at=updated, expires_at=expires)
-            states[key] = state._replace(snap=snap)
+        key = row[0]
+        states[key] = state_from_row(row, last_observed, dates.get(key))
     rules = [_stored_rule(row) for row in conn.execute(_RULE_SELECT + " ORDER BY position, id")]
     holds: dict[int, dict[int, dict[str, float]]] = {}
     for rule_id, key, path, since in conn.execute(
