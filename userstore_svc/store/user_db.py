@@ -189,18 +189,19 @@ def read_user_data(conn: sqlite3.Connection) -> UserData:
         max([DEFAULT_COOLDOWN_MINUTES, *(r.rule.cooldown_minutes or 0.0 for r in rules)]) * 60.0
     )
     since = (last_observed or 0.0) - longest
-    last_actions = {
-        (r[0], r[1]): r[2]
-        for r in conn.execute(
-            # The time index, not the (rule, torrent) one the planner prefers for GROUP BY: only
-            # the few recent rows matter, and the other index means reading the whole log.
-            "SELECT rule_id, torrent_key, MAX(created_at) FROM actions INDEXED BY actions_created "
-            "WHERE created_at >= ? "
-            "AND status IN ('pending','succeeded','failed','dry_run','unknown') "
-            "GROUP BY rule_id, torrent_key",
-            (since,),
-        )
-    }
+    last_actions: dict[tuple[int, int], float] = {}
+    for rule_id, key, created_at in conn.execute(
+        # The time index, not the (rule, torrent) one the planner prefers for grouping: only the
+        # few recent rows matter, and the other index means reading the whole log. In time
+        # order, the last of a (rule, torrent) pair is its latest: a GROUP BY's temporary tree
+        # cost more than these few assignments (0.36 against 0.30 ms, cold).
+        "SELECT rule_id, torrent_key, created_at FROM actions INDEXED BY actions_created "
+        "WHERE created_at >= ? "
+        "AND status IN ('pending','succeeded','failed','dry_run','unknown') "
+        "ORDER BY created_at",
+        (since,),
+    ):
+        last_actions[rule_id, key] = created_at
     pending = [
         PendingAction(*r)
         for r in conn.execute(
