@@ -15,6 +15,7 @@ from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 
 from common import grpc_client
 from common.processes import ManagedProcess
+from userstore_svc.store import user_db
 
 pytestmark = pytest.mark.e2e
 
@@ -113,8 +114,8 @@ async def test_sigkill_mid_stream_leaves_every_database_whole(tmp_path: Path) ->
             poll = round(float(observed) - T0)
             assert acked[auth_id] <= poll <= sent[auth_id]
             counters = {
-                row[0] - row[1]
-                for row in conn.execute("SELECT last_total_downloaded, torrent_id FROM torrents")
+                (state.snap.total_downloaded or 0) - state.snap.id
+                for state in map(user_db.state_from_row, conn.execute(user_db.SELECT_TORRENTS))
             }
             # Every row comes from the same (last committed) poll: nothing half-written.
             assert counters == {poll * 1000}

@@ -263,6 +263,12 @@ async def test_only_what_changed_is_written(user: Store) -> None:
     assert written == 10 + events[0][0] + 3
 
 
+async def stored_dates(store: Store) -> list[tuple[int, float | None]]:
+    """Each torrent row's `updated_at` as stored (without the dates laid over it)."""
+    stored = [user_db.state_from_row(row) for row in await rows(store, user_db.SELECT_TORRENTS)]
+    return sorted((s.key, s.snap.updated_at) for s in stored)
+
+
 async def test_dates_alone_moving_rewrite_no_row_yet_survive_reopening(tmp_path: Path) -> None:
     """TorBox moves an active torrent's updated_at and expires_at on every list. When nothing
     else moved the row is not rewritten: the dates are kept beside it (one meta value) and laid
@@ -281,7 +287,7 @@ async def test_dates_alone_moving_rewrite_no_row_yet_survive_reopening(tmp_path:
         # Three meta rows as on every poll, and the dates: no torrent row.
         assert handle.conn.total_changes - before == 4
         cached = dict((await user_db.load(handle)).states)
-    stored = await rows(store, "SELECT torrent_key, updated_at FROM torrents ORDER BY 1")
+    stored = await stored_dates(store)
     assert stored == [(1, T0), (2, T0)]
     await close_store(store)
     store = await open_store(tmp_path)
@@ -294,7 +300,7 @@ async def test_dates_alone_moving_rewrite_no_row_yet_survive_reopening(tmp_path:
         ] * 2
         moved = dated[0]._replace(seeds=3, updated_at=T0 + 180, expires_at=T0 + 189)
         await ingest(store, 180, moved, dated[1]._replace(updated_at=T0 + 180))
-        stored = await rows(store, "SELECT torrent_key, updated_at FROM torrents ORDER BY 1")
+        stored = await stored_dates(store)
         assert stored == [(1, T0 + 180), (2, T0)]
         dates = await rows(store, "SELECT value FROM meta WHERE key=?", user_db.DATES_KEY)
         assert json.loads(dates[0][0]) == {"2": [T0 + 180, T0 + 129]}

@@ -8,18 +8,128 @@ idempotent, and a database newer than this code is refused rather than touched.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from common.errors import FailedPrecondition
+from userstore_svc.store import packed
 
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """One step of a schema: its version number, a name, and the SQL that takes it there."""
+    """One step of a schema: its version number, a name, and the SQL that takes it there.
+
+    A step that converts values SQL cannot (exactly) runs `convert` after `sql`, then `then`.
+    """
 
     version: int
     name: str
     sql: str
+    convert: Callable[[sqlite3.Connection], None] | None = None
+    then: str = ""
+
+
+# The version 9 `torrents` columns of packed.PACKED_1's fields, in its order (frozen: this is
+# what migration 10 reads, whatever the models become).
+_V9_PACKED_COLUMNS = (
+    "torrent_id",
+    "hash",
+    "name",
+    "magnet",
+    "size",
+    "active",
+    "added_at",
+    "updated_at",
+    "last_state",
+    "seeds",
+    "peers",
+    "ratio",
+    "last_progress",
+    "download_speed",
+    "upload_speed",
+    "eta",
+    "expires_at",
+    "download_present",
+    "download_finished",
+    "file_count",
+    "availability",
+    "tracker",
+    "last_total_uploaded",
+    "last_total_downloaded",
+    "cached",
+    "cached_at",
+    "seed_torrent",
+    "long_term_seeding",
+    "private",
+    "queued",
+    "airlocked",
+    "allow_zipped",
+    "original_url",
+    "kind",
+    "status",
+    "first_seen_at",
+    "last_seen_at",
+    "missing_since",
+    "last_download_activity_at",
+    "last_upload_activity_at",
+    "stalled_since",
+    "idle_excluded_seconds",
+    "stall_count",
+    "downloading_started_at",
+    "seeding_started_at",
+    "seeding_seconds",
+    "seeding_run_since",
+    "downloading_seconds",
+    "downloading_run_since",
+    "active_seconds",
+    "active_run_since",
+    "max_download_speed",
+    "tracked_since",
+    "whole_life",
+)
+assert len(_V9_PACKED_COLUMNS) == len(packed.PACKED_1)
+# Version 9 kept booleans as 0/1 (NULL: unknown); the array keeps them as booleans.
+_V9_BOOLEANS = frozenset(
+    {
+        "active",
+        "download_present",
+        "download_finished",
+        "cached",
+        "seed_torrent",
+        "long_term_seeding",
+        "private",
+        "queued",
+        "airlocked",
+        "allow_zipped",
+        "whole_life",
+    }
+)
+_V9_BOOLEAN_POSITIONS = tuple(
+    i for i, column in enumerate(_V9_PACKED_COLUMNS) if column in _V9_BOOLEANS
+)
+
+
+def _pack_torrents_v10(conn: sqlite3.Connection) -> None:
+    """Every version 9 torrent row into the version 10 table, value for value."""
+    rows = conn.execute(
+        "SELECT torrent_key, present, removed_at, observed_since, samples, "
+        f"{', '.join(_V9_PACKED_COLUMNS)} FROM torrents"
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO torrents_v10(torrent_key, present, removed_at, observed_since, samples, "
+        "packed) VALUES (?,?,?,?,?,?)",
+        [_row_v10(row) for row in rows],
+    )
+
+
+def _row_v10(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    values = [1, *row[5:]]  # layout 1, whatever the current one is
+    for i in _V9_BOOLEAN_POSITIONS:
+        value = values[1 + i]
+        if value is not None:
+            values[1 + i] = value == 1
+    return (*row[:5], packed.pack(values))
 
 
 USER_MIGRATIONS: tuple[Migration, ...] = (
@@ -440,6 +550,26 @@ USER_MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE torrents ADD COLUMN kind TEXT NOT NULL DEFAULT 'torrent';
         """,
     ),
+    Migration(
+        10,
+        "one packed value per torrent row: the columns SQL reads, and the rest as one array",
+        """
+        CREATE TABLE torrents_v10 (
+            torrent_key INTEGER PRIMARY KEY,  -- as before: TorBox id, negated for queued items
+            present INTEGER NOT NULL,
+            removed_at REAL,
+            observed_since REAL NOT NULL,
+            samples BLOB NOT NULL,
+            packed BLOB NOT NULL  -- every other field: a JSON array (store/packed.py, layout 1)
+        );
+        """,
+        convert=_pack_torrents_v10,
+        then="""
+        DROP TABLE torrents;
+        ALTER TABLE torrents_v10 RENAME TO torrents;
+        CREATE INDEX torrents_removed ON torrents(removed_at) WHERE removed_at IS NOT NULL;
+        """,
+    ),
 )
 
 REGISTRY_MIGRATIONS: tuple[Migration, ...] = (
@@ -489,6 +619,10 @@ def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...]) -> int:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _statements(step.sql):
+                conn.execute(statement)
+            if step.convert is not None:
+                step.convert(conn)
+            for statement in _statements(step.then):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {int(step.version)}")
             conn.execute("COMMIT")

@@ -449,8 +449,9 @@ def _close_and_open(
 def connect(path: Path) -> sqlite3.Connection:
     """Open one user database with the project's pragmas and bring its schema up to date."""
     # Created empty and private first: SQLite would make it 0644, and its -wal and -shm files
-    # take the database file's mode.
-    new = private_file(path)
+    # take the database file's mode. Asked only when it is missing: making sure of the folders
+    # costs a system call per parent, on every cold open.
+    new = not os.path.exists(path) and private_file(path)
     # Threads take turns on a connection, never share it at once: the user's lock sees to that.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
