@@ -180,10 +180,12 @@ async def test_rules_toggle_preview_and_save(browser: Any, live_stack: Stack) ->
     )
 
     async def stalled() -> bool:
+        # Seen stalled by two polls: a stall's length is known (greater than 0) only from the
+        # second poll on, and the preview below counts on it.
         listed = (await torrents(stack, key))["torrents"]
-        return sum(1 for t in listed if t["stalled_since"]) == 2
+        return sum(1 for t in listed if (t["stalled_since"] or "~") < t["last_seen_at"]) == 2
 
-    await eventually(stalled, timeout=30, what="two stalled torrents")
+    await eventually(stalled, timeout=30, what="two torrents seen stalled by two polls")
     page, _ = await signed_in(browser, stack, key)
 
     await page.click("a[data-nav=rules]")
