@@ -31,7 +31,9 @@ class Migration:
 
 
 # The version 9 `torrents` columns of packed.PACKED_1's fields, in its order (frozen: this is
-# what migration 10 reads, whatever the models become).
+# what migration 10 reads, whatever the models become). The snapshot's fields had columns named
+# apart (added_at, last_state, ...); the state's packed fields had columns named as the fields,
+# and layout 1 is frozen too, so those names are taken from it.
 _V9_PACKED_COLUMNS = (
     "torrent_id",
     "hash",
@@ -67,26 +69,7 @@ _V9_PACKED_COLUMNS = (
     "allow_zipped",
     "original_url",
     "kind",
-    "status",
-    "first_seen_at",
-    "last_seen_at",
-    "missing_since",
-    "last_download_activity_at",
-    "last_upload_activity_at",
-    "stalled_since",
-    "idle_excluded_seconds",
-    "stall_count",
-    "downloading_started_at",
-    "seeding_started_at",
-    "seeding_seconds",
-    "seeding_run_since",
-    "downloading_seconds",
-    "downloading_run_since",
-    "active_seconds",
-    "active_run_since",
-    "max_download_speed",
-    "tracked_since",
-    "whole_life",
+    *packed.PACKED_1[len(packed.SNAPSHOT_FIELDS_1) :],
 )
 assert len(_V9_PACKED_COLUMNS) == len(packed.PACKED_1)
 # Version 9 kept booleans as 0/1 (NULL: unknown); the array keeps them as booleans.
