@@ -3,7 +3,9 @@
 The steps are those of :meth:`userstore_svc.ingest.Ingestor.ingest` (and of the servicer's
 protobuf conversion), timed separately with nothing else running: a *cold* poll finds the user's
 database closed (the pool holds one connection and users are polled in turn, so opening also
-closes the previous user's file), a *warm* poll finds it open with its state cached.
+closes the previous user's file), a *released* poll finds it open but its state released (every
+user's file open, one user's state cached, users polled in turn: a shard with more users than
+``MAX_CACHED_USERS``), a *warm* poll finds it open with its state cached.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ async def run(
             await ingestor.ingest(snap)
         result: dict[str, Any] = {"torrents_per_user": torrents, "users": users, "runs": []}
         for _ in range(runs):
-            samples: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
+            samples: dict[str, list[dict[str, float]]] = {"cold": [], "warm": [], "released": []}
             for _ in range(polls):
                 for user, account in zip(ids, accounts, strict=True):
                     account.advance()
@@ -95,6 +97,16 @@ async def run(
             for _ in range(polls):
                 account.advance()
                 samples["warm"].append(await _poll(pool, config, user, account))
+            await pool.close()  # a file is open in one pool at a time (exclusive locking)
+            pool = DatabasePool(directory / "users", users, max_cached=1)
+            for rounds in range(polls + 1):  # the first round opens every file (not counted)
+                for user, account in zip(ids, accounts, strict=True):
+                    account.advance()
+                    timed = await _poll(pool, config, user, account)
+                    if rounds:
+                        samples["released"].append(timed)
+            await pool.close()
+            pool = DatabasePool(directory / "users", 1)
             result["runs"].append(
                 {
                     kind: {p: statistics.median(s[p] for s in found) for p in PHASES}

@@ -37,6 +37,7 @@ from bench.workload import rule_docs
 from common import grpc_client
 from common.processes import ManagedProcess
 from common.routing import owner_index
+from userstore_svc.config import DEFAULT_MAX_CACHED_USERS, DEFAULT_MAX_OPEN_DBS
 
 # While users are registered each is polled once (its first poll inserts every row), then not again.
 SETUP_INTERVAL = 86_400.0
@@ -75,7 +76,13 @@ def scheduler_env(
 class Stack:
     """The three processes of one benchmark scenario."""
 
-    def __init__(self, directory: Path, max_open: int = 50, shards: int = 1) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_open: int = DEFAULT_MAX_OPEN_DBS,
+        shards: int = 1,
+        max_cached: int = DEFAULT_MAX_CACHED_USERS,
+    ) -> None:
         self.directory = directory
         self.max_open = max_open
         self.simulator = ManagedProcess(
@@ -89,7 +96,7 @@ class Stack:
             ManagedProcess(
                 "userstore" if shards == 1 else f"userstore{index}",
                 "userstore_svc",
-                userstore_env(directory / f"userstore{index}", max_open),
+                userstore_env(directory / f"userstore{index}", max_open, max_cached),
             )
             for index in range(shards)
         ]
@@ -250,7 +257,8 @@ async def run(
     window_seconds: float,
     offered_torrents_per_s: float,
     concurrency: int,
-    max_open: int = 50,
+    max_open: int = DEFAULT_MAX_OPEN_DBS,
+    max_cached: int = DEFAULT_MAX_CACHED_USERS,
     shards: int = 1,
     warmup_timeout: float = 600.0,
     profiler: Profiler | None = None,
@@ -258,7 +266,7 @@ async def run(
 ) -> dict[str, Any]:
     """One scenario: `users` accounts of `torrents` each, polled flat out; returns the figures."""
     interval = max(0.1, users * torrents / offered_torrents_per_s)
-    stack = Stack(directory, max_open, shards)
+    stack = Stack(directory, max_open, shards, max_cached)
     maturity = maturity or Maturity()
     try:
         result = await _measure(
@@ -282,6 +290,7 @@ async def run(
         )
         raise RuntimeError(f"a process exited badly: {bad}\n{tail}")
     result["max_open_dbs"] = max_open
+    result["max_cached_users"] = min(max_cached, max_open)
     result["shards"] = shards
     result["state"] = maturity.label
     return result

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench import baseline, phases, pipeline, stack, uploads, userstore
 from bench.profile import Profiler
+from userstore_svc.config import DEFAULT_MAX_CACHED_USERS, DEFAULT_MAX_OPEN_DBS
 
 BENCHMARKS = ("pipeline", "baseline", "phases", "userstore", "latency", "stack", "uploads")
 # The full-stack targets, by torrents per user (the offered load is a multiple of them).
@@ -36,7 +37,11 @@ class Sizes:
     stack_users_large: int
     stack_window_seconds: float
     concurrency: int = 64
+    # The `userstore` scenarios poll more users than this, so nearly every poll opens a file.
     max_open_dbs: int = 50
+    # The full stack runs the userstore as `make run` starts it: its default bounds.
+    stack_max_open_dbs: int = DEFAULT_MAX_OPEN_DBS
+    stack_max_cached_users: int = DEFAULT_MAX_CACHED_USERS
     offered_factor: float = 2.0
     # The upload queue: users each queueing a batch, and single magnets timed on an idle queue.
     upload_users: int = 4
@@ -94,6 +99,8 @@ TOY = Sizes(
     stack_window_seconds=0.5,
     concurrency=4,
     max_open_dbs=2,
+    # Fewer users cached than open, so the smallest run goes through both bounds.
+    stack_max_cached_users=1,
     upload_users=2,
     upload_per_user=5,
     upload_latency_runs=2,
@@ -214,7 +221,8 @@ async def run_suite(
                     window_seconds=s.stack_window_seconds,
                     offered_torrents_per_s=s.offered_factor * _target(n),
                     concurrency=s.concurrency,
-                    max_open=s.max_open_dbs,
+                    max_open=s.stack_max_open_dbs,
+                    max_cached=s.stack_max_cached_users,
                     shards=shards,
                     profiler=profiler,
                 )

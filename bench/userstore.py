@@ -173,13 +173,14 @@ async def run_inprocess(
 # Through the gRPC server (a child process) ------------------------------------------------------
 
 
-def userstore_env(directory: Path, max_open: int) -> dict[str, str]:
-    """The environment of a benchmark userstore process."""
+def userstore_env(directory: Path, max_open: int, max_cached: int | None = None) -> dict[str, str]:
+    """The environment of a benchmark userstore process (`max_cached`: at most `max_open`)."""
     return {
         "USERSTORE_PORT": "0",
         "USER_DB_DIR": str(directory / "users"),
         "MASTER_DB_PATH": str(directory / "master.sqlite"),
         "MAX_OPEN_DBS": str(max_open),
+        "MAX_CACHED_USERS": str(max_open if max_cached is None else min(max_cached, max_open)),
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "info",
     }

@@ -87,3 +87,15 @@ def test_gateway_rejects_a_bad_origin() -> None:
     """A FRONTEND_URL entry that is not an origin is named."""
     with pytest.raises(SettingsError, match="FRONTEND_URL"):
         GatewaySettings.from_env({"FRONTEND_URL": "localhost:3000"})
+
+
+def test_open_and_cached_databases_are_bounded_apart() -> None:
+    """Open files and users cached in memory are two bounds, each at least 1 and named if bad."""
+    settings = UserstoreSettings.from_env({"MAX_OPEN_DBS": "300", "MAX_CACHED_USERS": "20"})
+    assert (settings.max_open_dbs, settings.max_cached_users) == (300, 20)
+    defaults = UserstoreSettings.from_env({})
+    assert defaults.max_cached_users < defaults.max_open_dbs
+    with pytest.raises(SettingsError) as raised:
+        UserstoreSettings.from_env({"MAX_OPEN_DBS": "0", "MAX_CACHED_USERS": "none"})
+    assert "MAX_OPEN_DBS" in str(raised.value)
+    assert "MAX_CACHED_USERS" in str(raised.value)

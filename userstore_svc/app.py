@@ -27,7 +27,7 @@ from userstore_svc.maintenance import maintain_all
 from userstore_svc.moves import MoveService
 from userstore_svc.rules_service import RuleService
 from userstore_svc.servicer import UserstoreServicer
-from userstore_svc.store.pool import DatabasePool
+from userstore_svc.store.pool import DatabasePool, fit_open_files
 from userstore_svc.store.registry import Registry
 from userstore_svc.tags_service import TagService
 from userstore_svc.tags_servicer import SERVICE_NAME as TAGS_SERVICE_NAME
@@ -90,7 +90,13 @@ class UserstoreApp:
         s = self.settings
         private_dir(s.user_db_dir)
         self.registry = await Registry.open(s.master_db_path)
-        self.pool = DatabasePool(s.user_db_dir, s.max_open_dbs)
+        max_open = fit_open_files(s.max_open_dbs)
+        if max_open < s.max_open_dbs:
+            log.warning(
+                "the open-files limit allows fewer open user databases than MAX_OPEN_DBS",
+                extra={"max_open_dbs": s.max_open_dbs, "allowed": max_open},
+            )
+        self.pool = DatabasePool(s.user_db_dir, max_open, max_cached=s.max_cached_users)
         # A disk that refuses writes makes the shard unready (polls are refused, nothing is
         # recorded) until a write succeeds again; the process stays alive.
         self.pool.storage.changed = self._storage_changed
@@ -133,7 +139,14 @@ class UserstoreApp:
             asyncio.create_task(self._maintenance()),
         ]
         await self.server.set_serving()
-        log.info("userstore serving", extra={"port": port, "max_open_dbs": s.max_open_dbs})
+        log.info(
+            "userstore serving",
+            extra={
+                "port": port,
+                "max_open_dbs": self.pool.max_open,
+                "max_cached_users": self.pool.max_cached,
+            },
+        )
         return port
 
     def _storage_changed(self, ok: bool) -> None:

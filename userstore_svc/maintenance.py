@@ -30,7 +30,9 @@ def _maintain(conn: sqlite3.Connection) -> bool:
         return False
     conn.execute("PRAGMA optimize")
     conn.execute("PRAGMA incremental_vacuum(256)").fetchall()
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    # Emptied, not only copied back: a file stays open between polls, and an idle user's WAL
+    # would otherwise keep its size (up to WAL_CHECKPOINT_BYTES) until the file closes.
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return True
 
 

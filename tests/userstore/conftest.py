@@ -34,11 +34,15 @@ class Store:
 
 
 async def open_store(
-    root: Path, *, max_open: int = 50, config: IngestConfig | None = None
+    root: Path,
+    *,
+    max_open: int = 50,
+    config: IngestConfig | None = None,
+    max_cached: int | None = None,
 ) -> Store:
     """Open (or reopen) a store in `root`."""
     registry = await Registry.open(root / "master.sqlite")
-    pool = DatabasePool(root / "users", max_open)
+    pool = DatabasePool(root / "users", max_open, max_cached=max_cached)
     (root / "users").mkdir(parents=True, exist_ok=True)
     hub = EventHub()
     now = [1_800_000_000.0]

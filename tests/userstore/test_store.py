@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import resource
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from userstore_svc.ingest import SnapshotIn
 from userstore_svc.maintenance import maintain_all
 from userstore_svc.store import user_db
 from userstore_svc.store.migrations import REGISTRY_MIGRATIONS, USER_MIGRATIONS, migrate
-from userstore_svc.store.pool import DatabasePool
+from userstore_svc.store.pool import RESERVED_FILES, DatabasePool, fit_open_files
 
 
 def auth(n: int) -> str:
@@ -154,6 +155,116 @@ async def test_a_waiter_cancelled_as_its_turn_comes_passes_it_on(tmp_path: Path)
     assert woken.cancelled()
     assert pool.open_count == 1
     await pool.close()
+
+
+def _polls(auth_id: str, count: int, users: int) -> list[SnapshotIn]:
+    """`count` polls of one user whose torrents move, stall and go (a different mix per user)."""
+    seed = int(auth_id[:8], 16) % users
+    return [
+        SnapshotIn(
+            poll_id=f"{auth_id}-{i}",
+            auth_id=auth_id,
+            observed_at=1_800_000_000.0 + i * 60,
+            complete=True,
+            torrents=[
+                snap(id=k, total_downloaded=i * 100 * (k % 3), seeds=(k + i + seed) % 4)
+                for k in range(1, 8 + seed)
+                if not (k == 2 and i >= 2)
+            ],
+            poll_interval=60,
+        )
+        for i in range(count)
+    ]
+
+
+async def _stored(root: Path, users: list[str]) -> list[Any]:
+    """Every user's state as read back from its file by a fresh pool (the store closed)."""
+    fresh = DatabasePool(root / "users", len(users))
+    try:
+        out = []
+        for auth_id in users:
+            async with fresh.use(auth_id) as handle:
+                data = await user_db.load(handle)
+                out.append((data.states, data.last_observed_at, data.pending_missing))
+        return out
+    finally:
+        await fresh.close()
+
+
+async def test_idle_connections_stay_open_with_their_caches_released(tmp_path: Path) -> None:
+    """With more files open than users cached: no file reopens between polls, at most
+    `max_cached` idle users keep their decoded state, and the results equal a pool caching all."""
+    users = [auth(n) for n in range(6)]
+    stored = []
+    for max_cached in (2, None):
+        store = await open_store(tmp_path / str(max_cached), max_open=10, max_cached=max_cached)
+        try:
+            for auth_id in users:
+                await store.users.register(auth_id, b"ciphertext")
+            for round_ in zip(*(_polls(a, 5, len(users)) for a in users), strict=True):
+                for snapshot in round_:  # users in turn, as a poller polls them
+                    assert (await store.ingestor.ingest(snapshot)).applied
+                cached = [h for h in store.pool._open.values() if user_db.CACHE_KEY in h.cache]
+                assert len(cached) == (max_cached or len(users))
+            assert store.pool.stats.opens == len(users)  # every file opened once, kept open
+            assert store.pool.stats.evictions == 0
+            if max_cached is not None:
+                assert store.pool.stats.released >= len(users) * 4
+        finally:
+            await close_store(store)
+        stored.append(await _stored(store.root, users))
+    assert stored[0] == stored[1]
+
+
+async def test_a_user_in_use_keeps_its_cache(tmp_path: Path) -> None:
+    """Releasing caches skips users in use: their state is never dropped under them."""
+    pool = DatabasePool(tmp_path, 5, max_cached=1)
+    try:
+        async with pool.use(auth(1), create=True) as held:
+            held.cache["marker"] = 1
+            for n in (2, 3, 4):
+                async with pool.use(auth(n), create=True) as other:
+                    other.cache["marker"] = n
+            assert held.cache == {"marker": 1}
+        async with pool.use(auth(5), create=True):
+            pass
+        assert [h.auth_id for h in pool._open.values() if h.cache] == []
+        assert pool.open_count == 5
+    finally:
+        await pool.close()
+
+
+def test_the_open_files_limit_is_raised_or_bounds_the_pool() -> None:
+    """The soft limit is raised as far as the open databases need; past the hard limit, fewer
+    databases are kept open instead of opens failing later."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))
+        assert fit_open_files(10) == 10
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 300  # enough already
+        if hard == resource.RLIM_INFINITY or hard >= 2 * 1000 + RESERVED_FILES:
+            assert fit_open_files(1000) == 1000
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 2 * 1000 + RESERVED_FILES
+        if hard != resource.RLIM_INFINITY:
+            assert fit_open_files(hard) == (hard - RESERVED_FILES) // 2
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_maintenance_empties_an_open_files_wal(store: Store) -> None:
+    """A file stays open between polls; the maintenance pass checkpoints and empties its WAL."""
+    await store.users.register(auth(1), b"x")
+    await store.ingestor.ingest(
+        SnapshotIn("p", auth(1), 1_800_000_000.0, True, [snap(id=k) for k in range(1, 50)], 60)
+    )
+    wal = Path(f"{store.pool.path_for(auth(1))}-wal")
+    assert wal.stat().st_size > 0
+    report = await maintain_all(store.pool, store.registry)
+    assert report.checked == 1
+    assert not report.damaged
+    assert store.pool.open_count == 1
+    assert wal.stat().st_size == 0
 
 
 async def test_a_large_transaction_leaves_the_wal_checkpointed(tmp_path: Path) -> None:
