@@ -117,6 +117,12 @@ async def _worker(sim: str, store: str, key: str) -> None:
             if result.error is not None:
                 raise RuntimeError(f"poll failed: {result.error}")
 
+    # As `python -m scheduler_svc` does at startup, in trees that tune the cyclic GC.
+    from scheduler_svc import app
+
+    tune_gc = getattr(app, "tune_gc", None)
+    if tune_gc is not None:
+        tune_gc()
     await polls(WARMUP_POLLS)
     print("ready", flush=True)
     for line in sys.stdin:
