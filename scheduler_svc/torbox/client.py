@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
@@ -96,6 +97,7 @@ class TorBoxClient:
         self._concurrency = asyncio.Semaphore(config.max_concurrency)
         self._clock = clock
         self._root = f"{config.base_url.rstrip('/')}/{config.api_version}/api"
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
 
     # Public calls ------------------------------------------------------------------------------
 
@@ -163,19 +165,15 @@ class TorBoxClient:
     ) -> tuple[dict[int, parse.Fields], bool]:
         """One list read page by page (first sighting of an id wins); whether its end was seen."""
         found: dict[int, parse.Fields] = {}
+        # The query as text in the path: aiohttp encodes a params dict anew on every request.
+        query = urlencode({**params, "bypass_cache": "true", "limit": PAGE_SIZE})
         for page in range(MAX_PAGES):
             data = await self._call(
                 "GET",
-                path,
+                f"{path}?{query}&offset={page * PAGE_SIZE}",
                 key_id,
                 api_key,
                 endpoint=endpoint,
-                params={
-                    **params,
-                    "bypass_cache": "true",
-                    "limit": PAGE_SIZE,
-                    "offset": page * PAGE_SIZE,
-                },
             )
             items = _as_list(data)
             for item in items:
@@ -403,7 +401,6 @@ class TorBoxClient:
     ) -> Any:
         deadline = time.monotonic() + self.config.max_token_wait_seconds
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout_seconds)
         while True:
             await self._admit(key_id, endpoint, deadline)
             async with self._concurrency:
@@ -419,7 +416,7 @@ class TorBoxClient:
                         json=json_body,
                         data=form,
                         headers=headers,
-                        timeout=timeout,
+                        timeout=self._timeout,
                     ) as response:
                         body = await response.read()
                         status = response.status

@@ -37,6 +37,25 @@ async def test_2500_torrents_come_back_whole_across_pages(
     pages = [h.query for h in sim.of(key, MYLIST)]
     assert [p["offset"] for p in pages] == ["0", "1000", "2000"]
     assert all(p["limit"] == "1000" and p["bypass_cache"] == "true" for p in pages)
+    # The queue's query keeps its type beside the paging (the query is written as text).
+    assert [h.query for h in sim.of(key, "queued/getqueued")] == [
+        {"type": "torrent", "bypass_cache": "true", "limit": "1000", "offset": "0"}
+    ]
+
+
+async def test_a_download_list_pages_with_its_type(
+    sim: SimServer, make_client: ClientFactory
+) -> None:
+    """usenet/mylist is paged like mylist, and its queue is asked for with type=usenet."""
+    account = await sim.account(mix={"seeding": 2})
+    key = account["api_key"]
+    assert await make_client().list_downloads("k", key, "usenet") == []
+    assert [h.query for h in sim.of(key, "usenet/mylist")] == [
+        {"bypass_cache": "true", "limit": "1000", "offset": "0"}
+    ]
+    assert [h.query for h in sim.of(key, "queued/getqueued")] == [
+        {"type": "usenet", "bypass_cache": "true", "limit": "1000", "offset": "0"}
+    ]
 
 
 async def test_a_full_last_page_ends_on_the_empty_list_quirk(
