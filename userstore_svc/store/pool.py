@@ -87,7 +87,8 @@ class Handle:
     conn: sqlite3.Connection
     executor: Executor
     wal_path: str
-    # Decoded state kept while the connection stays open (the store owns its contents).
+    # Decoded state kept while the connection keeps its caches (the store owns its contents;
+    # the pool drops it when the connection is released or closed).
     cache: dict[str, Any] = field(default_factory=dict)
     in_use: bool = False
     # Told of every committed write (a disk that failed takes writes again).
