@@ -31,46 +31,17 @@ class Migration:
 
 
 # The version 9 `torrents` columns of packed.PACKED_1's fields, in its order (frozen: this is
-# what migration 10 reads, whatever the models become). The snapshot's fields had columns named
-# apart (added_at, last_state, ...); the state's packed fields had columns named as the fields,
-# and layout 1 is frozen too, so those names are taken from it.
-_V9_PACKED_COLUMNS = (
-    "torrent_id",
-    "hash",
-    "name",
-    "magnet",
-    "size",
-    "active",
-    "added_at",
-    "updated_at",
-    "last_state",
-    "seeds",
-    "peers",
-    "ratio",
-    "last_progress",
-    "download_speed",
-    "upload_speed",
-    "eta",
-    "expires_at",
-    "download_present",
-    "download_finished",
-    "file_count",
-    "availability",
-    "tracker",
-    "last_total_uploaded",
-    "last_total_downloaded",
-    "cached",
-    "cached_at",
-    "seed_torrent",
-    "long_term_seeding",
-    "private",
-    "queued",
-    "airlocked",
-    "allow_zipped",
-    "original_url",
-    "kind",
-    *packed.PACKED_1[len(packed.SNAPSHOT_FIELDS_1) :],
-)
+# what migration 10 reads, whatever the models become). Layout 1 is frozen too, so the columns are
+# its field names, except the snapshot's few that version 9 named apart.
+_V9_RENAMED = {
+    "id": "torrent_id",
+    "created_at": "added_at",
+    "download_state": "last_state",
+    "progress": "last_progress",
+    "total_uploaded": "last_total_uploaded",
+    "total_downloaded": "last_total_downloaded",
+}
+_V9_PACKED_COLUMNS = tuple(_V9_RENAMED.get(name, name) for name in packed.PACKED_1)
 assert len(_V9_PACKED_COLUMNS) == len(packed.PACKED_1)
 # Version 9 kept booleans as 0/1 (NULL: unknown); the array keeps them as booleans.
 _V9_BOOLEANS = frozenset(
