@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import random
 import resource
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from userstore_svc.ingest import SnapshotIn
 from userstore_svc.maintenance import maintain_all
 from userstore_svc.store import user_db
 from userstore_svc.store.migrations import REGISTRY_MIGRATIONS, USER_MIGRATIONS, migrate
-from userstore_svc.store.pool import RESERVED_FILES, DatabasePool, fit_open_files
+from userstore_svc.store.pool import RESERVED_FILES, DatabasePool, connect, fit_open_files
 
 
 def auth(n: int) -> str:
@@ -300,11 +302,46 @@ async def test_databases_are_wal_with_the_project_pragmas(tmp_path: Path) -> Non
                 assert await handle.fetchall("PRAGMA journal_mode") == [("wal",)]
                 assert await handle.fetchall("PRAGMA synchronous") == [(1,)]
                 assert await handle.fetchall("PRAGMA foreign_keys") == [(1,)]
+                # A user's page cache is small: its decoded state is what polls read.
+                assert await handle.fetchall("PRAGMA cache_size") == [(-256,)]
     finally:
         await close_store(store)
     conn = sqlite3.connect(tmp_path / "master.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
+
+
+def _sqlite_memory_used() -> Callable[[], int]:
+    """SQLite's own count of the memory it holds, from the library this process's sqlite3 uses."""
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "libsqlite3" in line}
+    if not paths:
+        pytest.skip("this Python's sqlite3 links SQLite statically (no library to ask)")
+    library = ctypes.CDLL(paths.pop())
+    library.sqlite3_memory_used.restype = ctypes.c_int64
+    return library.sqlite3_memory_used  # type: ignore[no-any-return]
+
+
+def test_a_migrated_database_opens_lean(tmp_path: Path) -> None:
+    """A file just created or upgraded is handed out at the newest schema, holding no more of
+    SQLite's memory than the same file opened again (migrations' statements are not kept)."""
+    used = _sqlite_memory_used()
+    old = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(old, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")  # as the pool made it
+    migrate(conn, USER_MIGRATIONS[:1])
+    conn.close()
+    for path in (tmp_path / "new.sqlite", old):
+        before = used()
+        migrated = connect(path)
+        held = used() - before
+        assert migrated.execute("PRAGMA user_version").fetchone() == (USER_MIGRATIONS[-1].version,)
+        assert migrated.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        migrated.close()
+        before = used()
+        reopened = connect(path)
+        assert held <= (used() - before) * 1.1
+        reopened.close()
 
 
 async def test_a_missing_database_is_an_error_not_a_new_file(tmp_path: Path) -> None:
