@@ -319,7 +319,7 @@ def _sqlite_memory_used() -> Callable[[], int]:
         pytest.skip("this Python's sqlite3 links SQLite statically (no library to ask)")
     library = ctypes.CDLL(paths.pop())
     library.sqlite3_memory_used.restype = ctypes.c_int64
-    return library.sqlite3_memory_used  # type: ignore[no-any-return]
+    return library.sqlite3_memory_used
 
 
 def test_a_migrated_database_opens_lean(tmp_path: Path) -> None:
