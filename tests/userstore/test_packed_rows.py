@@ -235,3 +235,27 @@ def test_migration_10_converts_any_row_exactly(drawn: list[TorrentState]) -> Non
     for key, state in rows.items():
         assert same(migrated[key].snap, state.snap)
         assert same(migrated[key][1:], state[1:])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.integers(-(2**62), 2**62),
+        st.tuples(st.none() | st.floats(), st.none() | st.floats()),
+    )
+)
+def test_dates_overlay_round_trips_exactly(
+    dates: dict[int, tuple[float | None, float | None]],
+) -> None:
+    """The dates laid over the rows read back exactly: None stays None, NaN and infinities stay."""
+    got = user_db.decode_dates(user_db.encode_dates(dates))
+    assert got.keys() == dates.keys()
+    assert all(same(got[key], pair) for key, pair in dates.items())
+
+
+def test_dates_overlay_reads_what_the_standard_library_wrote() -> None:
+    """Overlays written before orjson wrote them (the standard library's JSON) read the same."""
+    written = '{"7":[1700000000.25,null],"-3":[NaN,Infinity]}'
+    got = user_db.decode_dates(written)
+    assert same(got[7], (1700000000.25, None))
+    assert same(got[-3], (math.nan, math.inf))

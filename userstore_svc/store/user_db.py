@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from userstore_svc.core.models import SNAPSHOT_FIELDS, Event, TorrentSnapshot, TorrentState
 from userstore_svc.core.rules.evaluate import CompiledRule, compile_rule
 from userstore_svc.core.rules.model import Rule
@@ -309,11 +311,24 @@ def encode_deferred(deferred: dict[int, dict[int, float]]) -> str:
 
 def decode_dates(text: str) -> dict[int, tuple[float | None, float | None]]:
     """The dates laid over the rows: row key -> (updated_at, expires_at)."""
-    return {int(key): (pair[0], pair[1]) for key, pair in json.loads(text).items()}
+    try:
+        pairs = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pairs = json.loads(text)  # written by the standard library: a non-finite date
+    return {int(key): (pair[0], pair[1]) for key, pair in pairs.items()}
 
 
 def encode_dates(dates: dict[int, tuple[float | None, float | None]]) -> str:
-    """The inverse of :func:`decode_dates`."""
+    """The inverse of :func:`decode_dates`.
+
+    Written on every poll that moves a date (TorBox moves an active item's updated_at on every
+    list), so by orjson: about 20 us against 130 for the standard library at 100 torrents. orjson
+    writes a non-finite float as null, which is not unknown: such a value takes the standard
+    library's path, which keeps it (as packed rows do).
+    """
+    text = orjson.dumps(dates, option=orjson.OPT_NON_STR_KEYS)
+    if text.count(b"null") == sum(pair.count(None) for pair in dates.values()):
+        return text.decode()
     return json.dumps({str(k): list(v) for k, v in dates.items()}, separators=(",", ":"))
 
 
