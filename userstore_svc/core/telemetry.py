@@ -23,6 +23,8 @@ Conventions (each one is tested):
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from userstore_svc.core import speeds
 from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
 from userstore_svc.core.status import DOWNLOADING, SEEDING, STALLABLE, derive_status
@@ -40,17 +42,18 @@ NEW_TORRENT_SLACK_SECONDS = 600.0
 
 
 _STATUS_CACHE: dict[tuple[bool, bool | None, str, bool | None, bool | None], str] = {}
+# The fields a status derives from, read in one call (five attribute reads cost more).
+_STATUS_FIELDS = itemgetter(
+    *(
+        TorrentSnapshot._fields.index(name)
+        for name in ("queued", "active", "download_state", "download_finished", "download_present")
+    )
+)
 
 
 def status_of(snap: TorrentSnapshot) -> str:
     """The normalised status of a snapshot (memoised: a handful of combinations recur)."""
-    key = (
-        snap.queued,
-        snap.active,
-        snap.download_state,
-        snap.download_finished,
-        snap.download_present,
-    )
+    key: tuple[bool, bool | None, str, bool | None, bool | None] = _STATUS_FIELDS(snap)
     status = _STATUS_CACHE.get(key)
     if status is None:
         if len(_STATUS_CACHE) >= 4096:
@@ -279,6 +282,22 @@ def _transition_events(
     return events, downloading_started_at, seeding_started_at
 
 
+def _may_transition(
+    prev: TorrentState, snap: TorrentSnapshot, status: str, ratio_threshold: float
+) -> bool:
+    """Whether :func:`_transition_events` can find anything: an event or a new start time.
+
+    Each of its events needs a new status, a new `download_finished` or a ratio crossing the
+    threshold; a seeding ratio moves on every poll, so a mere change of ratio is not enough.
+    """
+    ratio, old_ratio = snap.ratio, prev.snap.ratio
+    return (
+        status != prev.status
+        or snap.download_finished is not prev.snap.download_finished
+        or (ratio is not None and old_ratio is not None and old_ratio < ratio_threshold <= ratio)
+    )
+
+
 def _stall_step(
     prev: TorrentState,
     snap: TorrentSnapshot,
@@ -435,11 +454,7 @@ def advance(
     last_dl = now if dl_moved or dl_reset else prev.last_download_activity_at
     last_ul = now if ul_moved or ul_reset else prev.last_upload_activity_at
 
-    if (
-        status != prev.status
-        or snap.download_finished is not old.download_finished
-        or (snap.ratio != old.ratio and snap.ratio is not None and old.ratio is not None)
-    ):
+    if _may_transition(prev, snap, status, cfg.ratio_event_threshold):
         events, downloading_started_at, seeding_started_at = _transition_events(
             prev, snap, status, now, cfg
         )
