@@ -535,33 +535,36 @@ def advance(
     if snap.download_speed is not None and (max_speed is None or snap.download_speed > max_speed):
         max_speed = float(snap.download_speed)
 
+    # Positional, in field order: 25 keyword arguments took longer than all the rest of this
+    # state's construction (2.2 us against 0.9 us).
     state = TorrentState(
-        snap=snap,
-        status=status,
-        first_seen_at=prev.first_seen_at,
-        last_seen_at=now,
-        present=True,
-        removed_at=None,
-        missing_since=None,
-        observed_since=observed_since,
-        last_download_activity_at=last_dl,
-        last_upload_activity_at=last_ul,
-        stalled_since=stalled_since,
-        idle_excluded_seconds=idle_excluded,
-        stall_count=stall_count,
-        downloading_started_at=downloading_started_at,
-        seeding_started_at=seeding_started_at,
-        seeding_seconds=seeding_seconds,
-        seeding_run_since=seeding_run,
-        downloading_seconds=downloading_seconds,
-        downloading_run_since=downloading_run,
-        active_seconds=active_seconds,
-        active_run_since=active_run,
-        max_download_speed=max_speed,
-        samples=samples,
-        tracked_since=prev.tracked_since,
-        # One poll with a gap, an unknown status or missing counters and we no longer saw it all.
-        whole_life=prev.whole_life and not gap and _fully_seen(snap, status),
+        snap,
+        status,
+        prev.first_seen_at,
+        now,  # last_seen_at
+        True,  # present
+        None,  # removed_at
+        None,  # missing_since
+        observed_since,
+        last_dl,
+        last_ul,
+        stalled_since,
+        idle_excluded,
+        stall_count,
+        downloading_started_at,
+        seeding_started_at,
+        seeding_seconds,
+        seeding_run,
+        downloading_seconds,
+        downloading_run,
+        active_seconds,
+        active_run,
+        max_speed,
+        samples,
+        prev.tracked_since,
+        # whole_life: one poll with a gap, an unknown status or missing counters and we no
+        # longer saw it all.
+        prev.whole_life and not gap and _fully_seen(snap, status),
     )
     moved = bool(events) or state[:_SEEN] != prev[:_SEEN] or state[_SEEN + 1 :] != prev[_SEEN + 1 :]
     return state, events, moved
