@@ -17,6 +17,7 @@ from userstore_svc.core.rules.evaluate import (
     _held,
     _number_op,
     compile_rule,
+    explain,
     raw_test,
 )
 from userstore_svc.core.rules.fields import AtLeast
@@ -145,6 +146,10 @@ def test_compiled_rule_equals_the_reference(
     assert out == expected_out
     if compiled.sole is not None:
         assert compiled.sole.test(state, now, tags)[1] is result
+    # The compiled raw tests explain exactly as tests built afresh.
+    assert explain(rule, state, now, holds, tags, compiled.raw) == explain(
+        rule, state, now, holds, tags
+    )
     assert compiled.held == tuple(
         (c.path, c.for_minutes) for c in _conditions(rule.root) if c.for_minutes
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,10 +141,15 @@ def raw_test(cond: Condition) -> RawTest:
     get = FIELDS[cond.type].get
     hours = cond.hours
     predicate = _predicate(cond)
-    reads_tags = FIELDS[cond.type].kind == "tags"
+    if FIELDS[cond.type].kind == "tags":
 
-    def test(state: TorrentState, now: float, tags: Tags) -> tuple[Any, Tri]:
-        value = tags if reads_tags else get(state, now, hours)
+        def tags_test(_state: TorrentState, _now: float, tags: Tags) -> tuple[Any, Tri]:
+            return (None, None) if tags is None else (tags, predicate(tags))
+
+        return tags_test
+
+    def test(state: TorrentState, now: float, _tags: Tags) -> tuple[Any, Tri]:
+        value = get(state, now, hours)
         if value is None:
             return None, None
         return value, predicate(value)
@@ -359,6 +364,8 @@ class CompiledRule:
     sole: Growing | None = None
     # (path, minutes) of every held condition, in document order (for the hint).
     held: tuple[tuple[str, float], ...] = ()
+    # Every condition's raw test, in document order (for explain).
+    raw: tuple[RawTest, ...] = ()
 
 
 def compile_rule(rule: Rule) -> CompiledRule:
@@ -369,10 +376,12 @@ def compile_rule(rule: Rule) -> CompiledRule:
     """
     tracks = bool(rule.for_minutes_paths)
     growing = []
+    raw = []
     for cond, negated in effective_conditions(rule.root):
+        raw.append(raw_test(cond))
         rate = FIELDS[cond.type].grows_per_second
         if rate > 0 and cond.operator in ("gt", "gte") and not negated:
-            growing.append(Growing(raw_test(cond), float(cond.value), 1.0 / rate))
+            growing.append(Growing(raw[-1], float(cond.value), 1.0 / rate))
     test = _compile_group(rule.root, negate=False)
     conditions = iter_conditions(rule.root)
     only = _sole_condition(rule.root)
@@ -380,7 +389,7 @@ def compile_rule(rule: Rule) -> CompiledRule:
     if only is not None and len(growing) == 1 and not only.for_minutes:
         sole = growing[0]  # not negated (it grows), not held: the rule's test is its raw test
     held = tuple((c.path, float(c.for_minutes)) for c in conditions if c.for_minutes)
-    return CompiledRule(rule, test, tracks, tuple(growing), len(conditions), sole, held)
+    return CompiledRule(rule, test, tracks, tuple(growing), len(conditions), sole, held, tuple(raw))
 
 
 def _sole_condition(group: Group) -> Condition | None:
@@ -404,12 +413,21 @@ class ConditionTrace:
 
 
 def explain(
-    rule: Rule, state: TorrentState, now: float, holds: Mapping[str, float], tags: Tags
+    rule: Rule,
+    state: TorrentState,
+    now: float,
+    holds: Mapping[str, float],
+    tags: Tags,
+    raw: Sequence[RawTest] = (),
 ) -> list[ConditionTrace]:
-    """Every condition's value, threshold and result on one torrent."""
+    """Every condition's value, threshold and result on one torrent.
+
+    `raw`: the rule's raw tests in document order (:attr:`CompiledRule.raw`), so that none is
+    built again (a regex compiled) per explanation; built here when not given.
+    """
     traces = []
-    for cond, negated in effective_conditions(rule.root):
-        value, result = raw_test(cond)(state, now, tags)
+    for index, (cond, negated) in enumerate(effective_conditions(rule.root)):
+        value, result = (raw[index] if raw else raw_test(cond))(state, now, tags)
         if negated and result is not None:
             result = not result
         since = None

@@ -382,8 +382,10 @@ def _evaluate(
 ) -> tuple[Matched, dict[int, dict[str, float]], float | None]:
     """Test one rule on its scope: the matched targets, the holds to keep, and the poll hint."""
     compiled = entry.compiled
+    if compiled.sole is not None:
+        return _evaluate_sole(compiled.sole, scope, targets, rule_holds, inp, hint)
     now, test, tags, checkpoint = inp.now, compiled.test, inp.tags, inp.checkpoint
-    growing, sole, tracks = compiled.growing, compiled.sole, compiled.tracks_holds
+    growing, tracks = compiled.growing, compiled.tracks_holds
     # Targets are among the scope's torrents: as many means every one is a target.
     every = len(targets) == len(scope)
     matched: Matched = []
@@ -398,15 +400,6 @@ def _evaluate(
             continue
         holds = rule_holds.get(key, _NO_HOLDS) if rule_holds else _NO_HOLDS
         item_tags = None if tags is None else tags.get(state.snap.id, _NO_TAGS)
-        if sole is not None:
-            # The rule is one growing condition: one reading gives the result and the hint.
-            value, result = sole.test(state, now, item_tags)
-            if result is True:
-                if every or key in targets:
-                    matched.append((key, state, holds))
-            elif isinstance(value, float) and value <= sole.threshold and (every or key in targets):
-                hint = _min(hint, max(0.0, (sole.threshold - value) * sole.seconds_per_unit))
-            continue
         out: dict[str, float] = {} if tracks else scratch
         result = test(state, now, holds, out, item_tags)
         if tracks and out:
@@ -418,6 +411,38 @@ def _evaluate(
         elif growing or (tracks and out):
             hint = _min(hint, _crossing(growing, state, now, out, compiled))
     return matched, kept, hint
+
+
+def _evaluate_sole(
+    sole: Growing,
+    scope: Mapping[int, TorrentState],
+    targets: set[int],
+    rule_holds: Mapping[int, Mapping[str, float]],
+    inp: PlanInput,
+    hint: float | None,
+) -> tuple[Matched, dict[int, dict[str, float]], float | None]:
+    """`_evaluate` for a rule that is one growing condition (see CompiledRule.sole).
+
+    One reading per item gives both the result and the value the hint needs; such a rule holds
+    nothing and reads no tags (its field is a number).
+    """
+    now, test, checkpoint = inp.now, sole.test, inp.checkpoint
+    threshold, seconds_per_unit = sole.threshold, sole.seconds_per_unit
+    every = len(targets) == len(scope)
+    matched: Matched = []
+    for key, state in scope.items():
+        if checkpoint is not None:
+            checkpoint()
+        if state.missing_since is not None or not (every or key in targets):
+            continue
+        value, result = test(state, now, None)
+        if result is True:
+            matched.append((key, state, rule_holds.get(key, _NO_HOLDS)))
+        elif isinstance(value, float) and value <= threshold:
+            crossing = max(0.0, (threshold - value) * seconds_per_unit)
+            if hint is None or crossing < hint:
+                hint = crossing
+    return matched, {}, hint
 
 
 def _choose(
@@ -436,6 +461,7 @@ def _choose(
     destructive = rule.action in DESTRUCTIVE_ACTIONS and not report.dry_run
     cap = rule.max_actions_per_run
     why_not = _checks(entry, inp, shielded)
+    raw = entry.compiled.raw
     chosen: list[Intent] = []
     for key, state, holds in sorted(matched, key=_first):
         reason = why_not(state, key)
@@ -456,7 +482,7 @@ def _choose(
                 action=rule.action,
                 dry_run=report.dry_run,
                 status="dry_run" if report.dry_run else "pending",
-                reason_json=traces_json(explain(rule, state, now, holds, inp.tags_of(state))),
+                reason_json=traces_json(explain(rule, state, now, holds, inp.tags_of(state), raw)),
                 execution_type=execution_type,
                 tag_ids=rule.tag_ids,
             )
