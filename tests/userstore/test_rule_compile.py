@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -13,12 +14,15 @@ from tests.userstore.factory import T0, Feed, snap
 from userstore_svc.core.models import TorrentState
 from userstore_svc.core.rules.evaluate import (
     CompiledRule,
+    ConditionTrace,
     Tri,
     _held,
     _number_op,
     compile_rule,
     explain,
     raw_test,
+    trace_dict,
+    traces_json,
 )
 from userstore_svc.core.rules.fields import AtLeast
 from userstore_svc.core.rules.model import Condition, Group, Rule, Trigger
@@ -146,13 +150,35 @@ def test_compiled_rule_equals_the_reference(
     assert out == expected_out
     if compiled.sole is not None:
         assert compiled.sole.test(state, now, tags)[1] is result
-    # The compiled raw tests explain exactly as tests built afresh.
-    assert explain(rule, state, now, holds, tags, compiled.raw) == explain(
-        rule, state, now, holds, tags
-    )
     assert compiled.held == tuple(
         (c.path, c.for_minutes) for c in _conditions(rule.root) if c.for_minutes
     )
+    # The compiled raw tests explain exactly as tests built afresh.
+    traces = explain(rule, state, now, holds, tags, compiled.raw)
+    assert traces == explain(rule, state, now, holds, tags)
+    assert traces_json(traces) == _plain_json(traces)
+
+
+def _plain_json(traces: list[ConditionTrace]) -> str:
+    """The action log's JSON as json.dumps writes it (the encoder traces_json keeps must agree)."""
+    rows = [
+        {**trace_dict(t), **({"held_since": t.held_since} if t.held_since is not None else {})}
+        for t in traces
+    ]
+    return json.dumps(rows, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [
+        ConditionTrace("c", "NAME", "contains", 'é\u2028"x', 'Ünïcode "name"\n', "match"),
+        ConditionTrace("c", "PEERS", "lt", {"value": 1.0, "for_minutes": 60}, 0.0, "match", 1e9),
+        ConditionTrace("c", "RATIO", "gte", 1, {"at_least": 0.5}, "unknown", None),
+        ConditionTrace("c", "SEEDS", "gt", 0, float("inf"), "no_match", float("nan")),
+    ],
+)
+def test_traces_json_writes_what_json_dumps_writes(trace: ConditionTrace) -> None:
+    assert traces_json([trace, trace]) == _plain_json([trace, trace])
 
 
 def _conditions(group: Group) -> list[Condition]:

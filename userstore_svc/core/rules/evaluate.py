@@ -474,15 +474,17 @@ def trace_dict(trace: ConditionTrace) -> dict[str, Any]:
     }
 
 
+# json.dumps with any option builds a new encoder per call; this one is built once (the same
+# options as json.dumps(..., separators=(",", ":")), so the same text).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def traces_json(traces: list[ConditionTrace]) -> str:
     """The traces as compact JSON for the action log, with when each held condition began."""
-    return json.dumps(
-        [
-            {
-                **trace_dict(t),
-                **({"held_since": t.held_since} if t.held_since is not None else {}),
-            }
-            for t in traces
-        ],
-        separators=(",", ":"),
-    )
+    rows = []
+    for t in traces:
+        row = trace_dict(t)
+        if t.held_since is not None:
+            row["held_since"] = t.held_since
+        rows.append(row)
+    return _COMPACT.encode(rows)
