@@ -438,7 +438,12 @@ def advance(
         # with TorBox's new dates when only they moved (see only_dates_moved).
         if snap == old:
             return _sighted(prev, now), [], False
-        if only_dates_moved(old, snap):
+        # Counters that moved are not dates: a seeding torrent that uploads skips the slices.
+        if (
+            snap.total_uploaded == old.total_uploaded
+            and snap.total_downloaded == old.total_downloaded
+            and only_dates_moved(old, snap)
+        ):
             return _sighted(prev, now, snap), [], False
 
     last_downloaded, last_uploaded = old.total_downloaded, old.total_uploaded
