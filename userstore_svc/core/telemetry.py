@@ -23,6 +23,8 @@ Conventions (each one is tested):
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from userstore_svc.core import speeds
 from userstore_svc.core.models import Event, PipelineConfig, TorrentSnapshot, TorrentState
 from userstore_svc.core.status import DOWNLOADING, SEEDING, STALLABLE, derive_status
@@ -40,17 +42,18 @@ NEW_TORRENT_SLACK_SECONDS = 600.0
 
 
 _STATUS_CACHE: dict[tuple[bool, bool | None, str, bool | None, bool | None], str] = {}
+# The fields a status derives from, read in one call (five attribute reads cost more).
+_STATUS_FIELDS = itemgetter(
+    *(
+        TorrentSnapshot._fields.index(name)
+        for name in ("queued", "active", "download_state", "download_finished", "download_present")
+    )
+)
 
 
 def status_of(snap: TorrentSnapshot) -> str:
     """The normalised status of a snapshot (memoised: a handful of combinations recur)."""
-    key = (
-        snap.queued,
-        snap.active,
-        snap.download_state,
-        snap.download_finished,
-        snap.download_present,
-    )
+    key: tuple[bool, bool | None, str, bool | None, bool | None] = _STATUS_FIELDS(snap)
     status = _STATUS_CACHE.get(key)
     if status is None:
         if len(_STATUS_CACHE) >= 4096:
@@ -279,6 +282,22 @@ def _transition_events(
     return events, downloading_started_at, seeding_started_at
 
 
+def _may_transition(
+    prev: TorrentState, snap: TorrentSnapshot, status: str, ratio_threshold: float
+) -> bool:
+    """Whether :func:`_transition_events` can find anything: an event or a new start time.
+
+    Each of its events needs a new status, a new `download_finished` or a ratio crossing the
+    threshold; a seeding ratio moves on every poll, so a mere change of ratio is not enough.
+    """
+    ratio, old_ratio = snap.ratio, prev.snap.ratio
+    return (
+        status != prev.status
+        or snap.download_finished is not prev.snap.download_finished
+        or (ratio is not None and old_ratio is not None and old_ratio < ratio_threshold <= ratio)
+    )
+
+
 def _stall_step(
     prev: TorrentState,
     snap: TorrentSnapshot,
@@ -419,7 +438,12 @@ def advance(
         # with TorBox's new dates when only they moved (see only_dates_moved).
         if snap == old:
             return _sighted(prev, now), [], False
-        if only_dates_moved(old, snap):
+        # Counters that moved are not dates: a seeding torrent that uploads skips the slices.
+        if (
+            snap.total_uploaded == old.total_uploaded
+            and snap.total_downloaded == old.total_downloaded
+            and only_dates_moved(old, snap)
+        ):
             return _sighted(prev, now, snap), [], False
 
     last_downloaded, last_uploaded = old.total_downloaded, old.total_uploaded
@@ -435,11 +459,7 @@ def advance(
     last_dl = now if dl_moved or dl_reset else prev.last_download_activity_at
     last_ul = now if ul_moved or ul_reset else prev.last_upload_activity_at
 
-    if (
-        status != prev.status
-        or snap.download_finished is not old.download_finished
-        or (snap.ratio != old.ratio and snap.ratio is not None and old.ratio is not None)
-    ):
+    if _may_transition(prev, snap, status, cfg.ratio_event_threshold):
         events, downloading_started_at, seeding_started_at = _transition_events(
             prev, snap, status, now, cfg
         )
@@ -520,33 +540,36 @@ def advance(
     if snap.download_speed is not None and (max_speed is None or snap.download_speed > max_speed):
         max_speed = float(snap.download_speed)
 
+    # Positional, in field order: 25 keyword arguments took longer than all the rest of this
+    # state's construction (2.2 us against 0.9 us).
     state = TorrentState(
-        snap=snap,
-        status=status,
-        first_seen_at=prev.first_seen_at,
-        last_seen_at=now,
-        present=True,
-        removed_at=None,
-        missing_since=None,
-        observed_since=observed_since,
-        last_download_activity_at=last_dl,
-        last_upload_activity_at=last_ul,
-        stalled_since=stalled_since,
-        idle_excluded_seconds=idle_excluded,
-        stall_count=stall_count,
-        downloading_started_at=downloading_started_at,
-        seeding_started_at=seeding_started_at,
-        seeding_seconds=seeding_seconds,
-        seeding_run_since=seeding_run,
-        downloading_seconds=downloading_seconds,
-        downloading_run_since=downloading_run,
-        active_seconds=active_seconds,
-        active_run_since=active_run,
-        max_download_speed=max_speed,
-        samples=samples,
-        tracked_since=prev.tracked_since,
-        # One poll with a gap, an unknown status or missing counters and we no longer saw it all.
-        whole_life=prev.whole_life and not gap and _fully_seen(snap, status),
+        snap,
+        status,
+        prev.first_seen_at,
+        now,  # last_seen_at
+        True,  # present
+        None,  # removed_at
+        None,  # missing_since
+        observed_since,
+        last_dl,
+        last_ul,
+        stalled_since,
+        idle_excluded,
+        stall_count,
+        downloading_started_at,
+        seeding_started_at,
+        seeding_seconds,
+        seeding_run,
+        downloading_seconds,
+        downloading_run,
+        active_seconds,
+        active_run,
+        max_speed,
+        samples,
+        prev.tracked_since,
+        # whole_life: one poll with a gap, an unknown status or missing counters and we no
+        # longer saw it all.
+        prev.whole_life and not gap and _fully_seen(snap, status),
     )
     moved = bool(events) or state[:_SEEN] != prev[:_SEEN] or state[_SEEN + 1 :] != prev[_SEEN + 1 :]
     return state, events, moved

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,41 +40,23 @@ RawTest = Callable[[TorrentState, float, Tags], tuple[Any, Tri]]
 Test = Callable[[TorrentState, float, Mapping[str, float], dict[str, float], Tags], Tri]
 
 
-def _bound_op(operator: str, threshold: float) -> Callable[[float], Tri]:
-    """A comparison with a lower bound `v` (the true value is v or more)."""
-    if operator == "gt":
-        return lambda v: True if v > threshold else None
-    if operator == "gte":
-        return lambda v: True if v >= threshold else None
-    if operator == "lt":
-        return lambda v: False if v >= threshold else None
-    # lte and eq: false once the bound is past the threshold, unknown until then.
-    return lambda v: False if v > threshold else None
-
-
 def _number_op(operator: str, threshold: float) -> Callable[[Any], Tri]:
-    exact = _exact_op(operator, threshold)
-    bound = _bound_op(operator, threshold)
+    """A comparison of an exact value, or of a lower bound `v` (the true value is v or more).
 
-    def test(v: Any) -> Tri:
-        if type(v) is AtLeast:
-            return bound(v)
-        return exact(v)
-
-    return test
-
-
-def _exact_op(operator: str, threshold: float) -> Callable[[Any], bool]:
+    One closure per operator: a bound decides only where every value at or above it agrees.
+    """
+    t = threshold
     if operator == "gt":
-        return lambda v: bool(v > threshold)
-    if operator == "lt":
-        return lambda v: bool(v < threshold)
+        return lambda v: (True if v > t else None) if type(v) is AtLeast else v > t
     if operator == "gte":
-        return lambda v: bool(v >= threshold)
+        return lambda v: (True if v >= t else None) if type(v) is AtLeast else v >= t
+    if operator == "lt":
+        return lambda v: (False if v >= t else None) if type(v) is AtLeast else v < t
     if operator == "lte":
-        return lambda v: bool(v <= threshold)
-    tolerance = 1e-9 * max(1.0, abs(threshold))
-    return lambda v: abs(v - threshold) <= tolerance
+        return lambda v: (False if v > t else None) if type(v) is AtLeast else v <= t
+    # eq: false once a bound is past the threshold, unknown until then.
+    tolerance = 1e-9 * max(1.0, abs(t))
+    return lambda v: (False if v > t else None) if type(v) is AtLeast else abs(v - t) <= tolerance
 
 
 # Lower-casing a text once serves every condition that reads it: names and trackers hardly change
@@ -159,10 +141,15 @@ def raw_test(cond: Condition) -> RawTest:
     get = FIELDS[cond.type].get
     hours = cond.hours
     predicate = _predicate(cond)
-    reads_tags = FIELDS[cond.type].kind == "tags"
+    if FIELDS[cond.type].kind == "tags":
 
-    def test(state: TorrentState, now: float, tags: Tags) -> tuple[Any, Tri]:
-        value = tags if reads_tags else get(state, now, hours)
+        def tags_test(_state: TorrentState, _now: float, tags: Tags) -> tuple[Any, Tri]:
+            return (None, None) if tags is None else (tags, predicate(tags))
+
+        return tags_test
+
+    def test(state: TorrentState, now: float, _tags: Tags) -> tuple[Any, Tri]:
+        value = get(state, now, hours)
         if value is None:
             return None, None
         return value, predicate(value)
@@ -274,7 +261,22 @@ def _compile_texts(conds: list[Condition], flip: bool, is_and: bool) -> Test:
     return run
 
 
-def _compile_group(group: Group, exhaustive: bool, negate: bool) -> Test:
+def _keeps_holds(group: Group) -> bool:
+    """Whether any condition in the group (nested ones included) is held for a while."""
+    return any(c.for_minutes for c in iter_conditions(group))
+
+
+def _nothing(
+    _state: TorrentState,
+    _now: float,
+    _holds: Mapping[str, float],
+    _out: dict[str, float],
+    _tags: Tags,
+) -> Tri:
+    return None  # an empty group matches nothing, negated or not
+
+
+def _compile_group(group: Group, negate: bool) -> Test:
     """A group's test, with an enclosing negation pushed down to its parts (De Morgan)."""
     flip = negate != group.negate
     # NOT (a AND b) is (NOT a) OR (NOT b), and the other way round.
@@ -288,10 +290,21 @@ def _compile_group(group: Group, exhaustive: bool, negate: bool) -> Test:
     # conditions on one field can be decided together: one read and one lower-casing per item.
     parts = [_compile_texts(conds, flip, is_and) for conds in texts.values()]
     parts += [_compile_condition(c, c.negate != flip) for c in others]
-    parts += [_compile_group(g, exhaustive, flip) for g in group.groups]
+    parts += [_compile_group(g, flip) for g in group.groups]
+    if not parts:
+        return _nothing
     if len(parts) == 1:
         # Alone, a part decides its group under AND and OR alike (unknown stays unknown).
         return parts[0]
+    keeps = [False] * len(texts)  # fused text conditions are never held
+    keeps += [bool(c.for_minutes) for c in others]
+    keeps += [_keeps_holds(g) for g in group.groups]
+    # Once a part decides the group, the later ones cannot change its result: only those that
+    # keep holds still run, so that every hold stays up to date.
+    steps = tuple(
+        (part, tuple(p for p, k in zip(parts[i + 1 :], keeps[i + 1 :], strict=True) if k))
+        for i, part in enumerate(parts)
+    )
 
     def run(
         state: TorrentState,
@@ -300,19 +313,16 @@ def _compile_group(group: Group, exhaustive: bool, negate: bool) -> Test:
         out: dict[str, float],
         tags: Tags,
     ) -> Tri:
-        if not parts:
-            return None  # an empty group matches nothing, negated or not
         unknown = False
-        decided: Tri = None
-        for part in parts:
+        for part, held_after in steps:
             value = part(state, now, holds, out, tags)
             if value is None:
                 unknown = True
             elif value is not is_and:  # False under AND, True under OR decides the group
-                decided = value
-                if not exhaustive:
-                    break
-        return decided if decided is not None else (None if unknown else is_and)
+                for later in held_after:
+                    later(state, now, holds, out, tags)
+                return value
+        return None if unknown else is_and
 
     return run
 
@@ -349,22 +359,44 @@ class CompiledRule:
     growing: tuple[Growing, ...] = ()
     # How many conditions it tests per item: the measure of its cost (see docs/rules.md).
     conditions: int = 0
+    # The rule's only condition when that is a growing one (most presets): its raw test gives
+    # the rule's result and, in one reading, the value the hint needs.
+    sole: Growing | None = None
+    # (path, minutes) of every held condition, in document order (for the hint).
+    held: tuple[tuple[str, float], ...] = ()
+    # Every condition's raw test, in document order (for explain).
+    raw: tuple[RawTest, ...] = ()
 
 
 def compile_rule(rule: Rule) -> CompiledRule:
     """Build the rule's test once.
 
-    A rule with held conditions is evaluated without short-cuts so every hold stays up to date.
+    A rule with held conditions keeps evaluating, after a part decided a group, the parts that
+    hold conditions, so every hold stays up to date.
     """
     tracks = bool(rule.for_minutes_paths)
     growing = []
+    raw = []
     for cond, negated in effective_conditions(rule.root):
+        raw.append(raw_test(cond))
         rate = FIELDS[cond.type].grows_per_second
         if rate > 0 and cond.operator in ("gt", "gte") and not negated:
-            growing.append(Growing(raw_test(cond), float(cond.value), 1.0 / rate))
-    test = _compile_group(rule.root, exhaustive=tracks, negate=False)
-    count = len(iter_conditions(rule.root))
-    return CompiledRule(rule, test, tracks, tuple(growing), count)
+            growing.append(Growing(raw[-1], float(cond.value), 1.0 / rate))
+    test = _compile_group(rule.root, negate=False)
+    conditions = iter_conditions(rule.root)
+    only = _sole_condition(rule.root)
+    sole = None
+    if only is not None and len(growing) == 1 and not only.for_minutes:
+        sole = growing[0]  # not negated (it grows), not held: the rule's test is its raw test
+    held = tuple((c.path, float(c.for_minutes)) for c in conditions if c.for_minutes)
+    return CompiledRule(rule, test, tracks, tuple(growing), len(conditions), sole, held, tuple(raw))
+
+
+def _sole_condition(group: Group) -> Condition | None:
+    """The condition a group comes down to when every level has exactly one part, else None."""
+    if len(group.conditions) + len(group.groups) != 1:
+        return None
+    return group.conditions[0] if group.conditions else _sole_condition(group.groups[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,12 +413,21 @@ class ConditionTrace:
 
 
 def explain(
-    rule: Rule, state: TorrentState, now: float, holds: Mapping[str, float], tags: Tags
+    rule: Rule,
+    state: TorrentState,
+    now: float,
+    holds: Mapping[str, float],
+    tags: Tags,
+    raw: Sequence[RawTest] = (),
 ) -> list[ConditionTrace]:
-    """Every condition's value, threshold and result on one torrent."""
+    """Every condition's value, threshold and result on one torrent.
+
+    `raw`: the rule's raw tests in document order (:attr:`CompiledRule.raw`), so that none is
+    built again (a regex compiled) per explanation; built here when not given.
+    """
     traces = []
-    for cond, negated in effective_conditions(rule.root):
-        value, result = raw_test(cond)(state, now, tags)
+    for index, (cond, negated) in enumerate(effective_conditions(rule.root)):
+        value, result = (raw[index] if raw else raw_test(cond))(state, now, tags)
         if negated and result is not None:
             result = not result
         since = None
@@ -433,15 +474,17 @@ def trace_dict(trace: ConditionTrace) -> dict[str, Any]:
     }
 
 
+# json.dumps with any option builds a new encoder per call; this one is built once (the same
+# options as json.dumps(..., separators=(",", ":")), so the same text).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def traces_json(traces: list[ConditionTrace]) -> str:
     """The traces as compact JSON for the action log, with when each held condition began."""
-    return json.dumps(
-        [
-            {
-                **trace_dict(t),
-                **({"held_since": t.held_since} if t.held_since is not None else {}),
-            }
-            for t in traces
-        ],
-        separators=(",", ":"),
-    )
+    rows = []
+    for t in traces:
+        row = trace_dict(t)
+        if t.held_since is not None:
+            row["held_since"] = t.held_since
+        rows.append(row)
+    return _COMPACT.encode(rows)

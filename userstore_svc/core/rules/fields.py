@@ -64,7 +64,8 @@ def _accumulated(total: Callable[[TorrentState, float], float]) -> Getter:
     """Hours accumulated while watched: exact only for a torrent watched its whole life."""
 
     def get(s: TorrentState, now: float, _h: float | None) -> Value:
-        return _bound(total(s, now) / HOUR, s.whole_life)
+        value = total(s, now) / HOUR
+        return value if s.whole_life else AtLeast(value)  # _bound, without a call per item
 
     return get
 

@@ -36,7 +36,6 @@ from userstore_svc.core.rules.model import (
     PROTECTED_ACTIONS,
     SEED_ENDING_ACTIONS,
     TAG_ACTIONS,
-    iter_conditions,
 )
 from userstore_svc.core.status import DOWNLOADING, SEEDING
 
@@ -325,28 +324,8 @@ def plan(inp: PlanInput) -> PlanOutput:
             dry_run=inp.safety.global_dry_run or rule.dry_run,
             total=len(targets),
         )
-        matched: list[tuple[int, TorrentState, Mapping[str, float]]] = []
-        growing = compiled.growing
         rule_holds = {} if inp.reset_holds else inp.holds.get(entry.rule_id, {})
-        kept: dict[int, dict[str, float]] = {}
-        checkpoint = inp.checkpoint
-        for key, state in scope.items():
-            if checkpoint is not None:
-                checkpoint()
-            if state.missing_since is not None:
-                # Not in the latest list: not observed, so no hold runs on (it starts again).
-                continue
-            holds = rule_holds.get(key, _NO_HOLDS)
-            out: dict[str, float] = {}
-            result = compiled.test(state, now, holds, out, inp.tags_of(state))
-            if out:
-                kept[key] = out
-            if key not in targets:
-                continue
-            if result is True:
-                matched.append((key, state, holds))
-            elif growing or out:
-                hint = _min(hint, _crossing(growing, state, now, out, compiled))
+        matched, kept, hint = _evaluate(entry, scope, targets, rule_holds, inp, hint)
         if kept:
             new_holds[entry.rule_id] = kept
         if targets or manual:
@@ -356,33 +335,7 @@ def plan(inp: PlanInput) -> PlanOutput:
             hint = _min(hint, _interval_wait(entry, now))
             continue
         report.matched = len(matched)
-        chosen: list[Intent] = []
-        for key, state, holds in sorted(matched, key=lambda item: item[0]):
-            reason = _why_not(rule.action, state, key, entry, inp, now, shielded)
-            if reason is None and rule.action in DESTRUCTIVE_ACTIONS and not report.dry_run:
-                wanted.add(key)
-            if reason is None and (
-                rule.max_actions_per_run is not None and len(chosen) >= rule.max_actions_per_run
-            ):
-                reason = "max_actions_per_run"
-            if reason is not None:
-                report.skipped[reason] = report.skipped.get(reason, 0) + 1
-                if execution_type == "event" and reason in _WAIT_REASONS:
-                    deferred.setdefault(entry.rule_id, {})[key] = waiting.get(key, now)
-                continue
-            chosen.append(
-                Intent(
-                    rule_id=entry.rule_id,
-                    rule_name=rule.name,
-                    key=key,
-                    action=rule.action,
-                    dry_run=report.dry_run,
-                    status="dry_run" if report.dry_run else "pending",
-                    reason_json=traces_json(explain(rule, state, now, holds, inp.tags_of(state))),
-                    execution_type=execution_type,
-                    tag_ids=rule.tag_ids,
-                )
-            )
+        chosen = _choose(entry, report, matched, waiting, inp, shielded, wanted, deferred)
         candidates.append(chosen)
         reports.append(report)
 
@@ -414,6 +367,131 @@ def plan(inp: PlanInput) -> PlanOutput:
         next_poll_in=hint,
         deferred=deferred,
     )
+
+
+Matched = list[tuple[int, TorrentState, Mapping[str, float]]]
+
+
+def _evaluate(
+    entry: RuleEntry,
+    scope: Mapping[int, TorrentState],
+    targets: set[int],
+    rule_holds: Mapping[int, Mapping[str, float]],
+    inp: PlanInput,
+    hint: float | None,
+) -> tuple[Matched, dict[int, dict[str, float]], float | None]:
+    """Test one rule on its scope: the matched targets, the holds to keep, and the poll hint."""
+    compiled = entry.compiled
+    if compiled.sole is not None:
+        return _evaluate_sole(compiled.sole, scope, targets, rule_holds, inp, hint)
+    now, test, tags, checkpoint = inp.now, compiled.test, inp.tags, inp.checkpoint
+    growing, tracks = compiled.growing, compiled.tracks_holds
+    # Targets are among the scope's torrents: as many means every one is a target.
+    every = len(targets) == len(scope)
+    matched: Matched = []
+    kept: dict[int, dict[str, float]] = {}
+    # A rule without held conditions writes no hold: one scratch map serves all its items.
+    scratch: dict[str, float] = {}
+    for key, state in scope.items():
+        if checkpoint is not None:
+            checkpoint()
+        if state.missing_since is not None:
+            # Not in the latest list: not observed, so no hold runs on (it starts again).
+            continue
+        holds = rule_holds.get(key, _NO_HOLDS) if rule_holds else _NO_HOLDS
+        item_tags = None if tags is None else tags.get(state.snap.id, _NO_TAGS)
+        out: dict[str, float] = {} if tracks else scratch
+        result = test(state, now, holds, out, item_tags)
+        if tracks and out:
+            kept[key] = out
+        if not every and key not in targets:
+            continue
+        if result is True:
+            matched.append((key, state, holds))
+        elif growing or (tracks and out):
+            hint = _min(hint, _crossing(growing, state, now, out, compiled))
+    return matched, kept, hint
+
+
+def _evaluate_sole(
+    sole: Growing,
+    scope: Mapping[int, TorrentState],
+    targets: set[int],
+    rule_holds: Mapping[int, Mapping[str, float]],
+    inp: PlanInput,
+    hint: float | None,
+) -> tuple[Matched, dict[int, dict[str, float]], float | None]:
+    """`_evaluate` for a rule that is one growing condition (see CompiledRule.sole).
+
+    One reading per item gives both the result and the value the hint needs; such a rule holds
+    nothing and reads no tags (its field is a number).
+    """
+    now, test, checkpoint = inp.now, sole.test, inp.checkpoint
+    threshold, seconds_per_unit = sole.threshold, sole.seconds_per_unit
+    every = len(targets) == len(scope)
+    matched: Matched = []
+    for key, state in scope.items():
+        if checkpoint is not None:
+            checkpoint()
+        if state.missing_since is not None or not (every or key in targets):
+            continue
+        value, result = test(state, now, None)
+        if result is True:
+            matched.append((key, state, rule_holds.get(key, _NO_HOLDS)))
+        elif isinstance(value, float) and value <= threshold:
+            crossing = max(0.0, (threshold - value) * seconds_per_unit)
+            if hint is None or crossing < hint:
+                hint = crossing
+    return matched, {}, hint
+
+
+def _choose(
+    entry: RuleEntry,
+    report: RuleReport,
+    matched: Matched,
+    waiting: Mapping[int, float],
+    inp: PlanInput,
+    shielded: frozenset[int],
+    wanted: set[int],
+    deferred: Deferred,
+) -> list[Intent]:
+    """The intents of one rule's matches, in key order, after every check of `_checks`."""
+    rule, now = entry.compiled.rule, inp.now
+    execution_type = report.execution_type
+    destructive = rule.action in DESTRUCTIVE_ACTIONS and not report.dry_run
+    cap = rule.max_actions_per_run
+    why_not = _checks(entry, inp, shielded)
+    raw = entry.compiled.raw
+    chosen: list[Intent] = []
+    for key, state, holds in sorted(matched, key=_first):
+        reason = why_not(state, key)
+        if reason is None and destructive:
+            wanted.add(key)
+        if reason is None and cap is not None and len(chosen) >= cap:
+            reason = "max_actions_per_run"
+        if reason is not None:
+            report.skipped[reason] = report.skipped.get(reason, 0) + 1
+            if execution_type == "event" and reason in _WAIT_REASONS:
+                deferred.setdefault(entry.rule_id, {})[key] = waiting.get(key, now)
+            continue
+        chosen.append(
+            Intent(
+                rule_id=entry.rule_id,
+                rule_name=rule.name,
+                key=key,
+                action=rule.action,
+                dry_run=report.dry_run,
+                status="dry_run" if report.dry_run else "pending",
+                reason_json=traces_json(explain(rule, state, now, holds, inp.tags_of(state), raw)),
+                execution_type=execution_type,
+                tag_ids=rule.tag_ids,
+            )
+        )
+    return chosen
+
+
+def _first(item: tuple[int, TorrentState, Mapping[str, float]]) -> int:
+    return item[0]
 
 
 def _still_deferred(
@@ -465,30 +543,41 @@ def _interval_wait(entry: RuleEntry, now: float, *, evaluated_now: bool = False)
     return wait
 
 
-def _why_not(
-    action: str,
-    state: TorrentState,
-    key: int,
-    entry: RuleEntry,
-    inp: PlanInput,
-    now: float,
-    shielded: frozenset[int],
-) -> str | None:
-    """Why a matched torrent gets no action from this rule (None: it gets one)."""
-    rule = entry.compiled.rule
-    reason = skip_reason(action, state, inp.tags_of(state), rule.tag_ids)
-    if reason is not None:
-        return reason
-    if action in PROTECTED_ACTIONS and key in shielded:
-        return "protected"
-    limit = inp.limits.get(key)
-    if limit is not None and action in SEED_ENDING_ACTIONS and not limit.reached(state, now):
-        return "torrent seeding limit not reached"
-    if key in inp.pending:
-        return "an earlier action awaits its outcome"
-    if not _cooldown_passed(rule.cooldown_minutes, inp.last_actions.get((entry.rule_id, key)), now):
-        return "cooldown"
-    return None
+def _checks(
+    entry: RuleEntry, inp: PlanInput, shielded: frozenset[int]
+) -> Callable[[TorrentState, int], str | None]:
+    """Why a matched torrent gets no action from this rule (None: it gets one).
+
+    The checks run in this order, the first that fails naming the reason; what depends only on
+    the rule is settled once, not per torrent.
+    """
+    rule, now = entry.compiled.rule, inp.now
+    action, tag_ids, rule_id = rule.action, rule.tag_ids, entry.rule_id
+    tags = inp.tags if action in TAG_ACTIONS else None  # only tag actions read them
+    guarded = shielded if action in PROTECTED_ACTIONS else frozenset()
+    limits = inp.limits if action in SEED_ENDING_ACTIONS else {}
+    pending, last_actions = inp.pending, inp.last_actions
+    minutes = DEFAULT_COOLDOWN_MINUTES if rule.cooldown_minutes is None else rule.cooldown_minutes
+    cooldown = minutes * 60.0 - 1e-6
+
+    def why_not(state: TorrentState, key: int) -> str | None:
+        item_tags = None if tags is None else tags.get(state.snap.id, _NO_TAGS)
+        reason = skip_reason(action, state, item_tags, tag_ids)
+        if reason is not None:
+            return reason
+        if key in guarded:
+            return "protected"
+        limit = limits.get(key) if limits else None
+        if limit is not None and not limit.reached(state, now):
+            return "torrent seeding limit not reached"
+        if key in pending:
+            return "an earlier action awaits its outcome"
+        last = last_actions.get((rule_id, key))
+        if last is not None and not now - last >= cooldown:
+            return "cooldown"
+        return None
+
+    return why_not
 
 
 def _limit_intents(
@@ -649,10 +738,10 @@ def _crossing(
         if result is not True and isinstance(value, float) and value <= g.threshold:
             soonest = _min(soonest, max(0.0, (g.threshold - value) * g.seconds_per_unit))
     if holds:
-        for cond in iter_conditions(compiled.rule.root):
-            since = holds.get(cond.path)
-            if since is not None and cond.for_minutes:
-                remaining = since + cond.for_minutes * 60.0 - now
+        for path, minutes in compiled.held:
+            since = holds.get(path)
+            if since is not None:
+                remaining = since + minutes * 60.0 - now
                 if remaining > 0:
                     soonest = _min(soonest, remaining)
     return soonest
