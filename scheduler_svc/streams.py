@@ -141,7 +141,10 @@ class IngestStream:
         self._waiting[key] = future
         try:
             outbox.put_nowait(request)
-            response = await asyncio.wait_for(future, self.timeout)
+            # A deadline on this task rather than wait_for: the answer wakes the poll directly,
+            # without wait_for's own waiter future and the extra loop callback to release it.
+            async with asyncio.timeout(self.timeout):
+                response = await future
         except TimeoutError:
             raise Unavailable(
                 f"userstore {self.address} did not answer in time", code="TIMEOUT"

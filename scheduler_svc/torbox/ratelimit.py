@@ -78,17 +78,22 @@ class RateLimiter:
         instead of holding a poll slot for minutes); nothing is taken from the buckets then.
         """
         deadline = self._clock() + max_wait
-        await self.wait_unblocked(key_id, deadline)
+        # Each step is tried at once and awaited only when it must wait (the usual call waits
+        # for nothing: no coroutine is made for it).
+        if self.blocked_for(key_id) > 0:
+            await self.wait_unblocked(key_id, deadline)
         bucket = self._buckets.get((key_id, endpoint))
         if bucket is None:
             bucket = self._buckets[(key_id, endpoint)] = TokenBucket.full(
                 self._per_key_rate, self._per_key_burst, self._clock()
             )
-        await self._take(bucket, deadline)
-        if self._global is not None:
+        if bucket.wait_time(self._clock()) != 0.0:
+            await self._take(bucket, deadline)
+        if self._global is not None and self._global.wait_time(self._clock()) != 0.0:
             await self._take(self._global, deadline)
         # A 429 for this key may have arrived while we waited for tokens.
-        await self.wait_unblocked(key_id, deadline)
+        if self.blocked_for(key_id) > 0:
+            await self.wait_unblocked(key_id, deadline)
 
     async def wait_unblocked(self, key_id: str, deadline: float) -> None:
         """Sleep until the key's 429 block is over (RateLimitWait if that is past `deadline`)."""

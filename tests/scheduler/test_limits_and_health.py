@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import deque
 
 import pytest
@@ -76,6 +78,35 @@ async def test_the_global_bucket_applies_across_keys() -> None:
     await limiter.acquire("b", "mylist", max_wait=0)
     with pytest.raises(RateLimitWait):
         await limiter.acquire("c", "mylist", max_wait=0)
+
+
+async def test_a_429_that_arrives_while_waiting_for_a_token_is_waited_out() -> None:
+    """A call that waits for its token never goes out into a block that began meanwhile."""
+    # 600/min: a token every 0.1 s and a burst of one, so the second call has to wait.
+    limiter = RateLimiter(per_key_per_minute=600, global_per_second=0)
+    await limiter.acquire("key", "mylist", max_wait=5)
+    waiting = asyncio.create_task(limiter.acquire("key", "mylist", max_wait=5))
+    await asyncio.sleep(0)  # the call is now asleep, waiting for its token
+    assert not waiting.done()
+    limiter.block("key", time.time() + 0.3)
+    await waiting
+    assert limiter.blocked_for("key") == 0
+
+
+async def test_a_call_with_its_tokens_at_hand_still_takes_them() -> None:
+    """The call that waits for nothing takes a token from its key's bucket and the global one."""
+    clock = Clock()
+    # 6/min: a burst of one and a token every 10 s per key; one global token a second.
+    limiter = RateLimiter(per_key_per_minute=6, global_per_second=1, clock=clock, wall=clock)
+    await limiter.acquire("a", "mylist", max_wait=0)
+    with pytest.raises(RateLimitWait):
+        await limiter.acquire("b", "mylist", max_wait=0)  # the global token is gone
+    clock.now += 1
+    with pytest.raises(RateLimitWait):
+        await limiter.acquire("a", "mylist", max_wait=0)  # the key's bucket is empty
+    await limiter.acquire("c", "mylist", max_wait=0)  # the global token "a" did not take
+    with pytest.raises(RateLimitWait):
+        await limiter.acquire("d", "mylist", max_wait=0)
 
 
 def test_key_health_states_and_24_hour_figures() -> None:

@@ -7,9 +7,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import grpc
 import pytest
 from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as upb
+from torbox.automation.v1 import userstore_service_pb2_grpc as upb_grpc
 
 from common import grpc_client
 from common.errors import Unavailable
@@ -107,3 +109,44 @@ async def _down(stream: IngestStream) -> bool:
 
 async def _acknowledged(stream: IngestStream) -> bool:
     return stream.unacknowledged == 0
+
+
+class _SlowShard(upb_grpc.UserstoreServiceServicer):
+    """A shard that answers every snapshot with a plan except those it was told to hold back."""
+
+    def __init__(self) -> None:
+        self.held: list[str] = []
+
+    async def Ingest(
+        self, requests: AsyncIterator[upb.IngestRequest], context: object
+    ) -> AsyncIterator[upb.IngestResponse]:
+        async for request in requests:
+            poll_id = request.snapshot.poll_id
+            if poll_id.startswith("held-"):
+                self.held.append(poll_id)
+                continue
+            yield upb.IngestResponse(plan=upb.Plan(poll_id=poll_id))
+
+
+async def test_a_snapshot_not_answered_in_time_fails_and_the_stream_goes_on() -> None:
+    """No answer within the timeout: TIMEOUT for that poll, and the next poll is answered."""
+    shard = _SlowShard()  # type: ignore[abstract]  # only Ingest is served
+    server = grpc.aio.server()
+    upb_grpc.add_UserstoreServiceServicer_to_server(shard, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    ingest = IngestStream(f"127.0.0.1:{port}", timeout=0.5)
+    ingest.start()
+    try:
+        assert await ingest.wait_connected(20)
+        held = upb.Snapshot(poll_id="held-1", auth_id="a" * 64, observed_at=time.time())
+        with pytest.raises(Unavailable) as raised:
+            await ingest.send_snapshot(held)
+        assert raised.value.code == "TIMEOUT"
+        assert shard.held == ["held-1"]
+        assert ingest.connected
+        answered = upb.Snapshot(poll_id="next", auth_id="a" * 64, observed_at=time.time())
+        assert (await ingest.send_snapshot(answered)).poll_id == "next"
+    finally:
+        await ingest.close()
+        await server.stop(None)
