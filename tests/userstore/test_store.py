@@ -228,10 +228,51 @@ async def test_a_user_in_use_keeps_its_cache(tmp_path: Path) -> None:
                 async with pool.use(auth(n), create=True) as other:
                     other.cache["marker"] = n
             assert held.cache == {"marker": 1}
-        async with pool.use(auth(5), create=True):
-            pass
-        assert [h.auth_id for h in pool._open.values() if h.cache] == []
+        async with pool.use(auth(5), create=True) as fifth:
+            fifth.cache["marker"] = 5
+        # The others were used without keeping their caches: the one kept is the first.
+        assert [h.cache for h in pool._open.values() if h.cache] == [{"marker": 1}]
         assert pool.open_count == 5
+    finally:
+        await pool.close()
+
+
+async def test_users_polled_in_turn_keep_a_stable_set_of_caches(tmp_path: Path) -> None:
+    """Six users visited in turn with two cached: the same two keep their caches round after
+    round (least recently used first would drop each just before its next use), a user used
+    more often than the rest comes in on its second use, and no file is reopened."""
+    pool = DatabasePool(tmp_path, 10, max_cached=2)
+    users = [auth(n) for n in range(6)]
+
+    async def visit(auth_id: str) -> bool:
+        """One use; whether it found the cache its previous use left."""
+        async with pool.use(auth_id, create=True) as handle:
+            found = "state" in handle.cache
+            handle.cache["state"] = auth_id
+        return found
+
+    try:
+        kept_by_round = []
+        for _ in range(4):
+            found = [await visit(u) for u in users]
+            kept_by_round.append({h.auth_id for h in pool._open.values() if h.cache})
+            assert len(kept_by_round[-1]) == 2
+        assert kept_by_round[1] == kept_by_round[2] == kept_by_round[3]
+        # From the third round on, the kept users find their state every time.
+        assert sum(found) == 2
+        assert [users[i] for i, hit in enumerate(found) if hit] == sorted(
+            kept_by_round[3], key=users.index
+        )
+        # A user visited between every other one is soon kept, and then found each time.
+        hot = auth(99)
+        hits = []
+        for other in users:
+            hits.append(await visit(hot))
+            await visit(other)
+        assert hits[:2] == [False, False]
+        assert all(hits[2:])
+        assert pool.stats.opens == len(users) + 1
+        assert pool.stats.evictions == 0
     finally:
         await pool.close()
 

@@ -5,9 +5,10 @@ that user's work (one task at a time per user), so a connection is never shared 
 "in use" is simply "its user's lock is held". A task holds one of ``max_open`` permits while it
 uses a connection, so when one more connection does not fit there is always an idle one to close
 for it; when every connection is in use the next task waits for a permit (first come, first
-served) instead of exceeding the bound. Only the ``max_cached`` most recently used connections keep
-their caches (the store's decoded state, SQLite's pages); the others stay open for little memory,
-so a shard can keep all its users' files open (see :meth:`DatabasePool._keep_cached`).
+served) instead of exceeding the bound. At most ``max_cached`` connections keep their caches (the
+store's decoded state, SQLite's pages), chosen to suit a poller that visits users in turn; the
+others stay open for little memory, so a shard can keep all its users' files open (see
+:meth:`DatabasePool._keep_cached`).
 
 A user's statements run on the event loop's own thread (:meth:`Handle.run`): they touch one
 user's few hundred rows, in the page cache once the file is open, and with WAL and
@@ -98,6 +99,8 @@ class Handle:
     # the pool drops it when the connection is released or closed).
     cache: dict[str, Any] = field(default_factory=dict)
     in_use: bool = False
+    # When it was last used, counted in the pool's uses (-1: not yet; see _keep_cached).
+    last_use: int = -1
     # Told of every committed write (a disk that failed takes writes again).
     storage: StorageHealth | None = None
 
@@ -264,6 +267,8 @@ class DatabasePool:
         # SQLite's page cache), least recently used first: at most max_cached of them, so many
         # files can stay open for little memory (see _keep_cached).
         self._cached: OrderedDict[str, Handle] = OrderedDict()
+        # Uses so far: the clock Handle.last_use is read on.
+        self._uses = 0
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
         # At most max_open tasks use (or are opening) a connection at once.
@@ -330,6 +335,8 @@ class DatabasePool:
                 yield handle
             finally:
                 handle.in_use = False
+                if handle.auth_id not in self._cached and self._open.get(auth_id) is handle:
+                    self._release(handle)  # used without keeping its caches (_keep_cached)
 
     @asynccontextmanager
     async def exclusive(self, auth_id: str) -> AsyncIterator[Path]:
@@ -375,31 +382,41 @@ class DatabasePool:
         return handle
 
     def _keep_cached(self, handle: Handle) -> None:
-        """Let `handle` keep its caches; release the oldest idle ones beyond ``max_cached``.
+        """Decide whether `handle` keeps its caches after this use, and count the use.
 
         A connection that only stays open costs about 0.2 MiB of the process's memory (SQLite's
-        schema, prepared statements and WAL index, 132 KiB of it; measured with matured
-        100-torrent users) against about 0.8 MiB with its decoded state and page cache, so a
-        shard can keep many users' files open and still bound its memory. Reopening a file
-        (connect, pragmas, schema, and on the evicted one a checkpoint with two syncs, plus a
-        synced WAL header at the next commit) cost more than reading the state again.
+        schema, prepared statements and WAL index; measured with matured 100-torrent users)
+        against about 0.46 MiB with its decoded state and page cache, so a shard can keep many
+        users' files open and still bound its memory. Reopening a file (connect, pragmas, schema,
+        and on the evicted one a checkpoint with two syncs, plus a synced WAL header at the next
+        commit) cost more than reading the state again.
+
+        Which users keep theirs: while there is room, every one. Then a user takes the place of
+        the least recently used idle one only if it comes back sooner, that is if its previous
+        use is more recent than that one's last. A poller visits its users in turn: least
+        recently used first would drop every user just before its next poll (no poll would find
+        its state), while this keeps a stable `max_cached` of them, each found every time; a
+        user polled more often than the rest (or read by TBM between polls) still comes in on
+        its second use. A user not kept is used with its caches and released at the end.
         """
-        self._cached[handle.auth_id] = handle
-        self._cached.move_to_end(handle.auth_id)
-        excess = len(self._cached) - self.max_cached
-        if excess <= 0:
+        previous, handle.last_use = handle.last_use, self._uses
+        self._uses += 1
+        if handle.auth_id in self._cached:
+            self._cached.move_to_end(handle.auth_id)
             return
-        # Users in use keep theirs until a later call finds them idle.
-        idle: list[Handle] = []
-        for other in self._cached.values():
-            if not other.in_use and other is not handle:
-                idle.append(other)
-                if len(idle) == excess:
-                    break
-        for other in idle:
-            del self._cached[other.auth_id]
-            _release(other)
-            self.stats.released += 1
+        if len(self._cached) >= self.max_cached:
+            # Users in use are never released under their task.
+            oldest = next((h for h in self._cached.values() if not h.in_use), None)
+            if oldest is None or oldest.last_use >= previous:
+                return
+            del self._cached[oldest.auth_id]
+            self._release(oldest)
+        self._cached[handle.auth_id] = handle
+
+    def _release(self, handle: Handle) -> None:
+        """Drop an idle connection's caches (it stays open)."""
+        _release(handle)
+        self.stats.released += 1
 
     async def _reopen(
         self, evicted: Handle | None, path: Path, create: bool
