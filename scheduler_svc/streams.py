@@ -141,10 +141,10 @@ class IngestStream:
         self._waiting[key] = future
         try:
             outbox.put_nowait(request)
-            # A deadline on this task rather than wait_for: the answer wakes the poll directly,
-            # without wait_for's own waiter future and the extra loop callback to release it.
-            async with asyncio.timeout(self.timeout):
-                response = await future
+            # wait_for, not asyncio.timeout: an answer that arrives in the same turn of the loop
+            # as the deadline is still taken (3.11's wait_for checks the future once more), where
+            # a cancelled task would drop it.
+            response = await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
             raise Unavailable(
                 f"userstore {self.address} did not answer in time", code="TIMEOUT"

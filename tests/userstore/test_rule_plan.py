@@ -123,6 +123,16 @@ def test_cooldown_per_rule_and_torrent() -> None:
     assert run([entry(1, "reannounce", RATIO_1)], torrents, last_actions=other_rule).intents != []
 
 
+def test_no_second_action_while_an_earlier_one_awaits_its_outcome() -> None:
+    """A torrent with an action whose outcome is not known yet gets no other, from any rule,
+    destructive or not; the others still do."""
+    torrents = states(snap("seeding", id=1, ratio=2), snap("seeding", id=2, ratio=2))
+    for action in ("delete", "stop_seeding", "reannounce"):
+        out = run([entry(1, action, RATIO_1)], torrents, pending=frozenset({1}))
+        assert [i.key for i in out.intents] == [2]
+        assert out.reports[0].skipped == {"an earlier action awaits its outcome": 1}
+
+
 def test_max_actions_per_run_caps_a_rule() -> None:
     """A rule acts on at most max_actions_per_run torrents per poll, lowest ids first."""
     torrents = states(*[snap("seeding", id=i, ratio=2) for i in range(1, 6)])

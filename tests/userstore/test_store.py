@@ -277,6 +277,32 @@ async def test_users_polled_in_turn_keep_a_stable_set_of_caches(tmp_path: Path) 
         await pool.close()
 
 
+async def test_more_users_than_open_files_still_keep_a_stable_set(tmp_path: Path) -> None:
+    """Fifteen users in turn, five files open, two cached: the two kept stay open and find
+    their state every round; the other files are the ones closed (least recently used first
+    would close every file before its next use)."""
+    pool = DatabasePool(tmp_path, 5, max_cached=2)
+    users = [auth(n) for n in range(15)]
+    try:
+        for round_ in range(5):
+            found = []
+            for auth_id in users:
+                async with pool.use(auth_id, create=True) as handle:
+                    found.append("state" in handle.cache)
+                    handle.cache["state"] = auth_id
+            kept = {h.auth_id for h in pool._open.values() if h.cache}
+            assert len(kept) == 2
+            assert pool.open_count == 5
+            if round_ >= 2:
+                assert [users[i] for i, hit in enumerate(found) if hit] == sorted(
+                    kept, key=users.index
+                )
+        # Every use but the kept users' reopens a file.
+        assert pool.stats.opens == 15 + 4 * 13
+    finally:
+        await pool.close()
+
+
 def test_the_open_files_limit_is_raised_or_bounds_the_pool() -> None:
     """The soft limit is raised as far as the open databases need; past the hard limit, fewer
     databases are kept open instead of opens failing later."""

@@ -335,7 +335,11 @@ class DatabasePool:
                 yield handle
             finally:
                 handle.in_use = False
-                if handle.auth_id not in self._cached and self._open.get(auth_id) is handle:
+                if (
+                    handle.auth_id not in self._cached
+                    and self._open.get(auth_id) is handle
+                    and not self._closed  # close() may be closing it on a thread
+                ):
                     self._release(handle)  # used without keeping its caches (_keep_cached)
 
     @asynccontextmanager
@@ -456,12 +460,20 @@ class DatabasePool:
 
         The caller holds a permit, so at most ``max_open - 1`` other connections are in use or
         being opened: when the pool is full, one of its connections is idle. The least recently
-        used idle one is evicted, and the caller closes it before opening its own. The caller
-        releases the reservation once its connection is listed.
+        used idle one whose caches are not kept is evicted (else the least recently used idle
+        one), and the caller closes it before opening its own. The caller releases the
+        reservation once its connection is listed. Sparing the kept ones lets a shard with more
+        users than open files, polled in turn, still find the state of those users on each poll
+        (see _keep_cached); least recently used first would close each file before its next use.
         """
         evicted = None
         if len(self._open) + self._opening >= self.max_open:
-            evicted = next((h for h in self._open.values() if not h.in_use), None)
+            cached = self._cached
+            evicted = next(
+                (h for h in self._open.values() if not h.in_use and h.auth_id not in cached), None
+            )
+            if evicted is None:
+                evicted = next((h for h in self._open.values() if not h.in_use), None)
             if evicted is None:
                 raise RuntimeError("the pool is full of connections in use beyond its permits")
             del self._open[evicted.auth_id]
