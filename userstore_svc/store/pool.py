@@ -1,4 +1,4 @@
-"""A bounded LRU pool of per-user SQLite connections that never closes one in use.
+"""A bounded pool of per-user SQLite connections that never closes one in use.
 
 Every access to a user's database goes through :meth:`DatabasePool.use`, which also serialises
 that user's work (one task at a time per user), so a connection is never shared by two tasks and
@@ -242,7 +242,10 @@ class PoolStats:
 
 
 class DatabasePool:
-    """At most `max_open` open user databases; the least recently used idle one is closed first."""
+    """At most `max_open` open user databases; the least recently used idle one is closed first.
+
+    Among the idle ones, those whose caches are not kept go first (see _make_room).
+    """
 
     def __init__(
         self,
