@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.userstore.factory import T0, Feed, snap
+from tests.userstore.test_rule_plan import run
 from userstore_svc.core.models import TorrentState
 from userstore_svc.core.rules.evaluate import (
     CompiledRule,
@@ -26,7 +27,7 @@ from userstore_svc.core.rules.evaluate import (
 )
 from userstore_svc.core.rules.fields import AtLeast
 from userstore_svc.core.rules.model import Condition, Group, Rule, Trigger
-from userstore_svc.core.rules.plan import PlanInput, RuleEntry, SafetyConfig, plan
+from userstore_svc.core.rules.plan import RuleEntry
 
 # Conditions with thresholds around their interesting values; growing ones among them.
 POOL: tuple[tuple[str, str, Any], ...] = (
@@ -260,21 +261,10 @@ def test_the_sole_reading_plans_as_the_general_path(
     assert compiled.sole is not None
     now = max(t for _s, t in seen)
     items = {key: s._replace(snap=s.snap._replace(id=key)) for key, (s, _t) in enumerate(seen, 1)}
-    outputs = []
-    for variant in (compiled, dataclasses.replace(compiled, sole=None)):
-        inp = PlanInput(
-            now=now,
-            states=items,
-            events=[],
-            rules=[RuleEntry(variant, 1, None)],
-            holds={},
-            protected=frozenset(),
-            limits={},
-            last_actions={},
-            pending=frozenset(),
-            safety=SafetyConfig(),
-        )
-        outputs.append(plan(inp))
+    outputs = [
+        run([RuleEntry(variant, 1, None)], items, now=now)
+        for variant in (compiled, dataclasses.replace(compiled, sole=None))
+    ]
     assert outputs[0] == outputs[1]
 
 

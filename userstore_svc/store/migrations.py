@@ -558,9 +558,15 @@ REGISTRY_MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...]) -> int:
-    """Bring a database to the newest version (idempotent); return the version it is at."""
-    (current,) = conn.execute("PRAGMA user_version").fetchone()
+def migrate(
+    conn: sqlite3.Connection, migrations: tuple[Migration, ...], current: int | None = None
+) -> int:
+    """Bring a database to the newest version (idempotent); return the version it is at.
+
+    `current`: the version the caller has just read from the database (read here otherwise).
+    """
+    if current is None:
+        (current,) = conn.execute("PRAGMA user_version").fetchone()
     newest = migrations[-1].version
     if current > newest:
         raise FailedPrecondition(

@@ -577,7 +577,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = _configured(path, new)
     try:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if migrate(conn, USER_MIGRATIONS) == version:
+        if migrate(conn, USER_MIGRATIONS, version) == version:
             return conn
     except BaseException:
         conn.close()
