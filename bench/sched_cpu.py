@@ -40,7 +40,11 @@ async def _store() -> None:
             async for request in requests:
                 if request.WhichOneof("kind") == "snapshot":
                     poll_id = request.snapshot.poll_id
-                    yield pb.IngestResponse(plan=pb.Plan(poll_id=poll_id, has_enabled_rules=True))
+                    plan = pb.Plan(poll_id=poll_id, has_enabled_rules=True)
+                    if "reads_torrent_rows" in pb.Plan.DESCRIPTOR.fields_by_name:
+                        # As a shard of the last tree says: rows are read (older trees ignore it).
+                        plan.reads_torrent_rows = True
+                    yield pb.IngestResponse(plan=plan)
 
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
     pb_grpc.add_UserstoreServiceServicer_to_server(Store(), server)  # type: ignore[abstract]

@@ -16,9 +16,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
+from common import torrent_rows
 from userstore_svc.core.models import TorrentSnapshot
 from userstore_svc.core.rules.presets import PRESETS
 
@@ -157,8 +159,8 @@ class Account:
             snap, rates = self._new(first_id + offset, profile)
             self.snapshots.append(snap)
             self._rates.append(rates)
-        # Encoded protobuf of each torrent, refreshed only for the ones that change.
-        self._encoded: list[bytes] = [to_proto(s).SerializeToString() for s in self.snapshots]
+        # Each torrent's row as JSON (what the scheduler sends), refreshed only when it changes.
+        self._encoded: list[bytes] = [_row_json(s) for s in self.snapshots]
 
     def _new(self, torrent_id: int, profile: str) -> tuple[TorrentSnapshot, _Rates]:
         rng = self.rng
@@ -234,7 +236,7 @@ class Account:
                     self.snapshots[index] = snap._replace(
                         updated_at=self.now, expires_at=self.now + EXPIRY
                     )
-                    self._encoded[index] = to_proto(self.snapshots[index]).SerializeToString()
+                    self._encoded[index] = _row_json(self.snapshots[index])
                 continue
             jitter = rng.uniform(0.7, 1.3)
             if rates.down:
@@ -255,23 +257,24 @@ class Account:
                     expires_at=self.now + EXPIRY,
                 )
             self.snapshots[index] = new
-            self._encoded[index] = to_proto(new).SerializeToString()
+            self._encoded[index] = _row_json(new)
             changed += 1
         return changed
 
     def ingest_request(self, poll_id: str, auth_id: str) -> bytes:
-        """This poll's IngestRequest, encoded (torrents encoded once per change, not per poll)."""
-        head = pb.Snapshot(
-            poll_id=poll_id,
-            auth_id=auth_id,
-            observed_at=self.now,
-            complete=True,
-            poll_interval_seconds=POLL_INTERVAL,
+        """This poll's IngestRequest as the scheduler sends it to a shard: the items as rows
+        (TorrentRows), each encoded once per change, not per poll."""
+        rows = pb.TorrentRows(fields=torrent_rows.FIELDS, rows=b"[%b]" % b",".join(self._encoded))
+        return pb.IngestRequest(
+            snapshot=pb.Snapshot(
+                poll_id=poll_id,
+                auth_id=auth_id,
+                observed_at=self.now,
+                complete=True,
+                poll_interval_seconds=POLL_INTERVAL,
+                torrent_rows=rows,
+            )
         ).SerializeToString()
-        # Snapshot.torrents is field 5 (length-delimited): each torrent is tag, length, bytes.
-        body = b"".join([head, *(b"\x2a" + _varint(len(t)) + t for t in self._encoded)])
-        # IngestRequest.snapshot is field 1 (length-delimited).
-        return b"\x0a" + _varint(len(body)) + body
 
 
 def _known(value: int | None) -> int:
@@ -315,45 +318,6 @@ def _downloaded(
     )
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def to_proto(s: TorrentSnapshot) -> tpb.Torrent:
-    """A snapshot as the Torrent message the scheduler sends (unset optionals left unset)."""
-    message = tpb.Torrent(
-        id=s.id,
-        hash=s.hash,
-        name=s.name,
-        size=s.size,
-        active=s.active,
-        download_state=s.download_state,
-        seeds=s.seeds,
-        peers=s.peers,
-        ratio=s.ratio,
-        progress=s.progress,
-        download_speed=s.download_speed,
-        upload_speed=s.upload_speed,
-        eta=s.eta,
-        download_present=s.download_present,
-        download_finished=s.download_finished,
-        file_count=s.file_count,
-        availability=s.availability,
-        total_uploaded=s.total_uploaded,
-        total_downloaded=s.total_downloaded,
-        cached=s.cached,
-        seed_torrent=s.seed_torrent,
-        long_term_seeding=s.long_term_seeding,
-        private=s.private,
-        queued=s.queued,
-    )
-    for name in ("magnet", "created_at", "updated_at", "expires_at", "tracker", "cached_at"):
-        value = getattr(s, name)
-        if value is not None:
-            setattr(message, name, value)
-    return message
+def _row_json(s: TorrentSnapshot) -> bytes:
+    """A snapshot as the row the scheduler sends (torrent_rows.FIELDS order, kind as asset_type)."""
+    return orjson.dumps([*s[:-1], tpb.AssetType.Value(f"ASSET_TYPE_{s.kind.upper()}")])

@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
-from common import grpc_client
+from common import grpc_client, torrent_rows
 from common.errors import AutomationError
 from common.logs import request_id
 from scheduler_svc.config import SchedulerSettings
@@ -44,7 +44,7 @@ from scheduler_svc.torbox.errors import (
     TorBoxRateLimited,
     TorBoxUnavailable,
 )
-from scheduler_svc.torbox.parse import Fields
+from scheduler_svc.torbox.parse import QUEUED, Row
 
 log = logging.getLogger(__name__)
 
@@ -336,28 +336,32 @@ class Poller:
         except TorBoxError as error:
             await self._fetch_failed(entry, error)
             return PollResult(error=error.code)
-        entry.last_listed = sum(1 for t in torrents if not t.get("queued"))
+        entry.last_listed = sum(1 for t in torrents if not t[QUEUED])
         # A manual run may evaluate a rule of any type: every list is read for it.
         kinds = frozenset(OTHER_KINDS) if run_rule_id is not None else entry.kinds
         listed = await self._fetch_others(entry, api_key, kinds, torrents)
         observed_at = time.time()
         entry.health.success(observed_at, time.monotonic() - started)
         self.breaker.record(unreachable=False, now=observed_at)
+        stream = self.directory.shard_for(entry.auth_id)
         snapshot: dict[str, Any] = {
             "poll_id": secrets.token_hex(16),
             "auth_id": entry.auth_id,
             "observed_at": observed_at,
             "complete": True,
-            "torrents": torrents,
             "poll_interval_seconds": self.interval_for(entry),
             "listed_types": [tpb.ASSET_TYPE_TORRENT, *(_ASSET_TYPES[k] for k in listed)],
         }
+        if stream.reads_rows:
+            snapshot["torrent_rows"] = torrent_rows.encode(torrents)
+        else:
+            # A shard that has not said it reads rows yet (an older one during an upgrade).
+            snapshot["torrents"] = [torrent_rows.message_fields(t) for t in torrents]
         if run_rule_id is not None:
             snapshot["run_rule_id"] = run_rule_id
         # Built from the fields in one call, in place: no message is built apart and copied
         # (protobuf takes a dict for a message field; its stubs only say a message).
         request = pb.IngestRequest(snapshot=cast(pb.Snapshot, snapshot))
-        stream = self.directory.shard_for(entry.auth_id)
         try:
             plan = await stream.send_request(request)
         except AutomationError as error:
@@ -371,18 +375,18 @@ class Poller:
         self._after_plan(entry, plan, listed)
         return PollResult(plan=plan, outcomes=outcomes)
 
-    async def _fetch(self, entry: UserEntry, api_key: str) -> list[Fields]:
+    async def _fetch(self, entry: UserEntry, api_key: str) -> list[Row]:
         """The whole list; an empty one where torrents were listed before is fetched again."""
-        torrents = await self.client.list_all_fields(entry.auth_id, api_key)
-        if entry.last_listed and all(t.get("queued") for t in torrents):
+        torrents = await self.client.list_all_rows(entry.auth_id, api_key)
+        if entry.last_listed and all(t[QUEUED] for t in torrents):
             # TorBox's "no torrents" answer (404 ITEM_NOT_FOUND) is sometimes a glitch: one
             # more fetch costs little and keeps a bogus empty list away from the userstore.
             log.info("empty list where torrents were listed before: fetching again")
-            torrents = await self.client.list_all_fields(entry.auth_id, api_key)
+            torrents = await self.client.list_all_rows(entry.auth_id, api_key)
         return torrents
 
     async def _fetch_others(
-        self, entry: UserEntry, api_key: str, kinds: frozenset[str], into: list[Fields]
+        self, entry: UserEntry, api_key: str, kinds: frozenset[str], into: list[Row]
     ) -> list[str]:
         """Add the usenet and web-download lists the user's rules need; the types listed whole.
 

@@ -52,6 +52,9 @@ class IngestStream:
         self._outcome_batches = itertools.count(1)
         self._on_connect: list[Callable[[], None]] = []
         self.reconnects = 0
+        # Whether the shard on the other end reads Snapshot.torrent_rows: learnt from its plans
+        # and forgotten on every reconnect (the shard may have been replaced by an older one).
+        self.reads_rows = False
 
     @property
     def connected(self) -> bool:
@@ -172,6 +175,7 @@ class IngestStream:
                 outbox.put_nowait(request)
             call = self._stub.Ingest(_drain(outbox))
             self._outbox = outbox
+            self.reads_rows = False
             try:
                 await asyncio.wait_for(call.wait_for_connection(), 5.0)
                 self._connected.set()
@@ -204,6 +208,8 @@ class IngestStream:
         kind = response.WhichOneof("kind")
         if kind == "plan":
             key = response.plan.poll_id
+            if response.plan.reads_torrent_rows:
+                self.reads_rows = True
         elif kind == "outcomes_recorded":
             key = response.outcomes_recorded.poll_id  # "outcomes:<poll id>:<n>"
             self._unacked.pop(key, None)

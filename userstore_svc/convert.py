@@ -8,7 +8,17 @@ from typing import Any
 from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
-from userstore_svc.core.models import TORRENT, USENET, WEBDL, Event, TorrentSnapshot, split_key
+from common import torrent_rows
+from common.errors import InvalidArgument
+from userstore_svc.core.models import (
+    SNAPSHOT_FIELDS,
+    TORRENT,
+    USENET,
+    WEBDL,
+    Event,
+    TorrentSnapshot,
+    split_key,
+)
 from userstore_svc.core.speeds import Transfer
 from userstore_svc.downloads_service import Archived, ArchiveEntry, Limits
 from userstore_svc.ingest import ActionOut, OutcomeIn, PlanOut, SnapshotIn
@@ -98,6 +108,35 @@ def torrent_snapshot(t: tpb.Torrent) -> TorrentSnapshot:
     )
 
 
+# A row's values are a TorrentSnapshot's, in order (the last, asset_type, becomes its kind): a
+# checked row is made a snapshot without a call per field.
+if (*torrent_rows.FIELDS[:-1], "kind") != SNAPSHOT_FIELDS:  # pragma: no cover
+    raise ImportError("TorrentSnapshot's fields no longer follow Torrent's field numbers")
+
+
+def torrents_from_rows(message: pb.TorrentRows) -> list[TorrentSnapshot]:
+    """A snapshot's rows as the pipeline's snapshots (InvalidArgument for a wrong value)."""
+    rows = torrent_rows.decode(message.fields, message.rows)
+    kinds = KIND_NAMES
+    new = tuple.__new__
+    snapshots = []
+    for row in rows:
+        row[-1] = kinds.get(row[-1], TORRENT)
+        snapshots.append(new(TorrentSnapshot, row))
+    return snapshots
+
+
+def snapshot_torrents(s: pb.Snapshot) -> list[TorrentSnapshot]:
+    """The snapshot's items, from its messages or its rows (never both)."""
+    if not s.HasField("torrent_rows"):
+        return [torrent_snapshot(t) for t in s.torrents]
+    if s.torrents:
+        raise InvalidArgument(
+            "a snapshot carries torrents or torrent_rows, not both", field="torrent_rows"
+        )
+    return torrents_from_rows(s.torrent_rows)
+
+
 def snapshot_in(s: pb.Snapshot) -> SnapshotIn:
     """A snapshot message as the ingestor's input."""
     return SnapshotIn(
@@ -105,7 +144,7 @@ def snapshot_in(s: pb.Snapshot) -> SnapshotIn:
         auth_id=s.auth_id,
         observed_at=s.observed_at,
         complete=s.complete,
-        torrents=[torrent_snapshot(t) for t in s.torrents],
+        torrents=snapshot_torrents(s),
         poll_interval=s.poll_interval_seconds,
         run_rule_id=s.run_rule_id if s.HasField("run_rule_id") else None,
         listed_kinds=kinds_in(s.listed_types) or frozenset({TORRENT}),
@@ -149,6 +188,7 @@ def plan_pb(p: PlanOut) -> pb.Plan:
         actions=[_action_pb(a) for a in p.actions],
         has_enabled_rules=p.has_enabled_rules,
         asset_types=[ASSET_TYPES[k] for k in sorted(p.kinds)],
+        reads_torrent_rows=True,
     )
     if p.next_poll_in is not None:
         message.next_poll_in_seconds = p.next_poll_in

@@ -24,6 +24,7 @@ import aiohttp
 import orjson
 from torbox.automation.v1 import torrent_pb2 as tpb
 
+from common import torrent_rows
 from scheduler_svc.torbox import parse
 from scheduler_svc.torbox.errors import (
     TorBoxApiError,
@@ -109,29 +110,30 @@ class TorBoxClient:
 
     async def list_all(self, key_id: str, api_key: str) -> list[tpb.Torrent]:
         """Every torrent (all pages, fresh) and every queued item as messages, or an exception."""
-        return [tpb.Torrent(**fields) for fields in await self.list_all_fields(key_id, api_key)]
+        rows = await self.list_all_rows(key_id, api_key)
+        return [torrent_rows.message(row) for row in rows]
 
-    async def list_all_fields(self, key_id: str, api_key: str) -> list[parse.Fields]:
+    async def list_all_rows(self, key_id: str, api_key: str) -> list[parse.Row]:
         """Every torrent (all pages, fresh) and every queued item, or an exception.
 
-        As constructor arguments: the poller builds each message once, inside its snapshot.
+        As rows: the poller sends them to the userstore as they are (TorrentRows).
         """
         torrents, ended = await self._pages(
-            key_id, api_key, "torrents/mylist", "mylist", None, parse.torrent_fields
+            key_id, api_key, "torrents/mylist", "mylist", None, parse.torrent_row
         )
         if not ended:
             raise TorBoxUnavailable("TOO_MANY_PAGES", "mylist never ended")
         # The queued list is read as far as the guard allows.
         queued, _ = await self._pages(
-            key_id, api_key, "queued/getqueued", "queued", "torrent", parse.queued_fields
+            key_id, api_key, "queued/getqueued", "queued", "torrent", parse.queued_row
         )
         return [*torrents.values(), *queued.values()]
 
-    async def list_downloads(self, key_id: str, api_key: str, kind: str) -> list[parse.Fields]:
+    async def list_downloads(self, key_id: str, api_key: str, kind: str) -> list[parse.Row]:
         """Every usenet or web download (all pages, fresh) and every queued one, or an exception.
 
-        All or nothing like the torrent list: a failed page fails the whole type. As constructor
-        arguments, like :meth:`list_all_fields`.
+        All or nothing like the torrent list: a failed page fails the whole type. As rows, like
+        :meth:`list_all_rows`.
         """
         items, ended = await self._pages(
             key_id,
@@ -139,7 +141,7 @@ class TorBoxClient:
             f"{kind}/mylist",
             f"{kind}_list",
             None,
-            lambda item: parse.download_fields(item, kind),
+            lambda item: parse.download_row(item, kind),
         )
         if not ended:
             raise TorBoxUnavailable("TOO_MANY_PAGES", f"{kind}/mylist never ended")
@@ -149,7 +151,7 @@ class TorBoxClient:
             "queued/getqueued",
             "queued",
             kind,
-            lambda item: parse.queued_download_fields(item, kind),
+            lambda item: parse.queued_download_row(item, kind),
         )
         if not ended:
             raise TorBoxUnavailable("TOO_MANY_PAGES", f"the {kind} queue never ended")
@@ -162,13 +164,13 @@ class TorBoxClient:
         path: str,
         endpoint: str,
         list_type: str | None,
-        parse_item: Callable[[Any], parse.Fields | None],
-    ) -> tuple[dict[int, parse.Fields], bool]:
+        parse_item: Callable[[Any], parse.Row | None],
+    ) -> tuple[dict[int, parse.Row], bool]:
         """One list read page by page (first sighting of an id wins); whether its end was seen.
 
         `list_type` is the `type` query parameter (the queue's type), None for a list without it.
         """
-        found: dict[int, parse.Fields] = {}
+        found: dict[int, parse.Row] = {}
         prefix = _page_prefix(path, list_type)
         for page in range(MAX_PAGES):
             data = await self._call(
@@ -180,9 +182,9 @@ class TorBoxClient:
             )
             items = _as_list(data)
             for item in items:
-                fields = parse_item(item)
-                if fields is not None:
-                    found.setdefault(fields["id"], fields)
+                row = parse_item(item)
+                if row is not None:
+                    found.setdefault(row[parse.ID], row)
             if len(items) < PAGE_SIZE:
                 return found, True
         return found, False
@@ -211,9 +213,9 @@ class TorBoxClient:
                 return None
             raise
         for item in _as_list(data):
-            fields = parse.torrent_fields(item)
+            row = parse.torrent_row(item)
             # An object with id 0 (or another id) is TorBox's other way of saying "not found".
-            if fields is not None and fields["id"] == torrent_id and isinstance(item, dict):
+            if row is not None and row[parse.ID] == torrent_id and isinstance(item, dict):
                 return item
         return None
 

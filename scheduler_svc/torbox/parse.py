@@ -9,11 +9,12 @@ dropped rather than guessed at.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from torbox.automation.v1 import torrent_pb2 as tpb
+
+from common import torrent_rows
 
 log = logging.getLogger(__name__)
 
@@ -121,74 +122,58 @@ def _id(value: Any) -> int | None:
     return None
 
 
-# A Torrent message's constructor arguments. The poller adds them straight into the snapshot it
-# streams (``snapshot.torrents.add(**fields)``): a message built apart would be copied into the
-# snapshot and again into the stream's request, about a third of the cost of building it.
-Fields = dict[str, Any]
+# One item as a row: a Torrent's values in torrent_rows.FIELDS order, None where a field is
+# unset (unknown). The poller sends rows to the userstore as one JSON document (TorrentRows):
+# a row is built here in one list display, without a dict or a message per item.
+Row = list[Any]
+_AT = {name: index for index, name in enumerate(torrent_rows.FIELDS)}
+ID = _AT["id"]
+QUEUED = _AT["queued"]
+ASSET_TYPE = _AT["asset_type"]
+_UNSET: Row = [None] * len(torrent_rows.FIELDS)
+_UNSET[QUEUED] = False
+_UNSET[ASSET_TYPE] = tpb.ASSET_TYPE_UNSPECIFIED
 
 
-def download_fields(item: Any, kind: str) -> Fields | None:
-    """One usenet or web download (mylist of its type) as a Torrent of that type.
+def download_row(item: Any, kind: str) -> Row | None:
+    """One usenet or web download (mylist of its type) as a row of that type.
 
     Same fields and quirks as a torrent; the ones a download does not have (seeds, ratio, ...)
     are simply absent and stay unknown.
     """
-    fields = torrent_fields(item)
-    if fields is not None:
-        fields["asset_type"] = _ASSET_TYPES[kind]
-    return fields
+    row = torrent_row(item)
+    if row is not None:
+        row[ASSET_TYPE] = _ASSET_TYPES[kind]
+    return row
 
 
-def queued_download_fields(item: Any, kind: str) -> Fields | None:
+def queued_download_row(item: Any, kind: str) -> Row | None:
     """One getqueued item of a usenet or web-download queue (its id is the queued id)."""
-    fields = queued_fields(item)
-    if fields is not None:
-        fields["asset_type"] = _ASSET_TYPES[kind]
-    return fields
+    row = queued_row(item)
+    if row is not None:
+        row[ASSET_TYPE] = _ASSET_TYPES[kind]
+    return row
 
 
 def torrent(item: Any) -> tpb.Torrent | None:
     """One mylist item as a Torrent message, or None when it has no usable id."""
-    fields = torrent_fields(item)
-    return None if fields is None else tpb.Torrent(**fields)
+    row = torrent_row(item)
+    return None if row is None else torrent_rows.message(row)
 
 
 def queued(item: Any) -> tpb.Torrent | None:
     """One getqueued item as a Torrent message flagged queued (its id is the queued id)."""
-    fields = queued_fields(item)
-    return None if fields is None else tpb.Torrent(**fields)
+    row = queued_row(item)
+    return None if row is None else torrent_rows.message(row)
 
 
-# The fields converted alike, by the type a well-formed answer carries. Each loop below takes the
-# well-formed value as it is and calls its converter only for anything else: a poll converts
-# about 25 values per torrent, and the calls were most of the conversion's cost.
-_INTS = (
-    "seeds",
-    "peers",
-    "download_speed",
-    "upload_speed",
-    "eta",
-    "total_uploaded",
-    "total_downloaded",
-)
-_FLOATS = ("ratio", "availability")
-_BOOLS = (
-    "active",
-    "download_present",
-    "download_finished",
-    "cached",
-    "seed_torrent",
-    "long_term_seeding",
-    "private",
-    "airlocked",
-    "allow_zipped",
-)
-_TEXTS = ("magnet", "tracker", "original_url")
-_DATES = ("created_at", "updated_at", "expires_at", "cached_at")
+def _date(value: Any) -> float | None:
+    """A date not already in the cache (or not a string) read the slow way."""
+    return parse_date(value) if type(value) is str else None
 
 
-def torrent_fields(item: Any) -> Fields | None:
-    """One mylist item as a Torrent's fields, or None when it has no usable id.
+def torrent_row(item: Any) -> Row | None:
+    """One mylist item as a row, or None when it has no usable id.
 
     Every value TorBox sent as null (or not at all) stays unset. A size of 0 and an empty file
     list mean the metadata is not known yet (a magnet in metaDL): both stay unset too.
@@ -201,87 +186,86 @@ def torrent_fields(item: Any) -> Fields | None:
         torrent_id = _id(torrent_id)
         if torrent_id is None:
             return None
-    # Texts are "" for null (a well-formed str taken as it is); every other None leaves its field
-    # unset: absent, not 0.
     hash_, name, state = get("hash"), get("name"), get("download_state")
-    values: Fields = {
-        "id": torrent_id,
-        "hash": (hash_ if type(hash_) is str else str(hash_ or "")).lower(),
-        "name": name if type(name) is str else str(name or ""),
-        "download_state": state if type(state) is str else str(state or ""),
-    }
-    for name in _INTS:
-        value = get(name)
-        if type(value) is not int:
-            value = _int(value)
-            if value is None:
-                continue
-        values[name] = value
-    for name in _BOOLS:
-        value = get(name)
-        if value is True or value is False:
-            values[name] = value
-        elif value is not None:
-            values[name] = as_bool(value)
-    for name in _FLOATS:
-        value = get(name)
-        if type(value) is not float or value != value:
-            value = _float(value)
-            if value is None:
-                continue
-        values[name] = value
     size = get("size")
     if type(size) is not int:
         size = _int(size)
-    if size is not None and size > 0:
-        values["size"] = size
     progress = get("progress")
     if type(progress) is not float or progress != progress:
         progress = _float(progress)
-    if progress is not None:
-        values["progress"] = min(1.0, max(0.0, progress))
     files = get("files")
     # An empty file list is "not known yet", never "no files".
     file_count = (len(files) or None) if isinstance(files, list) else _int(get("file_count"))
-    if file_count is not None and file_count > 0:
-        values["file_count"] = file_count
-    _optional_into(get, values)
-    return values
+    dates = _DATE_CACHE
+    # Each value: the well-formed type taken as it is, its converter called for anything else
+    # (null, text, wrong types: unset, never 0). Dates repeat from poll to poll: the cache
+    # answers most. The order is torrent_rows.FIELDS (a test checks it against the message).
+    # fmt: off
+    return [
+        torrent_id,
+        (hash_ if type(hash_) is str else str(hash_ or "")).lower(),
+        name if type(name) is str else str(name or ""),
+        v if type(v := get("magnet")) is str and v else None,
+        size if size is not None and size > 0 else None,
+        v if (v := get("active")) is True or v is False else _bool(v),
+        d if type(v := get("created_at")) is str and (d := dates.get(v, _MISS)) is not _MISS
+        else _date(v),
+        d if type(v := get("updated_at")) is str and (d := dates.get(v, _MISS)) is not _MISS
+        else _date(v),
+        state if type(state) is str else str(state or ""),
+        v if type(v := get("seeds")) is int else _int(v),
+        v if type(v := get("peers")) is int else _int(v),
+        v if type(v := get("ratio")) is float and v == v else _float(v),
+        None if progress is None else min(1.0, max(0.0, progress)),
+        v if type(v := get("download_speed")) is int else _int(v),
+        v if type(v := get("upload_speed")) is int else _int(v),
+        v if type(v := get("eta")) is int else _int(v),
+        d if type(v := get("expires_at")) is str and (d := dates.get(v, _MISS)) is not _MISS
+        else _date(v),
+        v if (v := get("download_present")) is True or v is False else _bool(v),
+        v if (v := get("download_finished")) is True or v is False else _bool(v),
+        file_count if file_count is not None and file_count > 0 else None,
+        v if type(v := get("availability")) is float and v == v else _float(v),
+        v if type(v := get("tracker")) is str and v else None,
+        v if type(v := get("total_uploaded")) is int else _int(v),
+        v if type(v := get("total_downloaded")) is int else _int(v),
+        v if (v := get("cached")) is True or v is False else _bool(v),
+        d if type(v := get("cached_at")) is str and (d := dates.get(v, _MISS)) is not _MISS
+        else _date(v),
+        v if (v := get("seed_torrent")) is True or v is False else _bool(v),
+        v if (v := get("long_term_seeding")) is True or v is False else _bool(v),
+        v if (v := get("private")) is True or v is False else _bool(v),
+        False,
+        v if (v := get("airlocked")) is True or v is False else _bool(v),
+        v if (v := get("allow_zipped")) is True or v is False else _bool(v),
+        v if type(v := get("original_url")) is str and v else None,
+        tpb.ASSET_TYPE_UNSPECIFIED,
+    ]
+    # fmt: on
 
 
-def _optional_into(get: Callable[[str], Any], values: Fields) -> None:
-    """The optional text and date fields TorBox gave, added to the constructor arguments."""
-    for name in _TEXTS:
-        text = get(name)
-        if isinstance(text, str) and text != "":
-            values[name] = text
-    cache = _DATE_CACHE
-    for name in _DATES:
-        text = get(name)
-        if text is None:
-            continue
-        # Dates repeat from poll to poll: the cache answers most without a call.
-        date = cache.get(text, _MISS) if type(text) is str else None
-        if date is _MISS:
-            date = parse_date(text)
-        if date is not None:
-            values[name] = date
+_TEXTS = ("magnet", "tracker", "original_url")
+_DATES = ("created_at", "updated_at", "expires_at", "cached_at")
 
 
-def queued_fields(item: Any) -> Fields | None:
-    """One getqueued item as a Torrent's fields, flagged queued (its id is the queued id)."""
+def queued_row(item: Any) -> Row | None:
+    """One getqueued item as a row flagged queued (its id is the queued id)."""
     if not isinstance(item, dict):
         return None
     queued_id = _id(item.get("id"))
     if queued_id is None:
         return None
     # The queued list says nothing of size, seeds, flags or progress: they stay unknown.
-    values: Fields = {
-        "id": queued_id,
-        "hash": str(item.get("hash") or "").lower(),
-        "name": str(item.get("name") or ""),
-        "download_state": "queued",
-        "queued": True,
-    }
-    _optional_into(item.get, values)
-    return values
+    row = _UNSET.copy()
+    row[ID] = queued_id
+    row[_AT["hash"]] = str(item.get("hash") or "").lower()
+    row[_AT["name"]] = str(item.get("name") or "")
+    row[_AT["download_state"]] = "queued"
+    row[QUEUED] = True
+    for name in _TEXTS:
+        text = item.get(name)
+        if isinstance(text, str) and text != "":
+            row[_AT[name]] = text
+    for name in _DATES:
+        row[_AT[name]] = parse_date(item.get(name))
+    return row

@@ -13,7 +13,8 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 from bench import report, userstore
 from bench.__main__ import main
 from bench.suite import TOY, run_suite
-from bench.workload import POLL_INTERVAL, Account, auth_id, to_proto
+from bench.workload import POLL_INTERVAL, Account, auth_id
+from userstore_svc import convert
 
 
 def _groups(raw: dict[str, Any]) -> dict[str, list[report.Figure]]:
@@ -30,23 +31,24 @@ def _sane(figures: list[report.Figure]) -> bool:
     )
 
 
-def test_encoded_request_matches_protobuf() -> None:
-    """The hand-encoded IngestRequest decodes to exactly what the protobuf API would build."""
+def test_the_encoded_request_is_read_as_the_accounts_snapshots() -> None:
+    """The benchmark's request (rows, as the scheduler sends them) is read by the userstore as
+    exactly the account's torrents, under the poll's id, user and time."""
     account = Account(7, 25)
     account.advance()
     user = auth_id(1, "test")
     encoded = account.ingest_request("poll-1", user)
-    expected = pb.IngestRequest(
-        snapshot=pb.Snapshot(
-            poll_id="poll-1",
-            auth_id=user,
-            observed_at=account.now,
-            complete=True,
-            poll_interval_seconds=POLL_INTERVAL,
-            torrents=[to_proto(s) for s in account.snapshots],
-        )
+    snapshot = pb.IngestRequest.FromString(encoded).snapshot
+    read = convert.snapshot_in(snapshot)
+    assert (read.poll_id, read.auth_id, read.observed_at, read.complete) == (
+        "poll-1",
+        user,
+        account.now,
+        True,
     )
-    assert pb.IngestRequest.FromString(encoded) == expected
+    assert snapshot.poll_interval_seconds == POLL_INTERVAL
+    assert not snapshot.torrents
+    assert read.torrents == account.snapshots
 
 
 def test_workload_moves_about_half_the_torrents_and_every_active_ones_dates() -> None:

@@ -8,15 +8,17 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
+import orjson
 import pytest
 from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as upb
 from torbox.automation.v1 import userstore_service_pb2_grpc as upb_grpc
 
-from common import grpc_client
-from common.errors import Unavailable
+from common import grpc_client, torrent_rows
+from common.errors import InvalidArgument, Unavailable
 from scheduler_svc.streams import IngestStream
 from tests.e2e.stack import Stack, eventually
+from tests.test_torrent_rows import rows_of
 
 pytestmark = pytest.mark.e2e
 
@@ -68,6 +70,102 @@ async def test_snapshots_get_their_own_plans_and_a_replay_changes_nothing(
     assert not again.applied
 
 
+def _rows_snapshot(auth_id: str, observed_at: float, torrents: list[tpb.Torrent]) -> upb.Snapshot:
+    rows = torrent_rows.encode(rows_of(torrents))
+    return upb.Snapshot(
+        poll_id=uuid.uuid4().hex,
+        auth_id=auth_id,
+        observed_at=observed_at,
+        complete=True,
+        torrent_rows=upb.TorrentRows(**rows),
+        poll_interval_seconds=1,
+    )
+
+
+ITEMS = [
+    tpb.Torrent(
+        id=7,
+        hash="ab" * 20,
+        name="one",
+        download_state="uploading",
+        size=1000,
+        active=True,
+        seeds=3,
+        ratio=1.25,
+        progress=1.0,
+        upload_speed=2048,
+        created_at=1_700_000_000.5,
+        updated_at=1_700_000_100.25,
+        tracker="udp://tracker.example:1337",
+        total_uploaded=1250,
+    ),
+    tpb.Torrent(id=8, hash="cd" * 20, name="queued one", download_state="queued", queued=True),
+    tpb.Torrent(id=9, hash="ef" * 20, name="news", asset_type=tpb.ASSET_TYPE_USENET, size=5),
+]
+
+
+async def test_a_shard_reads_rows_as_it_reads_messages(stream: IngestStream) -> None:
+    """The shard says it reads rows; the same items as rows or as messages are stored alike."""
+    assert not stream.reads_rows  # nothing said yet: the first poll goes as messages
+    by_messages, by_rows = await _user(stream), await _user(stream)
+    now = time.time()
+    plan = await stream.send_snapshot(
+        upb.Snapshot(
+            poll_id=uuid.uuid4().hex,
+            auth_id=by_messages,
+            observed_at=now,
+            complete=True,
+            torrents=ITEMS,
+            poll_interval_seconds=1,
+            listed_types=[tpb.ASSET_TYPE_TORRENT, tpb.ASSET_TYPE_USENET],
+        )
+    )
+    assert plan.applied
+    assert plan.reads_torrent_rows
+    assert stream.reads_rows
+    rows = _rows_snapshot(by_rows, now, ITEMS)
+    rows.listed_types.extend([tpb.ASSET_TYPE_TORRENT, tpb.ASSET_TYPE_USENET])
+    assert (await stream.send_snapshot(rows)).applied
+    listed = [await _listed(stream, a) for a in (by_messages, by_rows)]
+    assert listed[0] == listed[1]
+    assert len(listed[0]) == 3
+
+
+async def _listed(stream: IngestStream, auth_id: str) -> list[upb.TorrentStatus]:
+    reply = await stream.stub.ListTorrents(
+        upb.ListTorrentsRequest(
+            auth_id=auth_id, asset_types=[tpb.ASSET_TYPE_TORRENT, tpb.ASSET_TYPE_USENET]
+        ),
+        timeout=10,
+        metadata=grpc_client.metadata(),
+    )
+    return sorted(reply.torrents, key=lambda t: (t.asset_type, t.torrent_id))
+
+
+async def test_a_bad_row_is_refused_with_its_column_and_stores_nothing(
+    stream: IngestStream,
+) -> None:
+    """INVALID_ARGUMENT naming the column; the user's torrents and last poll stay as they were."""
+    auth_id = await _user(stream)
+    now = time.time()
+    assert (await stream.send_snapshot(_rows_snapshot(auth_id, now, ITEMS[:1]))).applied
+    before = await _listed(stream, auth_id)
+    bad = _rows_snapshot(auth_id, now + 1, ITEMS[:1])
+    values = orjson.loads(bad.torrent_rows.rows)
+    values[0][torrent_rows.FIELDS.index("seeds")] = "many"
+    bad.torrent_rows.rows = orjson.dumps(values)
+    with pytest.raises(InvalidArgument) as raised:
+        await stream.send_snapshot(bad)
+    assert "torrent_rows.seeds" in raised.value.message
+    both = _rows_snapshot(auth_id, now + 2, ITEMS[:1])
+    both.torrents.append(ITEMS[0])
+    with pytest.raises(InvalidArgument):
+        await stream.send_snapshot(both)
+    assert await _listed(stream, auth_id) == before
+    # Neither counted as the last poll: the next good one, older than both, is applied.
+    assert (await stream.send_snapshot(_rows_snapshot(auth_id, now + 0.5, ITEMS[:1]))).applied
+
+
 async def test_the_stream_reconnects_after_a_userstore_restart_and_resends_outcomes(
     userstore: Stack, stream: IngestStream
 ) -> None:
@@ -89,6 +187,8 @@ async def test_the_stream_reconnects_after_a_userstore_restart_and_resends_outco
 
     await userstore.start_userstore(0, port=port)
     assert await stream.wait_connected(30)
+    # The shard may be another (older) one now: rows wait until its plans say it reads them.
+    assert not stream.reads_rows
     await eventually(
         lambda: _acknowledged(stream), timeout=30, what="the kept outcomes to be acknowledged"
     )
@@ -147,6 +247,8 @@ async def test_a_snapshot_not_answered_in_time_fails_and_the_stream_goes_on() ->
         assert ingest.connected
         answered = upb.Snapshot(poll_id="next", auth_id="a" * 64, observed_at=time.time())
         assert (await ingest.send_snapshot(answered)).poll_id == "next"
+        # Its plans never say it reads rows (a shard from before them): messages it is.
+        assert not ingest.reads_rows
     finally:
         await ingest.close()
         await server.stop(None)
