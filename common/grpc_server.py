@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -140,7 +141,10 @@ def _wrap_stream(inner: Any, rid: str, translate: Translate | None) -> Any:
         except Exception as exc:
             await _abort(context, exc, translate)
         finally:
-            request_id.reset(token)
+            # A stream cancelled at shutdown (or by its client) is closed by the event loop in a
+            # task of its own, where the token is foreign; the RPC's context ends with it anyway.
+            with contextlib.suppress(ValueError):
+                request_id.reset(token)
 
     return call
 
