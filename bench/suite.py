@@ -202,12 +202,13 @@ async def run_suite(
         )
     if "stack" in only:
         raw["stack"] = []
-        # The last scenario runs two userstore shards on this machine: one userstore process is
+        # The last scenarios run two userstore shards on this machine: one userstore process is
         # bound to one core by the GIL, and sharding is how the design uses more.
         scenarios = (
             (s.small, s.stack_users_small, 1),
             (s.large, s.stack_users_large, 1),
             (s.small, s.stack_users_small, 2),
+            (s.large, s.stack_users_large, 2),
         )
         for n, users, shards in scenarios:
             progress(f"full stack ({users} users x {n} torrents, {shards} shard(s))")
