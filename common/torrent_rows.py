@@ -77,7 +77,8 @@ def message(row: Sequence[Any]) -> tpb.Torrent:
 def encode(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     """A TorrentRows message's fields for rows in FIELDS order (a dict protobuf takes as is).
 
-    NaN and infinities are written as null: a value TorBox gave as garbage is unknown.
+    JSON has no NaN or infinity: orjson writes them as null (unknown). The scheduler's parse
+    never gives one (it reads them as unknown already), so both forms carry the same values.
     """
     return {"fields": FIELDS, "rows": orjson.dumps(rows)}
 
@@ -153,8 +154,6 @@ _TYPE_NAMES = {
 
 def _expected(column: Column) -> str:
     names = sorted(_TYPE_NAMES[t] for t in column.types - {_NONE})
-    if float in column.types:
-        names = ["a number"]
     return " or ".join([*names, "null"] if column.optional else names)
 
 

@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
-from common import grpc_client, torrent_rows
+from common import grpc_client
 from common.errors import AutomationError
 from common.logs import request_id
 from scheduler_svc.config import SchedulerSettings
@@ -351,12 +351,8 @@ class Poller:
             "complete": True,
             "poll_interval_seconds": self.interval_for(entry),
             "listed_types": [tpb.ASSET_TYPE_TORRENT, *(_ASSET_TYPES[k] for k in listed)],
+            **stream.items(torrents),
         }
-        if stream.reads_rows:
-            snapshot["torrent_rows"] = torrent_rows.encode(torrents)
-        else:
-            # A shard that has not said it reads rows yet (an older one during an upgrade).
-            snapshot["torrents"] = [torrent_rows.message_fields(t) for t in torrents]
         if run_rule_id is not None:
             snapshot["run_rule_id"] = run_rule_id
         # Built from the fields in one call, in place: no message is built apart and copied

@@ -15,14 +15,14 @@ import itertools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 
-from common import grpc_client
+from common import grpc_client, torrent_rows
 from common.errors import BY_STATUS, AutomationError, Unavailable, UserNotRegistered
 
 if TYPE_CHECKING:
@@ -95,6 +95,16 @@ class IngestStream:
         except TimeoutError:
             return False
         return True
+
+    def items(self, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+        """A snapshot's items in the form this shard reads, as the Snapshot's fields.
+
+        Rows once its plans have said it reads them; messages until then: an older shard (in a
+        rolling update) would read a snapshot of rows as a complete list of no items.
+        """
+        if self.reads_rows:
+            return {"torrent_rows": torrent_rows.encode(rows)}
+        return {"torrents": [torrent_rows.message_fields(row) for row in rows]}
 
     async def send_snapshot(self, snapshot: pb.Snapshot) -> pb.Plan:
         """Apply a snapshot on the shard and return its plan (Unavailable if the stream is down)."""

@@ -73,7 +73,8 @@ def test_the_columns_are_torrents_fields_in_number_order_and_the_snapshots_field
 
 
 def test_non_finite_doubles_are_written_as_null_unknown() -> None:
-    """JSON has no NaN or infinity: a garbage double reaches the userstore unset, never as 0."""
+    """JSON has no NaN or infinity: were one to reach the writer (the scheduler's parse already
+    reads them as unknown), it arrives unset, never as 0 or as a number."""
     row = rows_of([tpb.Torrent(id=3, ratio=1.5)])[0]
     at = torrent_rows.FIELDS.index("ratio")
     for value in (float("nan"), float("inf"), float("-inf")):
@@ -173,3 +174,25 @@ def test_a_snapshot_carries_messages_or_rows_never_both() -> None:
     empty = pb.Snapshot(torrent_rows=pb.TorrentRows(**torrent_rows.encode([])))
     assert empty.HasField("torrent_rows")
     assert convert.snapshot_torrents(empty) == []
+
+
+@pytest.mark.parametrize("bad_id", [0, -5, 2**40, 2**40 + 5])
+def test_an_id_that_would_take_another_items_key_is_refused_in_both_forms(bad_id: int) -> None:
+    """-5 would be queued torrent 5's key and 2**40 + 5 usenet item 5's: INVALID_ARGUMENT."""
+    good = tpb.Torrent(id=5, hash="ab", name="n")
+    bad = tpb.Torrent(id=bad_id, hash="cd", name="m")
+    as_messages = pb.Snapshot(torrents=[good, bad])
+    as_rows = pb.Snapshot(torrent_rows=pb.TorrentRows(**torrent_rows.encode(rows_of([good, bad]))))
+    for snapshot, field in ((as_messages, "torrents.id"), (as_rows, "torrent_rows.id")):
+        with pytest.raises(InvalidArgument) as raised:
+            convert.snapshot_torrents(snapshot)
+        assert raised.value.field == field
+    # Rows that do not name the id column are items of id 0: refused, not stored as one item.
+    unnamed = pb.Snapshot(torrent_rows=pb.TorrentRows(fields=["name"], rows=b'[["a"], ["b"]]'))
+    with pytest.raises(InvalidArgument):
+        convert.snapshot_torrents(unnamed)
+    edge = tpb.Torrent(id=2**40 - 1, hash="ef", name="o")
+    assert [t.id for t in convert.snapshot_torrents(pb.Snapshot(torrents=[good, edge]))] == [
+        5,
+        2**40 - 1,
+    ]

@@ -11,6 +11,7 @@ from torbox.automation.v1 import userstore_service_pb2 as pb
 from common import torrent_rows
 from common.errors import InvalidArgument
 from userstore_svc.core.models import (
+    KIND_SPAN,
     SNAPSHOT_FIELDS,
     TORRENT,
     USENET,
@@ -127,14 +128,25 @@ def torrents_from_rows(message: pb.TorrentRows) -> list[TorrentSnapshot]:
 
 
 def snapshot_torrents(s: pb.Snapshot) -> list[TorrentSnapshot]:
-    """The snapshot's items, from its messages or its rows (never both)."""
+    """The snapshot's items, from its messages or its rows (never both), every id in range."""
     if not s.HasField("torrent_rows"):
-        return [torrent_snapshot(t) for t in s.torrents]
-    if s.torrents:
+        field = "torrents.id"
+        torrents = [torrent_snapshot(t) for t in s.torrents]
+    elif s.torrents:
         raise InvalidArgument(
             "a snapshot carries torrents or torrent_rows, not both", field="torrent_rows"
         )
-    return torrents_from_rows(s.torrent_rows)
+    else:
+        field = "torrent_rows.id"
+        torrents = torrents_from_rows(s.torrent_rows)
+    # An id outside 1 .. 2**40 - 1 would take another item's row key (a negative one a queued
+    # item's, a larger one another type's): TorBox's ids are 8 digits, and the scheduler drops
+    # any other; a row without an id (its column not named) is id 0.
+    if torrents:
+        ids = [t.id for t in torrents]
+        if min(ids) <= 0 or max(ids) >= KIND_SPAN:
+            raise InvalidArgument(f"{field}: every id must be 1 .. {KIND_SPAN - 1}", field=field)
+    return torrents
 
 
 def snapshot_in(s: pb.Snapshot) -> SnapshotIn:

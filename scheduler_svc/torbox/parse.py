@@ -1,22 +1,19 @@
-"""TorBox's torrent JSON normalised into the Torrent message, surviving every known quirk.
+"""TorBox's item JSON normalised into rows of Torrent's fields, surviving every known quirk.
 
 Dates come as ``...Z`` or (older) ``+00:00`` with microseconds; ``active`` may be a bool, 1 or
-"true"; numbers and flags may be null and then stay unset (unknown, never 0 or false);
-``download_state`` may be null or carry a parenthesised suffix; items without an integer id are
-dropped rather than guessed at.
+"true"; numbers and flags may be null and then stay unset (unknown, never 0 or false), and so
+do NaN and infinite numbers; ``download_state`` may be null or carry a parenthesised suffix;
+items without an integer id are dropped rather than guessed at.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from torbox.automation.v1 import torrent_pb2 as tpb
 
 from common import torrent_rows
-
-log = logging.getLogger(__name__)
 
 _DATE_CACHE: dict[str, float | None] = {}
 _DATE_CACHE_MAX = 500_000
@@ -78,29 +75,47 @@ def _int(value: Any) -> int | None:
     return None
 
 
+# The ranges of Torrent's integer fields: a value past its field's range is garbage, unknown like
+# any other (as a number it would fail the whole snapshot, every poll, for one bad item).
+_MAX64 = (1 << 63) - 1
+_MAX32 = (1 << 31) - 1
+
+
+def _int64(value: Any) -> int | None:
+    number = _int(value)
+    return number if number is not None and -_MAX64 - 1 <= number <= _MAX64 else None
+
+
+def _int32(value: Any) -> int | None:
+    number = _int(value)
+    return number if number is not None and -_MAX32 - 1 <= number <= _MAX32 else None
+
+
 def _float(value: Any) -> float | None:
-    if type(value) is float and value == value:
+    """A finite double, or None: NaN and infinities too are unknown.
+
+    They are garbage, not a ratio every threshold passes; ``x - x == 0.0`` is False for exactly
+    those.
+    """
+    if type(value) is float and value - value == 0.0:
         return value
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
-        return float(value)
-    if isinstance(value, str):
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
         try:
             number = float(value)
         except ValueError:
             return None
-        return number if number == number else None
-    return None
+    else:
+        return None
+    return number if number - number == 0.0 else None
 
 
 def _bool(value: Any) -> bool | None:
     """A flag, or None when TorBox sent null or nothing."""
     return None if value is None else as_bool(value)
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value != "" else None
 
 
 # Ids at or past this would leave their type's key space in the userstore (8 digits in 2026).
@@ -117,7 +132,9 @@ def _id(value: Any) -> int | None:
         return None
     if isinstance(value, int) and 0 < value < MAX_ID:
         return value
-    if isinstance(value, str) and value.isdigit() and 0 < int(value) < MAX_ID:
+    # ASCII only: a superscript two is a digit to isdigit() but not to int(), and fullwidth
+    # digits would pass for another item's id.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and 0 < int(value) < MAX_ID:
         return int(value)
     return None
 
@@ -130,9 +147,8 @@ _AT = {name: index for index, name in enumerate(torrent_rows.FIELDS)}
 ID = _AT["id"]
 QUEUED = _AT["queued"]
 ASSET_TYPE = _AT["asset_type"]
-_UNSET: Row = [None] * len(torrent_rows.FIELDS)
-_UNSET[QUEUED] = False
-_UNSET[ASSET_TYPE] = tpb.ASSET_TYPE_UNSPECIFIED
+# A row of nothing known: every field at its unset value (None, or a message's default).
+_UNSET: Row = [c.default for c in torrent_rows.COLUMNS]
 
 
 def download_row(item: Any, kind: str) -> Row | None:
@@ -188,14 +204,14 @@ def torrent_row(item: Any) -> Row | None:
             return None
     hash_, name, state = get("hash"), get("name"), get("download_state")
     size = get("size")
-    if type(size) is not int:
-        size = _int(size)
+    if type(size) is not int or size > _MAX64:
+        size = _int64(size)
     progress = get("progress")
-    if type(progress) is not float or progress != progress:
+    if type(progress) is not float or progress - progress != 0.0:
         progress = _float(progress)
     files = get("files")
     # An empty file list is "not known yet", never "no files".
-    file_count = (len(files) or None) if isinstance(files, list) else _int(get("file_count"))
+    file_count = (len(files) or None) if isinstance(files, list) else _int32(get("file_count"))
     dates = _DATE_CACHE
     # Each value: the well-formed type taken as it is, its converter called for anything else
     # (null, text, wrong types: unset, never 0). Dates repeat from poll to poll: the cache
@@ -213,22 +229,22 @@ def torrent_row(item: Any) -> Row | None:
         d if type(v := get("updated_at")) is str and (d := dates.get(v, _MISS)) is not _MISS
         else _date(v),
         state if type(state) is str else str(state or ""),
-        v if type(v := get("seeds")) is int else _int(v),
-        v if type(v := get("peers")) is int else _int(v),
-        v if type(v := get("ratio")) is float and v == v else _float(v),
+        v if type(v := get("seeds")) is int and -_MAX32 <= v <= _MAX32 else _int32(v),
+        v if type(v := get("peers")) is int and -_MAX32 <= v <= _MAX32 else _int32(v),
+        v if type(v := get("ratio")) is float and v - v == 0.0 else _float(v),
         None if progress is None else min(1.0, max(0.0, progress)),
-        v if type(v := get("download_speed")) is int else _int(v),
-        v if type(v := get("upload_speed")) is int else _int(v),
-        v if type(v := get("eta")) is int else _int(v),
+        v if type(v := get("download_speed")) is int and -_MAX64 <= v <= _MAX64 else _int64(v),
+        v if type(v := get("upload_speed")) is int and -_MAX64 <= v <= _MAX64 else _int64(v),
+        v if type(v := get("eta")) is int and -_MAX64 <= v <= _MAX64 else _int64(v),
         d if type(v := get("expires_at")) is str and (d := dates.get(v, _MISS)) is not _MISS
         else _date(v),
         v if (v := get("download_present")) is True or v is False else _bool(v),
         v if (v := get("download_finished")) is True or v is False else _bool(v),
         file_count if file_count is not None and file_count > 0 else None,
-        v if type(v := get("availability")) is float and v == v else _float(v),
+        v if type(v := get("availability")) is float and v - v == 0.0 else _float(v),
         v if type(v := get("tracker")) is str and v else None,
-        v if type(v := get("total_uploaded")) is int else _int(v),
-        v if type(v := get("total_downloaded")) is int else _int(v),
+        v if type(v := get("total_uploaded")) is int and -_MAX64 <= v <= _MAX64 else _int64(v),
+        v if type(v := get("total_downloaded")) is int and -_MAX64 <= v <= _MAX64 else _int64(v),
         v if (v := get("cached")) is True or v is False else _bool(v),
         d if type(v := get("cached_at")) is str and (d := dates.get(v, _MISS)) is not _MISS
         else _date(v),

@@ -6,6 +6,7 @@ fast paths); test_parse checks that the fast code gives the same message for any
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,12 +82,21 @@ def integer(value: Any) -> int | None:
     return int(result)
 
 
+def bounded(value: Any, bits: int) -> int | None:
+    """An integer within a signed field of `bits` bits; None past it (garbage, like the rest)."""
+    result = integer(value)
+    limit = 1 << (bits - 1)
+    return result if result is not None and -limit <= result < limit else None
+
+
 def real(value: Any) -> float | None:
-    """A float; None for NaN, a flag or garbage."""
+    """A finite float; None for NaN, an infinity, a flag or garbage."""
     if isinstance(value, bool):
         return None
     result = number(value)
-    return None if result is None else float(result)
+    if result is None:
+        return None
+    return float(result) if math.isfinite(float(result)) else None
 
 
 def item_id(value: Any) -> int | None:
@@ -95,7 +105,7 @@ def item_id(value: Any) -> int | None:
         return None
     if isinstance(value, int) and 0 < value < MAX_ID:
         return value
-    if isinstance(value, str) and value.isdigit() and 0 < int(value) < MAX_ID:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and 0 < int(value) < MAX_ID:
         return int(value)
     return None
 
@@ -120,22 +130,23 @@ def torrent(item: Any) -> tpb.Torrent | None:
         return None
     found: dict[str, Any] = {}
     for name in (*INTS, *INTS_TOO):
-        if integer(item.get(name)) is not None:
-            found[name] = integer(item.get(name))
+        bits = 32 if name in ("seeds", "peers") else 64
+        if bounded(item.get(name), bits) is not None:
+            found[name] = bounded(item.get(name), bits)
     for name in BOOLS:
         if flag(item.get(name)) is not None:
             found[name] = flag(item.get(name))
     for name in FLOATS:
         if real(item.get(name)) is not None:
             found[name] = real(item.get(name))
-    size = integer(item.get("size"))
+    size = bounded(item.get("size"), 64)
     if size is not None and size > 0:
         found["size"] = size
     progress = real(item.get("progress"))
     if progress is not None:
         found["progress"] = min(1.0, max(0.0, progress))
     files = item.get("files")
-    count = (len(files) or None) if isinstance(files, list) else integer(item.get("file_count"))
+    count = (len(files) or None) if isinstance(files, list) else bounded(item.get("file_count"), 32)
     if count is not None and count > 0:
         found["file_count"] = count
     return tpb.Torrent(

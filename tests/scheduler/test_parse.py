@@ -72,6 +72,11 @@ ODD_VALUES: list[Any] = [
     "1.5",
     "nan",
     "-inf",
+    "Infinity",
+    "1e999",
+    "\u00b2",  # superscript two
+    "\uff11\uff12",  # fullwidth 12
+    "\u0661\u0662",  # Arabic-Indic 12
     " yes ",
     "no",
     "abc",
@@ -160,29 +165,24 @@ def test_a_download_is_a_torrent_of_its_type(item: dict[str, Any], kind: str) ->
 @settings(max_examples=500, deadline=None)
 @given(st.lists(ITEMS, max_size=4))
 def test_rows_in_a_snapshot_carry_the_very_same_messages(items: list[Any]) -> None:
-    """The poller's rows, sent as messages (to an older shard) or as TorrentRows, are the items.
-
-    As rows, a double TorBox sent as an infinity is unset (JSON has no infinity): unknown.
-    """
+    """The poller's rows, sent as messages (to an older shard) or as TorrentRows, are the items:
+    the two transports carry the very same values (no NaN or infinity reaches either)."""
     rows, messages = [], []
     for item in items:
         try:
             message = parse.torrent(item)
         except (ValueError, TypeError, OverflowError):
             continue
-        if message is not None:
-            rows.append(parse.torrent_row(item))
+        row = parse.torrent_row(item)
+        if message is not None and row is not None:
+            rows.append(row)
             messages.append(message)
-    as_messages = [torrent_rows.message_fields(r) for r in rows if r is not None]
+    as_messages = [torrent_rows.message_fields(r) for r in rows]
     request = pb.IngestRequest(snapshot={"poll_id": "p", "torrents": as_messages})  # type: ignore[arg-type]
     assert [t.ListFields() for t in request.snapshot.torrents] == [m.ListFields() for m in messages]
     request = pb.IngestRequest(snapshot={"poll_id": "p", "torrent_rows": torrent_rows.encode(rows)})  # type: ignore[arg-type]
     sent = request.snapshot.torrent_rows
     read = [torrent_rows.message(r) for r in torrent_rows.decode(sent.fields, sent.rows)]
-    for message in messages:
-        for field, value in message.ListFields():
-            if isinstance(value, float) and math.isinf(value):
-                message.ClearField(field.name)  # type: ignore[arg-type]
     assert [t.ListFields() for t in read] == [m.ListFields() for m in messages]
 
 
@@ -197,6 +197,11 @@ def test_rows_in_a_snapshot_carry_the_very_same_messages(items: list[Any]) -> No
         ("ratio", 2, 2.0),
         ("ratio", True, None),
         ("ratio", math.nan, None),
+        ("ratio", math.inf, None),
+        ("ratio", "Infinity", None),
+        ("availability", "1e999", None),
+        ("progress", "inf", None),
+        ("progress", -math.inf, None),
         ("ratio", "1.5", 1.5),
         ("active", "true", True),
         ("active", 0, False),
@@ -204,6 +209,13 @@ def test_rows_in_a_snapshot_carry_the_very_same_messages(items: list[Any]) -> No
         ("progress", 1.5, 1.0),
         ("progress", -1, 0.0),
         ("size", 0, None),
+        ("size", 2**63, None),
+        ("seeds", 2**31, None),
+        ("seeds", 3e9, None),
+        ("file_count", "1e19", None),
+        ("eta", -(2**63) - 1, None),
+        ("eta", -(2**63), -(2**63)),
+        ("peers", 2**31 - 1, 2**31 - 1),
         ("size", "12", 12),
         ("tracker", "", None),
         ("tracker", 5, None),
@@ -214,10 +226,24 @@ def test_rows_in_a_snapshot_carry_the_very_same_messages(items: list[Any]) -> No
 def test_wrong_types_and_nulls_take_the_slow_path_to_the_same_answer(
     field: str, sent: Any, expected: Any
 ) -> None:
-    """A few spelled out: null stays unknown (never 0), numbers as text are read, NaN is null."""
+    """A few spelled out: null stays unknown (never 0), numbers as text are read, NaN and the
+    infinities are null (a ratio of infinity would pass every threshold; a progress of it
+    would read as complete), and so is a number past its field's range (it would fail every
+    snapshot of the user, not just the one item)."""
     item = {"id": 5, "hash": "AB", "name": "n", "download_state": None, field: sent}
     message = parse.torrent(item)
     assert message is not None
     assert (message.hash, message.download_state) == ("ab", "")
     present = message.HasField(field)  # type: ignore[arg-type]
     assert (getattr(message, field) if present else None) == expected
+
+
+@pytest.mark.parametrize("sent", ["\u00b2", "\uff11\uff12", "\u0661\u0662", "12 ", "+12", "1_2"])
+def test_an_id_is_ascii_digits_or_nothing(sent: str) -> None:
+    """Other digits neither crash the poll (a superscript two is a digit to isdigit(), not to
+    int()) nor pass for another item's id (fullwidth 12 would shadow torrent 12): dropped."""
+    assert parse.torrent({"id": sent, "hash": "ab", "name": "n"}) is None
+    assert parse.queued({"id": sent}) is None
+    found = parse.torrent({"id": "12", "hash": "ab", "name": "n"})
+    assert found is not None
+    assert found.id == 12

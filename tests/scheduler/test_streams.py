@@ -252,3 +252,69 @@ async def test_a_snapshot_not_answered_in_time_fails_and_the_stream_goes_on() ->
     finally:
         await ingest.close()
         await server.stop(None)
+
+
+class _RecordingShard(upb_grpc.UserstoreServiceServicer):
+    """A shard that keeps every snapshot it gets; its plans say it reads rows only if told to
+    (one that never does is a userstore from before rows)."""
+
+    def __init__(self, reads_rows: bool) -> None:
+        self.reads_rows = reads_rows
+        self.snapshots: list[upb.Snapshot] = []
+
+    async def Ingest(
+        self, requests: AsyncIterator[upb.IngestRequest], context: object
+    ) -> AsyncIterator[upb.IngestResponse]:
+        async for request in requests:
+            self.snapshots.append(request.snapshot)
+            plan = upb.Plan(poll_id=request.snapshot.poll_id, applied=True)
+            plan.reads_torrent_rows = self.reads_rows
+            yield upb.IngestResponse(plan=plan)
+
+
+async def _serve(shard: _RecordingShard, port: int = 0) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server()
+    upb_grpc.add_UserstoreServiceServicer_to_server(shard, server)
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    return server, port
+
+
+async def test_rows_go_only_to_a_shard_that_said_it_reads_them() -> None:
+    """An older shard gets messages on every poll (rows would read as a complete, empty list);
+    a newer one gets rows from its first plan on, and messages again after each reconnect."""
+    shard = _RecordingShard(reads_rows=False)  # type: ignore[abstract]  # only Ingest is served
+    server, port = await _serve(shard)
+    ingest = IngestStream(f"127.0.0.1:{port}", timeout=10)
+    ingest.start()
+    rows = rows_of(ITEMS)
+
+    async def poll() -> upb.Snapshot:
+        snapshot = upb.Snapshot(poll_id=uuid.uuid4().hex, **ingest.items(rows))
+        await ingest.send_snapshot(snapshot)
+        return shard.snapshots[-1]
+
+    try:
+        assert await ingest.wait_connected(20)
+        for _ in range(3):
+            sent = await poll()
+            assert not sent.HasField("torrent_rows")
+            assert list(sent.torrents) == ITEMS
+        assert not ingest.reads_rows
+
+        shard.reads_rows = True
+        assert list((await poll()).torrents) == ITEMS  # its first plan that says so
+        assert ingest.reads_rows
+        sent = await poll()
+        assert not sent.torrents
+        assert torrent_rows.decode(sent.torrent_rows.fields, sent.torrent_rows.rows) == rows
+
+        await server.stop(None)
+        await eventually(lambda: _down(ingest), timeout=20, what="the stream to notice")
+        server, _ = await _serve(shard, port)
+        assert await ingest.wait_connected(30)
+        assert not ingest.reads_rows
+        assert list((await poll()).torrents) == ITEMS
+    finally:
+        await ingest.close()
+        await server.stop(None)
