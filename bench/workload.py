@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from torbox.automation.v1 import torrent_pb2 as tpb
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
 from common import torrent_rows
+from userstore_svc.convert import ASSET_TYPES
 from userstore_svc.core.models import TorrentSnapshot
 from userstore_svc.core.rules.presets import PRESETS
 
@@ -320,4 +320,4 @@ def _downloaded(
 
 def _row_json(s: TorrentSnapshot) -> bytes:
     """A snapshot as the row the scheduler sends (torrent_rows.FIELDS order, kind as asset_type)."""
-    return orjson.dumps([*s[:-1], tpb.AssetType.Value(f"ASSET_TYPE_{s.kind.upper()}")])
+    return orjson.dumps([*s[:-1], ASSET_TYPES[s.kind]])

@@ -19,8 +19,9 @@ from torbox.automation.v1 import torrent_pb2 as tpb
 from common.errors import InvalidArgument
 
 _NONE = type(None)
-_INT64 = (-(1 << 63), (1 << 63) - 1)
-_INT32 = (-(1 << 31), (1 << 31) - 1)
+# The ranges of Torrent's integer fields (int64; int32 and enums).
+INT64 = (-(1 << 63), (1 << 63) - 1)
+INT32 = (-(1 << 31), (1 << 31) - 1)
 
 
 class Column(NamedTuple):
@@ -30,9 +31,13 @@ class Column(NamedTuple):
     types: frozenset[type]
     # Bounds of an integer column (None for the others).
     bounds: tuple[int, int] | None
-    optional: bool
     # What a row holds when the writer did not name the column (a message's unset field).
     default: Any
+
+    @property
+    def optional(self) -> bool:
+        """Whether the field has presence: null (unset, unknown) is one of its values."""
+        return _NONE in self.types
 
 
 def _column(field: FieldDescriptor) -> Column:
@@ -40,7 +45,7 @@ def _column(field: FieldDescriptor) -> Column:
     bounds: tuple[int, int] | None = None
     if kind in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_ENUM):
         types: frozenset[type] = frozenset({int})
-        bounds = _INT64 if kind == FieldDescriptor.TYPE_INT64 else _INT32
+        bounds = INT64 if kind == FieldDescriptor.TYPE_INT64 else INT32
         default: Any = 0
     elif kind == FieldDescriptor.TYPE_DOUBLE:
         types, default = frozenset({float}), 0.0
@@ -50,10 +55,9 @@ def _column(field: FieldDescriptor) -> Column:
         types, default = frozenset({str}), ""
     else:  # pragma: no cover - a new field type needs a column rule first
         raise TypeError(f"Torrent.{field.name}: no column rule for type {kind}")
-    optional = field.has_presence
-    if optional:
+    if field.has_presence:
         types, default = types | {_NONE}, None
-    return Column(field.name, types, bounds, optional, default)
+    return Column(field.name, types, bounds, default)
 
 
 COLUMNS: tuple[Column, ...] = tuple(

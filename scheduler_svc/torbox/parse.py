@@ -77,18 +77,18 @@ def _int(value: Any) -> int | None:
 
 # The ranges of Torrent's integer fields: a value past its field's range is garbage, unknown like
 # any other (as a number it would fail the whole snapshot, every poll, for one bad item).
-_MAX64 = (1 << 63) - 1
-_MAX32 = (1 << 31) - 1
+_MIN64, _MAX64 = torrent_rows.INT64
+_MIN32, _MAX32 = torrent_rows.INT32
 
 
 def _int64(value: Any) -> int | None:
     number = _int(value)
-    return number if number is not None and -_MAX64 - 1 <= number <= _MAX64 else None
+    return number if number is not None and _MIN64 <= number <= _MAX64 else None
 
 
 def _int32(value: Any) -> int | None:
     number = _int(value)
-    return number if number is not None and -_MAX32 - 1 <= number <= _MAX32 else None
+    return number if number is not None and _MIN32 <= number <= _MAX32 else None
 
 
 def _float(value: Any) -> float | None:
