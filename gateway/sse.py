@@ -4,6 +4,9 @@ Fed by the userstore's WatchEvents stream; a ``: ping`` comment every heartbeat 
 from closing an idle connection. aiohttp does not cancel a handler whose client went away, so the
 loop looks at the connection at least every DISCONNECT_CHECK_SECONDS and cancels the gRPC stream
 as soon as the client is gone (the userstore then drops its subscription).
+
+The 200 goes out only once the userstore holds the subscription (it sends its headers right after
+subscribing), so a client that acts the moment the stream opens still sees that action's event.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import json
 from typing import Any
 
+import grpc
 from aiohttp import web
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
@@ -21,6 +25,8 @@ from gateway.handlers import Handlers
 from gateway.jsonview import to_json
 
 DISCONNECT_CHECK_SECONDS = 0.5
+# An older userstore sends its headers with its first event: answer anyway after this long.
+SUBSCRIBED_WAIT_SECONDS = 5.0
 
 
 def _frame(payload: dict[str, Any]) -> bytes:
@@ -40,6 +46,12 @@ def _client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
+async def _subscribed(call: grpc.aio.Call) -> None:
+    """Wait for the userstore's headers: they mean the subscription exists (or the call ended)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(call.initial_metadata(), SUBSCRIBED_WAIT_SECONDS)
+
+
 async def events(handlers: Handlers, request: web.Request) -> web.StreamResponse:
     """Stream a user's events until they disconnect or the gateway shuts down."""
     caller = await handlers.caller(request)
@@ -53,7 +65,6 @@ async def events(handlers: Handlers, request: web.Request) -> web.StreamResponse
             "X-Accel-Buffering": "no",
         }
     )
-    await response.prepare(request)
     task = asyncio.current_task()
     if task is not None:
         handlers.streams.add(task)
@@ -64,6 +75,8 @@ async def events(handlers: Handlers, request: web.Request) -> web.StreamResponse
     heartbeat = handlers.settings.sse_heartbeat_seconds
     pending: asyncio.Future[pb.WatchEventsResponse] | None = None
     try:
+        await _subscribed(call)
+        await response.prepare(request)
         await response.write(b": connected\n\n")
         reader = call.__aiter__()
         next_ping = loop.time() + heartbeat

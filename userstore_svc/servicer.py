@@ -252,6 +252,9 @@ class UserstoreServicer(pb_grpc.UserstoreServiceServicer):
         self.registry.require(request.auth_id)
         queue = self.hub.subscribe(request.auth_id)
         try:
+            # Headers only now: a caller that waits for them (the gateway, before its 200) misses
+            # no event published after that.
+            await context.send_initial_metadata(())
             while not self._draining.is_set():
                 item = await queue.get()
                 if isinstance(item, Changed):

@@ -10,8 +10,12 @@ from functools import partial
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
+from torbox.automation.v1 import userstore_service_pb2 as pb
+from torbox.automation.v1 import userstore_service_pb2_grpc as pb_grpc
 
+from common.auth import auth_id_for
 from tests.e2e.stack import eventually
 from tests.gateway.conftest import MakeUser
 from tests.gateway.support import SECURITY_HEADERS, GatewayStack, User, assert_error
@@ -202,3 +206,32 @@ async def test_gateway_shutdown_ends_open_streams(user: User) -> None:
         await stream.wait(lambda: stream.lines, "the stream to connect")
         assert await process.stop(timeout=15) == 0, process.output()[-2000:]
         await asyncio.wait_for(stream.ended.wait(), 10)
+
+
+async def test_the_userstore_answers_a_watch_once_subscribed(make_user: MakeUser) -> None:
+    """WatchEvents sends its headers as soon as the subscription exists, before any event (the
+    gateway waits for them before its 200); the gateway's stream is subscribed when it answers."""
+    person = await make_user(mix={})  # no torrents: its polls publish nothing
+    stack = person.stack
+    channel = grpc.aio.insecure_channel(stack.userstore_addrs[0])
+    stub = pb_grpc.UserstoreServiceStub(channel)
+
+    async def watched() -> int:
+        stats = await stub.GetStats(pb.GetStatsRequest(), timeout=5)
+        return int(stats.watch_streams)
+
+    async def none_watched() -> bool:
+        return await watched() == 0
+
+    try:
+        await eventually(none_watched, timeout=15, what="no stream on the userstore")
+        call = stub.WatchEvents(pb.WatchEventsRequest(auth_id=auth_id_for(person.key)))
+        await asyncio.wait_for(call.initial_metadata(), 10)
+        assert await watched() == 1
+        assert not call.done()
+        call.cancel()
+        await eventually(none_watched, timeout=15, what="the watch to end")
+        async with open_stream(stack, person.key):
+            assert await watched() == 1
+    finally:
+        await channel.close()
