@@ -338,25 +338,72 @@ async def test_maintenance_empties_an_open_files_wal(store: Store) -> None:
 
 async def test_a_large_transaction_leaves_the_wal_checkpointed(tmp_path: Path) -> None:
     """SQLite's own checkpoint is off for user files (it would sync inside a commit, on the event
-    loop); a transaction that leaves the WAL past 4 MiB is checkpointed and the WAL emptied."""
+    loop); a transaction that leaves the WAL past 4 MiB is checkpointed and the WAL emptied once
+    the use that wrote it is over (the poll answers first), as the user's next piece of work."""
     pool = DatabasePool(tmp_path, 2)
     wal = tmp_path / f"user_{auth(1)}.sqlite-wal"
     async with pool.use(auth(1), create=True) as handle:
         assert await handle.fetchall("PRAGMA wal_autocheckpoint") == [(0,)]
         rows = [(f"key-{i}", "x" * 4000) for i in range(1500)]  # ~6 MB of pages
         await handle.transaction([("INSERT INTO meta(key, value) VALUES (?, ?)", rows)])
-        assert wal.stat().st_size == 0
+        assert wal.stat().st_size > 4 * 1024 * 1024  # not within the use that wrote it
+        assert handle.checkpoint_due
+    await pool.checkpoints_done()
+    assert wal.stat().st_size == 0
+    async with pool.use(auth(1)) as handle:
+        assert not handle.checkpoint_due
         assert await handle.fetchall("SELECT count(*) FROM meta WHERE key LIKE 'key-%'") == [
             (1500,)
         ]
         await handle.transaction([("DELETE FROM meta WHERE key = ?", ("key-0",))])
         assert 0 < wal.stat().st_size < 4 * 1024 * 1024  # a small one is left to the close
+        assert not handle.checkpoint_due
+    await pool.checkpoints_done()
+    assert wal.stat().st_size > 0
     await pool.close()
     reopened = sqlite3.connect(tmp_path / f"user_{auth(1)}.sqlite")
     assert reopened.execute("SELECT count(*) FROM meta WHERE key LIKE 'key-%'").fetchone() == (
         1499,
     )
     reopened.close()
+
+
+async def test_uses_back_to_back_still_bound_the_wal(tmp_path: Path) -> None:
+    """A user used again before the checkpoint its last use left had its turn (no await between
+    them): that use checkpoints first, so the WAL never grows past one write beyond the limit."""
+    pool = DatabasePool(tmp_path, 2)
+    wal = tmp_path / f"user_{auth(1)}.sqlite-wal"
+    for round_ in range(3):
+        async with pool.use(auth(1), create=True) as handle:
+            if round_:
+                assert wal.stat().st_size == 0  # checkpointed before this use's own work
+            rows = [(f"key-{round_}-{i}", "x" * 4000) for i in range(1500)]
+            await handle.transaction([("INSERT INTO meta(key, value) VALUES (?, ?)", rows)])
+            assert handle.checkpoint_due
+    await pool.close()
+
+
+async def test_a_checkpoint_due_at_shutdown_or_eviction_is_left_to_the_close(
+    tmp_path: Path,
+) -> None:
+    """A WAL past the limit whose file closes first (evicted, or the pool shutting down) is
+    checkpointed by the close: no checkpoint runs on a closed connection, nothing is lost."""
+    pool = DatabasePool(tmp_path, 1)
+    rows = [(f"key-{i}", "x" * 4000) for i in range(1500)]
+    async with pool.use(auth(1), create=True) as handle:
+        await handle.transaction([("INSERT INTO meta(key, value) VALUES (?, ?)", rows)])
+    # The next user's open evicts the first file while its checkpoint waits for a permit.
+    async with pool.use(auth(2), create=True) as other:
+        await other.transaction([("INSERT INTO meta(key, value) VALUES (?, ?)", rows)])
+    assert pool.stats.evictions == 1
+    await pool.close()
+    assert pool.open_count == 0
+    for user in (auth(1), auth(2)):
+        assert not (tmp_path / f"user_{user}.sqlite-wal").exists()
+        reopened = sqlite3.connect(tmp_path / f"user_{user}.sqlite")
+        count = reopened.execute("SELECT count(*) FROM meta WHERE key LIKE 'key-%'").fetchone()
+        assert count == (1500,)
+        reopened.close()
 
 
 async def test_databases_are_wal_with_the_project_pragmas(tmp_path: Path) -> None:

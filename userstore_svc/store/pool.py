@@ -10,18 +10,18 @@ store's decoded state, SQLite's pages), chosen to suit a poller that visits user
 others stay open for little memory, so a shard can keep all its users' files open (see
 :meth:`DatabasePool._keep_cached`).
 
-A user's statements run on the event loop's own thread (:meth:`Handle.run`): they touch one
-user's few hundred rows, in the page cache once the file is open, and with WAL and
-``synchronous=NORMAL`` a commit does not wait for the disk (SQLite's own checkpoint after a commit
-is turned off; a transaction that leaves the WAL past ``WAL_CHECKPOINT_BYTES`` checkpoints it on a
-thread). What may wait for the disk goes to a small thread pool: opening a file together with
-closing the connection evicted for it (a close checkpoints the WAL and syncs the file), the
-checkpoints, and maintenance (:meth:`Handle.run_in_thread`). A page not in the page cache is still
-read on the loop. Measured here (100-torrent users, 64 polls in flight): SQLite on worker threads
-cost about a third more CPU per poll than inline, because the ``sqlite3`` module releases the GIL
-on every row it steps and the event loop, always busy, takes it each time; the same hand-off
-would cost a statement-per-hop design (such as aiosqlite's) far more. aiosqlite still serves the
-registry, where statements are few.
+A user's statements run on the event loop's own thread (:meth:`Handle.run`): they touch one user's
+few hundred rows, in the page cache once the file is open, and with WAL and ``synchronous=NORMAL`` a
+commit does not wait for the disk (SQLite's own checkpoint after a commit is turned off; a WAL that
+a transaction left past ``WAL_CHECKPOINT_BYTES`` is checkpointed on a thread once that use is over,
+so a poll answers without waiting for it). What may wait for the disk goes to a small thread pool:
+opening a file together with closing the connection evicted for it (a close checkpoints the WAL and
+syncs the file), the checkpoints, and maintenance (:meth:`Handle.run_in_thread`). A page not in the
+page cache is still read on the loop. Measured here (100-torrent users, 64 polls in flight): SQLite
+on worker threads cost about a third more CPU per poll than inline, because the ``sqlite3`` module
+releases the GIL on every row it steps and the event loop, always busy, takes it each time; the same
+hand-off would cost a statement-per-hop design (such as aiosqlite's) far more. aiosqlite still
+serves the registry, where statements are few.
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ class Handle:
     last_use: int = -1
     # Told of every committed write (a disk that failed takes writes again).
     storage: StorageHealth | None = None
+    # A write left the WAL past WAL_CHECKPOINT_BYTES: the pool checkpoints it after this use.
+    checkpoint_due: bool = False
 
     async def run(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -127,7 +129,8 @@ class Handle:
     async def transaction(self, statements: Statements) -> None:
         """Statements in one IMMEDIATE transaction (a list of tuples means executemany).
 
-        A WAL grown past ``WAL_CHECKPOINT_BYTES`` is then checkpointed and emptied on a thread.
+        A WAL grown past ``WAL_CHECKPOINT_BYTES`` is checkpointed and emptied on a thread once
+        this use of the connection is over (see :meth:`DatabasePool.use`).
         """
         await self.write(run_transaction, list(statements))
 
@@ -139,13 +142,11 @@ class Handle:
     ) -> T:
         """Run `fn(conn, ...)`, which commits its own transaction (see :func:`immediate`).
 
-        For writes that read as they go (row counts, ids): the WAL is then kept bounded as
+        For writes that read as they go (row counts, ids): the WAL is kept bounded as
         :meth:`transaction` keeps it.
         """
         result = fn(self.conn, *args, **kwargs)
-        if self.storage is not None:
-            self.storage.write_succeeded()
-        await self._bound_wal()
+        self._written()
         return result
 
     async def write_in_thread(
@@ -159,18 +160,18 @@ class Handle:
         A bulk import of tens of thousands of rows would otherwise hold every other user's work.
         """
         result = await self.run_in_thread(fn, *args, **kwargs)
-        if self.storage is not None:
-            self.storage.write_succeeded()
-        await self._bound_wal()
+        self._written()
         return result
 
-    async def _bound_wal(self) -> None:
+    def _written(self) -> None:
+        if self.storage is not None:
+            self.storage.write_succeeded()
         try:
             wal_bytes = os.path.getsize(self.wal_path)
         except OSError:
             return
         if wal_bytes > WAL_CHECKPOINT_BYTES:
-            await self.run_in_thread(_checkpoint)
+            self.checkpoint_due = True
 
 
 async def offload(executor: Executor, call: Callable[[], T]) -> T:
@@ -280,6 +281,8 @@ class DatabasePool:
         # Evicted connections still closing on a thread, by user: until one is gone it holds its
         # file's lock (and may be removing its WAL), so its user waits before opening or moving.
         self._closing: dict[str, asyncio.Future[Any]] = {}
+        # Checkpoints waiting for their user's lock or running (see _checkpoint_after).
+        self._checkpoints: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def path_for(self, auth_id: str) -> Path:
@@ -335,15 +338,55 @@ class DatabasePool:
             handle = await self._acquire(auth_id, path, create)
             handle.in_use = True
             try:
+                if handle.checkpoint_due:
+                    # Uses back to back: the checkpoint the last one left has not had its turn.
+                    # It runs now, so the WAL stays bounded however busy the user is.
+                    await self._empty_wal(handle)
                 yield handle
             finally:
                 handle.in_use = False
-                if (
-                    handle.auth_id not in self._cached
-                    and self._open.get(auth_id) is handle
-                    and not self._closed  # close() may be closing it on a thread
-                ):
+                listed = self._open.get(auth_id) is handle and not self._closed
+                if listed and handle.auth_id not in self._cached:
                     self._release(handle)  # used without keeping its caches (_keep_cached)
+                if listed and handle.checkpoint_due:
+                    task = asyncio.create_task(self._checkpoint_after(handle))
+                    self._checkpoints.add(task)
+                    task.add_done_callback(self._checkpoints.discard)
+
+    async def _checkpoint_after(self, handle: Handle) -> None:
+        """Checkpoint a WAL a write left past the limit, as the user's next piece of work.
+
+        The poll that grew it has answered (its plan did not wait for the disk), and no other
+        work of the user runs on the connection meanwhile.
+
+        A connection closed in the meantime was checkpointed by its close; one used again first
+        was checkpointed by that use (see :meth:`use`).
+        """
+        async with self._user_lock(handle.auth_id), self._permits:
+            if self._closed or self._open.get(handle.auth_id) is not handle:
+                return
+            if not handle.checkpoint_due:
+                return
+            handle.in_use = True  # not evicted while its thread runs
+            try:
+                await self._empty_wal(handle)
+            finally:
+                handle.in_use = False
+
+    async def _empty_wal(self, handle: Handle) -> None:
+        """Checkpoint a handle's WAL on a thread (a failure is logged and leaves it due)."""
+        try:
+            await handle.run_in_thread(_checkpoint)
+        except Exception as exc:
+            if self.storage.translate(exc) is None:
+                log.exception("checkpoint failed")
+            return
+        handle.checkpoint_due = False
+
+    async def checkpoints_done(self) -> None:
+        """Wait for the checkpoints the last uses left (tests, and shutdown)."""
+        while self._checkpoints:
+            await asyncio.wait(list(self._checkpoints))
 
     @asynccontextmanager
     async def exclusive(self, auth_id: str) -> AsyncIterator[Path]:
@@ -500,8 +543,10 @@ class DatabasePool:
         taken = 0
         try:
             # Every permit in hand means no task uses a connection; the ones queued for a permit
-            # get it after this and find the pool closed.
+            # get it after this and find the pool closed. Checkpoints still due find it closed
+            # (each file checkpoints as it closes).
             async with asyncio.timeout(grace_seconds):
+                await self.checkpoints_done()
                 while taken < self.max_open:
                     await self._permits.acquire()
                     taken += 1
