@@ -23,7 +23,13 @@ from userstore_svc.ingest import SnapshotIn
 from userstore_svc.maintenance import maintain_all
 from userstore_svc.store import user_db
 from userstore_svc.store.migrations import REGISTRY_MIGRATIONS, USER_MIGRATIONS, migrate
-from userstore_svc.store.pool import RESERVED_FILES, DatabasePool, connect, fit_open_files
+from userstore_svc.store.pool import (
+    MAX_CLOSING,
+    RESERVED_FILES,
+    DatabasePool,
+    connect,
+    fit_open_files,
+)
 
 
 def auth(n: int) -> str:
@@ -39,13 +45,14 @@ async def test_pool_never_exceeds_its_bound_and_never_closes_a_connection_in_use
         users = [auth(n) for n in range(200)]
         for auth_id in users:
             await store.users.register(auth_id, b"ciphertext")
-        peak = 0
+        peak = closing = 0
         stop = asyncio.Event()
 
         async def watch() -> None:
-            nonlocal peak
+            nonlocal peak, closing
             while not stop.is_set():
                 peak = max(peak, store.pool.open_count)
+                closing = max(closing, store.pool.closing_apart)
                 await asyncio.sleep(0)
 
         watcher = asyncio.create_task(watch())
@@ -70,11 +77,38 @@ async def test_pool_never_exceeds_its_bound_and_never_closes_a_connection_in_use
         await watcher
         assert peak <= 50
         assert store.pool.stats.peak_open <= 50
+        assert 0 < closing <= MAX_CLOSING  # evicted files close beside the opens, boundedly
         assert store.pool.stats.closed_in_use == 0
         assert store.pool.stats.evictions >= 150
         assert store.ingestor.applied == 600
     finally:
         await close_store(store)
+
+
+async def test_an_evicted_user_reopens_only_once_its_close_is_over(tmp_path: Path) -> None:
+    """The evicted file closes beside the open that evicted it; its user's next use waits for
+    that close (the file's exclusive lock), and every write is there."""
+    pool = DatabasePool(tmp_path, 1)
+    rows = [(f"key-{i}", "x" * 2000) for i in range(1000)]  # a WAL for the close to checkpoint
+    try:
+        for round_ in range(4):
+            for user in (auth(1), auth(2)):
+                async with pool.use(user, create=True) as handle:
+                    await handle.transaction(
+                        [("INSERT INTO meta(key, value) VALUES (?, ?)", [(f"r{round_}", "v")])]
+                    )
+                    if round_ == 0:
+                        await handle.transaction(
+                            [("INSERT INTO meta(key, value) VALUES (?, ?)", rows)]
+                        )
+        assert pool.stats.evictions == 7
+        for user in (auth(1), auth(2)):
+            async with pool.use(user) as handle:
+                found = await handle.fetchall("SELECT count(*) FROM meta WHERE key LIKE 'r%'")
+                assert found == [(4,)]
+    finally:
+        await pool.close()
+    assert pool.closing_apart == 0
 
 
 async def test_a_user_holds_one_connection_at_a_time(tmp_path: Path) -> None:

@@ -15,13 +15,13 @@ few hundred rows, in the page cache once the file is open, and with WAL and ``sy
 commit does not wait for the disk (SQLite's own checkpoint after a commit is turned off; a WAL that
 a transaction left past ``WAL_CHECKPOINT_BYTES`` is checkpointed on a thread once that use is over,
 so a poll answers without waiting for it). What may wait for the disk goes to a small thread pool:
-opening a file together with closing the connection evicted for it (a close checkpoints the WAL and
-syncs the file), the checkpoints, and maintenance (:meth:`Handle.run_in_thread`). A page not in the
-page cache is still read on the loop. Measured here (100-torrent users, 64 polls in flight): SQLite
-on worker threads cost about a third more CPU per poll than inline, because the ``sqlite3`` module
-releases the GIL on every row it steps and the event loop, always busy, takes it each time; the same
-hand-off would cost a statement-per-hop design (such as aiosqlite's) far more. aiosqlite still
-serves the registry, where statements are few.
+opening a file, closing the connection evicted for it (a close checkpoints the WAL and syncs the
+file; it runs beside the open), the checkpoints, and maintenance (:meth:`Handle.run_in_thread`). A
+page not in the page cache is still read on the loop. Measured here (100-torrent users, 64 polls in
+flight): SQLite on worker threads cost about a third more CPU per poll than inline, because the
+``sqlite3`` module releases the GIL on every row it steps and the event loop, always busy, takes it
+each time; the same hand-off would cost a statement-per-hop design (such as aiosqlite's) far more.
+aiosqlite still serves the registry, where statements are few.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ USER_LOCKING_PRAGMA = "PRAGMA locking_mode=EXCLUSIVE"
 # (user databases only; the registry's statements run on aiosqlite's thread).
 USER_CHECKPOINT_PRAGMA = "PRAGMA wal_autocheckpoint=0"
 WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024  # SQLite's default point (1,000 pages of 4 KiB)
+# Evicted connections closing apart from the open that evicted them, at most (each keeps its two
+# files open until it is done: RESERVED_FILES covers them).
+MAX_CLOSING = 2
 # File descriptors an open user database holds: the file and its WAL (no -shm: the WAL index
 # stays in memory under the exclusive lock).
 FILES_PER_DATABASE = 2
@@ -281,6 +284,8 @@ class DatabasePool:
         # Evicted connections still closing on a thread, by user: until one is gone it holds its
         # file's lock (and may be removing its WAL), so its user waits before opening or moving.
         self._closing: dict[str, asyncio.Future[Any]] = {}
+        # How many of them close apart from the open that evicted them (see _reopen).
+        self._apart = 0
         # Checkpoints waiting for their user's lock or running (see _checkpoint_after).
         self._checkpoints: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -471,11 +476,17 @@ class DatabasePool:
     async def _reopen(
         self, evicted: Handle | None, path: Path, create: bool
     ) -> sqlite3.Connection | None:
-        """Close the evicted connection, then open this file: one thread call, within the slot.
+        """Close the evicted connection and open this file, within the slot.
 
-        The evicted user is listed as closing until the call is over. A caller cancelled meanwhile
+        The evicted file closes on one thread while this one opens on the other, so the open does
+        not wait for the close's checkpoint and syncs; with ``MAX_CLOSING`` closes already under
+        way (each holds its files a little longer) the same thread call closes, then opens. The
+        evicted user is listed as closing until its close is over. A caller cancelled meanwhile
         closes the connection the thread opened for it.
         """
+        if evicted is not None and self._apart < MAX_CLOSING:
+            self._close_apart(evicted)
+            evicted = None
         future = asyncio.get_running_loop().run_in_executor(
             self.executor,
             functools.partial(_close_and_open, evicted.conn if evicted else None, path, create),
@@ -494,6 +505,28 @@ class DatabasePool:
         finally:
             if evicted is not None:
                 del self._closing[evicted.auth_id]
+
+    def _close_apart(self, evicted: Handle) -> None:
+        """Close an evicted connection on a thread of its own; its user waits for it to reopen."""
+        closing = asyncio.get_running_loop().run_in_executor(
+            self.executor, functools.partial(_close_quietly, evicted.conn)
+        )
+        user = evicted.auth_id
+        self._closing[user] = closing
+        self._apart += 1
+
+        def unlist(done: asyncio.Future[Any]) -> None:
+            self._apart -= 1
+            if self._closing.get(user) is done:
+                del self._closing[user]
+
+        # Registered first, so it runs before any task woken by the close (see _closing_done).
+        closing.add_done_callback(unlist)
+
+    @property
+    def closing_apart(self) -> int:
+        """How many evicted connections are closing apart from the opens that evicted them."""
+        return self._apart
 
     async def _closing_done(self, auth_id: str) -> None:
         """Wait until no evicted connection of this user is still closing."""
@@ -552,6 +585,8 @@ class DatabasePool:
                     taken += 1
         except TimeoutError:
             log.error("closing user databases while some are still in use")
+        if self._closing:  # evicted files closing apart from their opens
+            await asyncio.wait(list(self._closing.values()))
         handles = list(self._open.values())
         for handle in handles:
             handle.in_use = False
