@@ -47,9 +47,22 @@ def _client_gone(request: web.Request) -> bool:
 
 
 async def _subscribed(call: grpc.aio.Call) -> None:
-    """Wait for the userstore's headers: they mean the subscription exists (or the call ended)."""
+    """Wait for the userstore's headers: they mean the subscription exists.
+
+    A call that ended instead (the userstore unreachable, the user removed) raises its error, so
+    the client gets the JSON error a request would, not a 200 that breaks at once.
+    """
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(call.initial_metadata(), SUBSCRIBED_WAIT_SECONDS)
+    if call.done():
+        code = await call.code()
+        if code != grpc.StatusCode.OK:
+            raise grpc.aio.AioRpcError(
+                code,
+                await call.initial_metadata(),
+                await call.trailing_metadata(),
+                await call.details(),
+            )
 
 
 async def events(handlers: Handlers, request: web.Request) -> web.StreamResponse:
@@ -71,11 +84,18 @@ async def events(handlers: Handlers, request: web.Request) -> web.StreamResponse
     call = stub.WatchEvents(
         pb.WatchEventsRequest(auth_id=caller.auth_id), metadata=handlers.b.opts()["metadata"]
     )
+    try:
+        # Nothing is answered before this: a failure is a JSON error, a shutdown no 200.
+        await _subscribed(call)
+    except BaseException:
+        call.cancel()
+        if task is not None:
+            handlers.streams.discard(task)
+        raise
     loop = asyncio.get_running_loop()
     heartbeat = handlers.settings.sse_heartbeat_seconds
     pending: asyncio.Future[pb.WatchEventsResponse] | None = None
     try:
-        await _subscribed(call)
         await response.prepare(request)
         await response.write(b": connected\n\n")
         reader = call.__aiter__()

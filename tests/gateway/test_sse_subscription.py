@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import grpc
@@ -26,14 +27,23 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 KEY = "0f0e0d0c-0b0a-4908-8706-050403020100"
 
 
+def _open(http: aiohttp.ClientSession, base: str) -> Any:
+    return http.get(
+        f"{base}/api/automation/events",
+        headers={"x-api-key": KEY},
+        timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+    )
+
+
 class _LateShard(pb_grpc.UserstoreServiceServicer):
     """Knows every user; subscribes a WatchEvents call only once `release` is set, then sends
     its headers (as the userstore does right after subscribing) and one event."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: grpc.StatusCode | None = None) -> None:
         self.called = asyncio.Event()
         self.release = asyncio.Event()
         self.subscribed = False
+        self.refuse = refuse
 
     async def GetUser(self, request: pb.GetUserRequest, context: object) -> pb.GetUserResponse:
         return pb.GetUserResponse(user=pb.User(auth_id=request.auth_id))
@@ -43,6 +53,8 @@ class _LateShard(pb_grpc.UserstoreServiceServicer):
     ) -> AsyncIterator[pb.WatchEventsResponse]:
         self.called.set()
         await self.release.wait()
+        if self.refuse is not None:
+            await context.abort(self.refuse, "the shard is draining")
         self.subscribed = True
         await context.send_initial_metadata(())
         yield pb.WatchEventsResponse(
@@ -52,7 +64,7 @@ class _LateShard(pb_grpc.UserstoreServiceServicer):
 
 
 @contextlib.asynccontextmanager
-async def _gateway(shard: _LateShard) -> AsyncIterator[str]:
+async def _gateway(shard: _LateShard) -> AsyncIterator[tuple[str, ManagedProcess]]:
     server = grpc.aio.server()
     pb_grpc.add_UserstoreServiceServicer_to_server(shard, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -69,7 +81,7 @@ async def _gateway(shard: _LateShard) -> AsyncIterator[str]:
         },
     )
     try:
-        yield f"http://127.0.0.1:{await gateway.start()}"
+        yield f"http://127.0.0.1:{await gateway.start()}", gateway
     finally:
         await gateway.stop()
         await server.stop(None)
@@ -78,14 +90,8 @@ async def _gateway(shard: _LateShard) -> AsyncIterator[str]:
 async def test_the_stream_answers_only_once_subscribed() -> None:
     """No 200 while the shard has not subscribed; after it has, the 200 and then its event."""
     shard = _LateShard()  # type: ignore[abstract]  # only GetUser and WatchEvents are served
-    async with _gateway(shard) as base, aiohttp.ClientSession() as http:
-        opening = asyncio.create_task(
-            http.get(
-                f"{base}/api/automation/events",
-                headers={"x-api-key": KEY},
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
-            )
-        )
+    async with _gateway(shard) as (base, _), aiohttp.ClientSession() as http:
+        opening = asyncio.create_task(_open(http, base))
         await asyncio.wait_for(shard.called.wait(), 20)
         # The gateway is now waiting for the subscription; nothing may have answered yet.
         done, _ = await asyncio.wait({opening}, timeout=1.0)
@@ -101,3 +107,35 @@ async def test_the_stream_answers_only_once_subscribed() -> None:
             assert json.loads(data.decode()[len("data: ") :])["event"] == "protection_changed"
         finally:
             response.close()
+
+
+async def test_a_watch_that_fails_before_subscribing_is_an_error_not_a_stream() -> None:
+    """The shard ends the watch with UNAVAILABLE before its headers: a JSON 503, no 200."""
+    shard = _LateShard(refuse=grpc.StatusCode.UNAVAILABLE)  # type: ignore[abstract]
+    shard.release.set()
+    async with (
+        _gateway(shard) as (base, _),
+        aiohttp.ClientSession() as http,
+        _open(http, base) as response,
+    ):
+        assert response.status == 503
+        assert response.headers["Content-Type"].startswith("application/json")
+        body = await response.json()
+        assert body["success"] is False
+        assert shard.called.is_set()
+
+
+async def test_a_gateway_stopping_before_the_subscription_answers_no_200() -> None:
+    """SIGTERM while the gateway waits for the subscription: the client never sees a 200 (a
+    client that did would believe itself connected); the gateway exits 0."""
+    shard = _LateShard()  # type: ignore[abstract]  # never subscribes
+    async with _gateway(shard) as (base, gateway), aiohttp.ClientSession() as http:
+        opening = asyncio.create_task(_open(http, base))
+        await asyncio.wait_for(shard.called.wait(), 20)
+        assert await gateway.stop() == 0
+        try:
+            response = await opening
+        except aiohttp.ClientError:
+            return  # the connection closed without an answer
+        async with response:
+            assert response.status != 200

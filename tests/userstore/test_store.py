@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import hashlib
+import logging
 import random
 import resource
 import sqlite3
@@ -85,15 +86,21 @@ async def test_pool_never_exceeds_its_bound_and_never_closes_a_connection_in_use
         await close_store(store)
 
 
-async def test_an_evicted_user_reopens_only_once_its_close_is_over(tmp_path: Path) -> None:
-    """The evicted file closes beside the open that evicted it; its user's next use waits for
-    that close (the file's exclusive lock), and every write is there."""
+async def test_an_evicted_file_closes_apart_and_its_user_reopens_it_whole(tmp_path: Path) -> None:
+    """The evicted file closes beside the open that evicted it; its user, used again at once,
+    gets a new connection only after the old one closed, and finds every write."""
     pool = DatabasePool(tmp_path, 1)
     rows = [(f"key-{i}", "x" * 2000) for i in range(1000)]  # a WAL for the close to checkpoint
+    previous: dict[str, sqlite3.Connection] = {}
     try:
         for round_ in range(4):
             for user in (auth(1), auth(2)):
                 async with pool.use(user, create=True) as handle:
+                    if user in previous:
+                        assert previous[user] is not handle.conn
+                        with pytest.raises(sqlite3.ProgrammingError):
+                            previous[user].execute("SELECT 1")  # closed already
+                    previous[user] = handle.conn
                     await handle.transaction(
                         [("INSERT INTO meta(key, value) VALUES (?, ?)", [(f"r{round_}", "v")])]
                     )
@@ -418,10 +425,11 @@ async def test_uses_back_to_back_still_bound_the_wal(tmp_path: Path) -> None:
 
 
 async def test_a_checkpoint_due_at_shutdown_or_eviction_is_left_to_the_close(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A WAL past the limit whose file closes first (evicted, or the pool shutting down) is
     checkpointed by the close: no checkpoint runs on a closed connection, nothing is lost."""
+    caplog.set_level(logging.WARNING)
     pool = DatabasePool(tmp_path, 1)
     rows = [(f"key-{i}", "x" * 4000) for i in range(1500)]
     async with pool.use(auth(1), create=True) as handle:
@@ -432,6 +440,7 @@ async def test_a_checkpoint_due_at_shutdown_or_eviction_is_left_to_the_close(
     assert pool.stats.evictions == 1
     await pool.close()
     assert pool.open_count == 0
+    assert [r.getMessage() for r in caplog.records] == []  # no checkpoint failed on a closed file
     for user in (auth(1), auth(2)):
         assert not (tmp_path / f"user_{user}.sqlite-wal").exists()
         reopened = sqlite3.connect(tmp_path / f"user_{user}.sqlite")
