@@ -141,17 +141,24 @@ def body_deadline(seconds: float) -> Middleware:
     return middleware
 
 
+def failure_response(
+    request: web.Request, error: errors.AutomationError | grpc.aio.AioRpcError
+) -> web.Response:
+    """The contract's JSON error for a domain error or a failed backend call (its code logged)."""
+    if isinstance(error, errors.AutomationError):
+        request[ERROR_CODE] = error.code
+        return domain_response(error)
+    request[ERROR_CODE] = error_from_rpc(error).code
+    return rpc_response(error)
+
+
 @web.middleware
 async def error_mapping(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the contract's JSON error; nothing else ever reaches the client."""
     try:
         return await handler(request)
-    except errors.AutomationError as error:
-        request[ERROR_CODE] = error.code
-        return domain_response(error)
-    except grpc.aio.AioRpcError as error:
-        request[ERROR_CODE] = error_from_rpc(error).code
-        return rpc_response(error)
+    except (errors.AutomationError, grpc.aio.AioRpcError) as error:
+        return failure_response(request, error)
     except web.HTTPRequestEntityTooLarge:
         return too_large(request.get(BODY_LIMIT))
     except web.HTTPException as error:

@@ -24,6 +24,7 @@ _REASONS = {
     409: "already exists, or the account's state forbids it now (e.g. an inactive key)",
     413: "request body larger than the route's limit",
     429: "rate limited (see Retry-After)",
+    502: "a backend service is down for now (the event stream's 503: TBM's frontend would stop)",
     503: "a backend service is unavailable, or the feature is not provided",
     504: "a backend service did not answer in time",
 }

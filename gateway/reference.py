@@ -52,7 +52,9 @@ Next.js server call, in TBM's shapes, plus our own per-torrent automation routes
   worked through this gateway before.
 - **Event stream.** `GET /api/automation/events` sends `data: {"event": <name>, ...}` frames:
   `changed` after a poll, our synthetic torrent events, and TBM's `protection_changed` and
-  `tags_changed`.
+  `tags_changed`. The 200 comes once the userstore holds the subscription, so an action taken as
+  the stream opens has its event on it. A userstore that is down for now answers 502, never 503:
+  TBM's frontend stops reconnecting its stream for good on a 503.
 - **Declarations.** Each body, query and answer is a pydantic v2 model (chosen over msgspec for
   its JSON Schema output, per-field custom errors that can carry TBM's exact strings, and its
   maintenance); each route a `Route` in its resource module. The router, `/openapi.json`, the

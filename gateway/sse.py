@@ -20,11 +20,16 @@ import grpc
 from aiohttp import web
 from torbox.automation.v1 import userstore_service_pb2 as pb
 
+from common.errors import AutomationError
 from gateway.api import Route
 from gateway.handlers import Handlers
 from gateway.jsonview import to_json
+from gateway.middleware import failure_response
 
 DISCONNECT_CHECK_SECONDS = 0.5
+# TBM's frontend stops reconnecting its event stream for good on a 503 (its backend sends one
+# only when disabled); a shard down for a moment must leave it retrying, with its backoff.
+BACKEND_DOWN_STATUS = 502
 # An older userstore sends its headers with its first event: answer anyway after this long.
 SUBSCRIBED_WAIT_SECONDS = 5.0
 
@@ -66,7 +71,21 @@ async def _subscribed(call: grpc.aio.Call) -> None:
 
 
 async def events(handlers: Handlers, request: web.Request) -> web.StreamResponse:
-    """Stream a user's events until they disconnect or the gateway shuts down."""
+    """Stream a user's events until they disconnect or the gateway shuts down.
+
+    Errors before the stream are the contract's JSON errors, but a backend that is down for now
+    answers 502, never 503 (see BACKEND_DOWN_STATUS).
+    """
+    try:
+        return await _stream(handlers, request)
+    except (AutomationError, grpc.aio.AioRpcError) as error:
+        response = failure_response(request, error)
+        if response.status == 503:
+            response.set_status(BACKEND_DOWN_STATUS)
+        return response
+
+
+async def _stream(handlers: Handlers, request: web.Request) -> web.StreamResponse:
     caller = await handlers.caller(request)
     stub = handlers.b.userstore(caller.auth_id)
     # Fail before answering 200 when the user is unknown (a plain 404 beats a broken stream).
@@ -139,7 +158,7 @@ ROUTES: tuple[Route, ...] = (
         events,
         "Server-Sent Events: heartbeats, `changed` after a poll, synthetic events, "
         "`protection_changed`",
-        errors=(401, 403, 404, 503),
+        errors=(401, 403, 404, 502),
         stream=True,
     ),
 )

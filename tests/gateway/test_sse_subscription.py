@@ -37,16 +37,28 @@ def _open(http: aiohttp.ClientSession, base: str) -> Any:
 
 class _LateShard(pb_grpc.UserstoreServiceServicer):
     """Knows every user; subscribes a WatchEvents call only once `release` is set, then sends
-    its headers (as the userstore does right after subscribing) and one event."""
+    its headers (as the userstore does right after subscribing) and one event. Its rules are
+    never available."""
 
-    def __init__(self, refuse: grpc.StatusCode | None = None) -> None:
+    def __init__(self, refuse: grpc.StatusCode | None = None, refuse_users: bool = False) -> None:
         self.called = asyncio.Event()
         self.release = asyncio.Event()
         self.subscribed = False
         self.refuse = refuse
+        self.refuse_users = refuse_users
 
-    async def GetUser(self, request: pb.GetUserRequest, context: object) -> pb.GetUserResponse:
+    async def GetUser(
+        self, request: pb.GetUserRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.GetUserResponse:
+        if self.refuse_users:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the shard is starting")
         return pb.GetUserResponse(user=pb.User(auth_id=request.auth_id))
+
+    async def ListRules(
+        self, request: pb.ListRulesRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ListRulesResponse:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "the shard is starting")
+        raise AssertionError("abort returned")
 
     async def WatchEvents(
         self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext[object, object]
@@ -110,7 +122,8 @@ async def test_the_stream_answers_only_once_subscribed() -> None:
 
 
 async def test_a_watch_that_fails_before_subscribing_is_an_error_not_a_stream() -> None:
-    """The shard ends the watch with UNAVAILABLE before its headers: a JSON 503, no 200."""
+    """The shard ends the watch with UNAVAILABLE before its headers: a JSON 502 (TBM's frontend
+    retries it; a 503 would stop its stream for good), no 200."""
     shard = _LateShard(refuse=grpc.StatusCode.UNAVAILABLE)  # type: ignore[abstract]
     shard.release.set()
     async with (
@@ -118,11 +131,25 @@ async def test_a_watch_that_fails_before_subscribing_is_an_error_not_a_stream() 
         aiohttp.ClientSession() as http,
         _open(http, base) as response,
     ):
-        assert response.status == 503
+        assert response.status == 502
         assert response.headers["Content-Type"].startswith("application/json")
         body = await response.json()
         assert body["success"] is False
         assert shard.called.is_set()
+
+
+async def test_a_shard_down_for_now_is_502_on_the_event_stream_only() -> None:
+    """The user's shard refuses with UNAVAILABLE: the event stream answers 502 (retried by TBM's
+    frontend), while any other route keeps the contract's 503."""
+    shard = _LateShard(refuse_users=True)  # type: ignore[abstract]
+    async with _gateway(shard) as (base, _), aiohttp.ClientSession() as http:
+        async with _open(http, base) as response:
+            assert response.status == 502
+            body = await response.json()
+            assert (body["success"], body["code"]) == (False, "UNAVAILABLE")
+        async with http.get(f"{base}/api/automation/rules", headers={"x-api-key": KEY}) as other:
+            assert other.status == 503
+        assert not shard.called.is_set()
 
 
 async def test_a_gateway_stopping_before_the_subscription_answers_no_200() -> None:
