@@ -106,16 +106,25 @@ async def _stream(handlers: Handlers, request: web.Request) -> web.StreamRespons
     try:
         # Nothing is answered before this: a failure is a JSON error, a shutdown no 200.
         await _subscribed(call)
-    except BaseException:
+        await response.prepare(request)
+        await _relay(call, request, response, handlers.settings.sse_heartbeat_seconds)
+    finally:
         call.cancel()
         if task is not None:
             handlers.streams.discard(task)
-        raise
+    return response
+
+
+async def _relay(
+    call: grpc.aio.UnaryStreamCall[pb.WatchEventsRequest, pb.WatchEventsResponse],
+    request: web.Request,
+    response: web.StreamResponse,
+    heartbeat: float,
+) -> None:
+    """Write the watch's items and a ping every heartbeat until the client or the watch ends."""
     loop = asyncio.get_running_loop()
-    heartbeat = handlers.settings.sse_heartbeat_seconds
     pending: asyncio.Future[pb.WatchEventsResponse] | None = None
     try:
-        await response.prepare(request)
         await response.write(b": connected\n\n")
         reader = call.__aiter__()
         next_ping = loop.time() + heartbeat
@@ -141,14 +150,10 @@ async def _stream(handlers: Handlers, request: web.Request) -> web.StreamRespons
         with contextlib.suppress(Exception):
             await response.write(_frame({"event": "error", "message": "event stream interrupted"}))
     finally:
-        call.cancel()
         if pending is not None:
             pending.cancel()
             with contextlib.suppress(BaseException):
                 await pending
-        if task is not None:
-            handlers.streams.discard(task)
-    return response
 
 
 ROUTES: tuple[Route, ...] = (

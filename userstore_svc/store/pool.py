@@ -350,13 +350,17 @@ class DatabasePool:
                 yield handle
             finally:
                 handle.in_use = False
-                listed = self._open.get(auth_id) is handle and not self._closed
+                listed = self._listed(handle)
                 if listed and handle.auth_id not in self._cached:
                     self._release(handle)  # used without keeping its caches (_keep_cached)
                 if listed and handle.checkpoint_due:
                     task = asyncio.create_task(self._checkpoint_after(handle))
                     self._checkpoints.add(task)
                     task.add_done_callback(self._checkpoints.discard)
+
+    def _listed(self, handle: Handle) -> bool:
+        """Whether `handle` is still its user's open connection (not evicted, not shut down)."""
+        return self._open.get(handle.auth_id) is handle and not self._closed
 
     async def _checkpoint_after(self, handle: Handle) -> None:
         """Checkpoint a WAL a write left past the limit, as the user's next piece of work.
@@ -368,9 +372,8 @@ class DatabasePool:
         was checkpointed by that use (see :meth:`use`).
         """
         async with self._user_lock(handle.auth_id), self._permits:
-            if self._closed or self._open.get(handle.auth_id) is not handle:
-                return
-            if not handle.checkpoint_due:
+            listed = self._listed(handle)
+            if not (listed and handle.checkpoint_due):
                 return
             handle.in_use = True  # not evicted while its thread runs
             try:
